@@ -1,0 +1,241 @@
+/* stream.h - the storage engine as the API layer sees it: topics, partitions, append, read.
+ *
+ * The engine owns the WAL (wal.h), the log cache (hot tail of every partition, in memory), the
+ * uploader (WAL -> stream-set objects in the storage plugin -> RocksDB offset index -> WAL
+ * trim), the cold reader (index lookup, cache plugin, ranged GETs on an I/O pool), retention,
+ * and the topic catalog (persisted in the RocksDB index).
+ *
+ * Threads. Functions marked @locality any are non-blocking (they take only short in-memory
+ * locks) and may run on a network thread. Functions marked @locality worker may block on disk or
+ * a plugin: the API layer runs them through stratus_stream_submit(). Completions (append_done,
+ * read_done, the commit hook) are called on engine threads (WAL writer, I/O pool): they must
+ * not block; they post the result to the thread that needs it.
+ *
+ * Visibility: a record is readable (below the high watermark) only once the WAL write covering
+ * it is durable, so a consumer never sees a record that a crash could take back.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef STRATUS_STREAM_STREAM_H
+#define STRATUS_STREAM_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stratus/stratus_err.h"
+#include "wal.h"
+
+struct stratus_storage;
+struct stratus_cache;
+struct stratus_stream;
+struct stratus_partition;
+
+struct stratus_stream_conf {
+    const char *data_dir;          /* base directory */
+    const char *index_path;        /* RocksDB directory (default DATA_DIR/index) */
+    struct stratus_wal_conf wal;   /* wal.path default DATA_DIR/wal/stratus.wal */
+    uint64_t log_cache_bytes;      /* hot-tail budget over all partitions (default 512 MiB) */
+    uint64_t object_target_bytes;  /* upload when this much is pending (default 16 MiB) */
+    int64_t upload_interval_ms;    /* ... or when the oldest pending data is this old (2000) */
+    int io_threads;                /* cold-read / admin worker threads (default 4) */
+    int64_t retention_check_ms;    /* how often retention runs (default 30000) */
+    int32_t default_partitions;    /* num.partitions for auto-created topics (default 1) */
+    int32_t node_id;
+};
+
+/* @locality startup. Opens the index, loads the topic catalog, replays the WAL into the log
+ * cache, and starts the WAL writer, uploader, I/O pool and retention threads. `st` and `cache`
+ * are borrowed and must outlive the engine. */
+int stratus_stream_open(const struct stratus_stream_conf *conf, struct stratus_storage *st,
+                        struct stratus_cache *cache, struct stratus_stream **out,
+                        struct stratus_errbuf *eb);
+
+/* @locality any, once, after the network has stopped. Completes pending appends, stops the
+ * threads, closes the index. Data still in the WAL stays there for the next start. */
+void stratus_stream_close(struct stratus_stream *s);
+
+/* @locality any. Runs fn(arg) on an I/O worker thread (for the @locality worker calls below).
+ * Returns STRATUS_ECLOSED when shutting down (fn is then not called). */
+typedef void stratus_work_fn(void *arg);
+int stratus_stream_submit(struct stratus_stream *s, stratus_work_fn *fn, void *arg);
+
+/* Called on an engine thread whenever a partition's high watermark moves (new durable data)
+ * or its log start moves; used to wake long-poll fetches. Set once before traffic starts. */
+typedef void stratus_commit_hook_fn(void *arg, struct stratus_partition *p);
+void stratus_stream_set_commit_hook(struct stratus_stream *s, stratus_commit_hook_fn *fn,
+                                    void *arg);
+
+/* ---- topics ------------------------------------------------------------------------------ */
+
+#define STRATUS_TOPIC_NAME_MAX 249
+
+struct stratus_topic_info {
+    char name[STRATUS_TOPIC_NAME_MAX + 1];
+    uint8_t id[16]; /* topic UUID, random v4, never all zero */
+    int32_t partitions;
+};
+
+/* One name=value pair (borrowed strings; value NULL means "reset to default"). */
+struct stratus_kv {
+    const char *name;
+    const char *value;
+};
+
+/* Sources, as DescribeConfigs reports them. */
+enum stratus_config_source {
+    STRATUS_CONFIG_SRC_DYNAMIC_TOPIC = 1,
+    STRATUS_CONFIG_SRC_DYNAMIC_BROKER = 2,
+    STRATUS_CONFIG_SRC_STATIC_BROKER = 4,
+    STRATUS_CONFIG_SRC_DEFAULT = 5,
+};
+
+/* ConfigType of DescribeConfigs v3+. */
+enum stratus_config_type {
+    STRATUS_CONFIG_T_BOOLEAN = 1,
+    STRATUS_CONFIG_T_STRING = 2,
+    STRATUS_CONFIG_T_INT = 3,
+    STRATUS_CONFIG_T_SHORT = 4,
+    STRATUS_CONFIG_T_LONG = 5,
+    STRATUS_CONFIG_T_DOUBLE = 6,
+    STRATUS_CONFIG_T_LIST = 7,
+    STRATUS_CONFIG_T_CLASS = 8,
+    STRATUS_CONFIG_T_PASSWORD = 9,
+};
+
+/* One topic config as DescribeConfigs reports it; strings owned by the array's allocation. */
+struct stratus_config_entry {
+    char name[128];
+    char value[512];
+    int source;     /* enum stratus_config_source */
+    int is_default; /* value is the default */
+    int read_only;
+    int sensitive;
+    int type;       /* enum stratus_config_type */
+    const char *doc; /* static */
+};
+
+/* @locality any (in memory). A snapshot of every topic, sorted by name; *out is malloc'd and
+ * owned by the caller (free()). */
+int stratus_stream_list_topics(struct stratus_stream *s, struct stratus_topic_info **out,
+                               size_t *n);
+
+/* @locality any. Fills out for name; STRATUS_ENOTFOUND when there is no such topic. */
+int stratus_stream_find_topic(struct stratus_stream *s, const char *name,
+                              struct stratus_topic_info *out);
+int stratus_stream_find_topic_id(struct stratus_stream *s, const uint8_t id[16],
+                                 struct stratus_topic_info *out);
+
+/* @locality worker. Creates a topic. Returns a Kafka error code (KAFKA_ERR_NONE,
+ * TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS, INVALID_CONFIG,
+ * INVALID_REPLICATION_FACTOR...) and a message in msg. partitions -1 = the default. With
+ * validate_only nothing changes. id_out (may be NULL) gets the new topic's UUID. */
+int16_t stratus_stream_create_topic(struct stratus_stream *s, const char *name,
+                                    int32_t partitions, const struct stratus_kv *configs,
+                                    size_t nconfigs, int validate_only, uint8_t id_out[16],
+                                    char *msg, size_t msgcap);
+
+/* @locality worker. Deletes a topic (its index entries, and its objects' ranges become
+ * garbage for retention). UNKNOWN_TOPIC_OR_PARTITION if absent. */
+int16_t stratus_stream_delete_topic(struct stratus_stream *s, const char *name, char *msg,
+                                    size_t msgcap);
+
+/* @locality worker. Grows a topic to new_total partitions (INVALID_PARTITIONS if not larger). */
+int16_t stratus_stream_create_partitions(struct stratus_stream *s, const char *name,
+                                         int32_t new_total, int validate_only, char *msg,
+                                         size_t msgcap);
+
+/* @locality any. Every topic config (honoured and accepted ones), with sources and defaults.
+ * *out is malloc'd, owned by the caller. UNKNOWN_TOPIC_OR_PARTITION if absent. */
+int16_t stratus_stream_describe_topic_configs(struct stratus_stream *s, const char *name,
+                                              struct stratus_config_entry **out, size_t *n);
+
+/* @locality worker. Sets (value != NULL) or resets (value == NULL) topic configs, all or none;
+ * with incremental = 0 the configs not named are reset (AlterConfigs), with 1 they stay. */
+int16_t stratus_stream_alter_topic_configs(struct stratus_stream *s, const char *name,
+                                           const struct stratus_kv *configs, size_t n,
+                                           int incremental, int validate_only, char *msg,
+                                           size_t msgcap);
+
+/* ---- partitions ------------------------------------------------------------------------- */
+
+/* @locality any. A counted reference to a partition, or NULL if the topic or the partition does
+ * not exist. Release it with stratus_partition_release(). */
+struct stratus_partition *stratus_stream_partition(struct stratus_stream *s, const char *topic,
+                                                   int32_t partition);
+void stratus_partition_release(struct stratus_partition *p);
+
+/* The partition's topic name, index, and leader epoch (bumped whenever it is opened). */
+const char *stratus_partition_topic(const struct stratus_partition *p);
+int32_t stratus_partition_index(const struct stratus_partition *p);
+int32_t stratus_partition_leader_epoch(const struct stratus_partition *p);
+
+/* @locality any. Offsets: log start (earliest readable), high watermark (next offset after the
+ * last durable record), log end (next offset to assign, >= high watermark). */
+void stratus_partition_offsets(struct stratus_partition *p, int64_t *log_start,
+                               int64_t *high_watermark, int64_t *log_end);
+
+struct stratus_append_result {
+    int16_t error;            /* Kafka error code; KAFKA_ERR_NONE on success */
+    int64_t base_offset;      /* offset given to the first record */
+    int64_t log_append_time;  /* -1 unless the topic uses LogAppendTime */
+    int64_t log_start_offset;
+    char msg[160];            /* detail for the error, if any */
+};
+
+/* Called once when the appended batches are durable (kerr NONE) or failed to be (WAL error:
+ * KAFKA_STORAGE_ERROR). On an engine thread; must not block. */
+typedef void stratus_append_done_fn(void *arg, int16_t kerr);
+
+/* @locality any, non-blocking. Validates the records blob (stratus_records_validate, topic
+ * max.message.bytes), assigns offsets, applies LogAppendTime, adds the batches to the log cache
+ * and queues them to the WAL. The caller's buffer is borrowed for the call only. On a
+ * validation error res->error is set and done is NOT called; otherwise done is called exactly
+ * once. */
+void stratus_partition_append(struct stratus_partition *p, const uint8_t *records, size_t len,
+                              struct stratus_append_result *res, stratus_append_done_fn *done,
+                              void *arg);
+
+struct stratus_fetch_result {
+    int16_t error;             /* NONE or OFFSET_OUT_OF_RANGE or KAFKA_STORAGE_ERROR */
+    int64_t high_watermark;
+    int64_t last_stable_offset;
+    int64_t log_start_offset;
+    uint8_t *data;             /* whole batches, malloc'd; the receiver owns and frees it */
+    size_t len;
+};
+
+/* @locality any, non-blocking. Reads whole batches starting with the one containing offset,
+ * below the high watermark, up to max_bytes (but at least one whole batch when min_one is set,
+ * as Kafka does for the first partition of a fetch). Returns 0 with res filled (possibly
+ * empty when offset == high watermark, or res->error OFFSET_OUT_OF_RANGE), or STRATUS_EAGAIN
+ * when the offset is no longer in the log cache: then use stratus_partition_read_cold(). */
+int stratus_partition_read(struct stratus_partition *p, int64_t offset, size_t max_bytes,
+                           int min_one, struct stratus_fetch_result *res);
+
+/* @locality any. The same read from objects (offset index, cache plugin, ranged GETs), run on
+ * the I/O pool. done gets the result (it owns res->data) on an I/O thread. */
+typedef void stratus_read_done_fn(void *arg, struct stratus_fetch_result *res);
+void stratus_partition_read_cold(struct stratus_partition *p, int64_t offset, size_t max_bytes,
+                                 int min_one, stratus_read_done_fn *done, void *arg);
+
+/* @locality worker. ListOffsets by timestamp: the first offset whose batch max timestamp is
+ * >= ts, with that timestamp; *offset = -1 when none. ts = -3 asks for the record with the
+ * largest timestamp (KIP-734). */
+int stratus_partition_offset_for_time(struct stratus_partition *p, int64_t ts, int64_t *offset,
+                                      int64_t *timestamp, struct stratus_errbuf *eb);
+
+/* ---- observability ---------------------------------------------------------------------- */
+
+struct stratus_stream_stats {
+    uint64_t log_cache_bytes, log_cache_evictions;
+    uint64_t objects_uploaded, object_bytes_uploaded, upload_failures;
+    uint64_t pending_upload_bytes;
+    uint64_t cold_reads, cold_read_bytes;
+    uint64_t retention_deleted_objects;
+    struct stratus_wal_stats wal;
+};
+void stratus_stream_get_stats(struct stratus_stream *s, struct stratus_stream_stats *out);
+
+/* @locality worker. Uploads everything pending now and waits for it (tests, clean shutdown). */
+int stratus_stream_flush(struct stratus_stream *s, struct stratus_errbuf *eb);
+
+#endif

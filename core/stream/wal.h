@@ -1,0 +1,81 @@
+/* wal.h - the write-ahead log: durable, group-committed appends of opaque records.
+ *
+ * The WAL is a preallocated file used as a ring. Appends from any thread are queued; a writer
+ * thread packs every pending record into one aligned O_DIRECT|O_DSYNC write (several writes in
+ * flight), and calls each record's completion once the write covering it is durable, in LSN
+ * order. Where the file system refuses O_DIRECT (tmpfs), it falls back to buffered writes +
+ * fdatasync with a warning, never to no sync at all. An LSN is the logical byte position of a
+ * record in the ring (monotonic, never reused). trim() frees the ring up to an LSN once the
+ * records before it are safe elsewhere (uploaded); the trim point is durable. On open, replay()
+ * returns every intact record after the trim point and stops at the first torn or corrupt one.
+ * The on-disk format is documented at the top of wal.c.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef STRATUS_STREAM_WAL_H
+#define STRATUS_STREAM_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "stratus/stratus_err.h"
+
+struct stratus_wal;
+
+struct stratus_wal_conf {
+    const char *path;          /* the WAL file; created and preallocated if absent */
+    uint64_t size_bytes;       /* ring size (default 1 GiB); rounded to the alignment */
+    uint32_t max_write_bytes;  /* largest single write (default 1 MiB) */
+    int max_inflight;          /* writes in flight at once (default 4) */
+    uint64_t max_pending_bytes;/* appends queued but not yet written, ceiling (default 256 MiB) */
+    int force_buffered;        /* 1 = do not try O_DIRECT (tests) */
+};
+
+/* Completion of one append: err is 0 when durable, or a STRATUS_E* code when the write
+ * failed (the WAL is then unusable and every later append fails too). Called on the WAL's
+ * writer thread: do not block; post the result to the thread that needs it. */
+typedef void stratus_wal_done_fn(void *arg, int err, uint64_t lsn);
+
+/* Called by replay() for each intact record in LSN order; rec is borrowed for the call.
+ * A non-zero return stops the replay and is returned by it. */
+typedef int stratus_wal_replay_fn(void *arg, uint64_t lsn, const void *rec, size_t len);
+
+/* @locality any (startup). Opens or creates the WAL file. */
+int stratus_wal_open(const struct stratus_wal_conf *conf, struct stratus_wal **out,
+                     struct stratus_errbuf *eb);
+
+/* @locality startup, before start(). Replays the records after the trim point. */
+int stratus_wal_replay(struct stratus_wal *wal, stratus_wal_replay_fn *fn, void *arg,
+                       struct stratus_errbuf *eb);
+
+/* @locality startup. Starts the writer thread; appends are accepted from then on. */
+int stratus_wal_start(struct stratus_wal *wal, struct stratus_errbuf *eb);
+
+/* @locality any. Queues one record made of iovcnt pieces (copied before return). done is called
+ * exactly once, unless this returns an error. Returns STRATUS_ENOMEM when the pending-bytes
+ * ceiling is reached, STRATUS_ERANGE when the record is larger than the ring can ever hold,
+ * STRATUS_ECLOSED after close began, STRATUS_EIO after a failed write. When the ring is full
+ * the record waits (pending) until trim() frees space. */
+int stratus_wal_append(struct stratus_wal *wal, const struct iovec *iov, int iovcnt,
+                       stratus_wal_done_fn *done, void *arg, uint64_t *lsn_out /* OUT, may be NULL */);
+
+/* @locality any. Frees every record whose LSN is < upto_lsn. Durable before return
+ * (it writes the superblock), so call it from a background thread. */
+int stratus_wal_trim(struct stratus_wal *wal, uint64_t upto_lsn, struct stratus_errbuf *eb);
+
+struct stratus_wal_stats {
+    uint64_t appends, append_bytes, writes, write_bytes, fsyncs;
+    uint64_t head_lsn;    /* next LSN to be assigned */
+    uint64_t durable_lsn; /* every record below this is durable */
+    uint64_t trim_lsn;    /* every record below this is freed */
+    uint64_t pending_bytes;
+    uint64_t write_us_total; /* sum of write latencies, for a mean */
+    int direct_io;        /* 1 when O_DIRECT is in use */
+};
+void stratus_wal_get_stats(struct stratus_wal *wal, struct stratus_wal_stats *out);
+
+/* @locality any, once. Writes everything queued, waits for completions, stops the writer and
+ * frees the WAL. */
+void stratus_wal_close(struct stratus_wal *wal);
+
+#endif

@@ -1,0 +1,23 @@
+/* alloc.h - allocation helpers. Fixed-size internal allocations abort on OOM (xmalloc and
+ * friends); sizes a peer or the config controls use plain malloc and handle NULL.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef STRATUS_UTIL_ALLOC_H
+#define STRATUS_UTIL_ALLOC_H
+
+#include <stddef.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+#define stratus_assert(cond)                                            \
+    do {                                                                \
+        if (!(cond))                                                    \
+            stratus_assert_fail(#cond, __FILE__, __LINE__);             \
+    } while (0)
+void stratus_assert_fail(const char *what, const char *file, int line) __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,14 @@
+/* crc32c.h - CRC-32C (Castagnoli), as Kafka record batches and the WAL use it.
+ * stratus_crc32c(0, buf, len) gives the checksum of buf; pass a previous result to continue.
+ * Uses the SSE4.2 instruction when the CPU has it. Thread-safe.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef STRATUS_UTIL_CRC32C_H
+#define STRATUS_UTIL_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+uint32_t stratus_crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif

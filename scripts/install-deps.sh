@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# install-deps.sh - installs every Debian 12 package Stratus needs to build and test, and the
+# npm packages of tests/ (kafkajs). Installs only what is missing; uses sudo when not root.
+#   scripts/install-deps.sh          build + test dependencies
+#   scripts/install-deps.sh --build  build dependencies only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD_PKGS="build-essential cmake pkg-config librocksdb-dev libinih-dev libcurl4-openssl-dev
+ libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev"
+TEST_PKGS="clang libclang-rt-14-dev kcat librdkafka-dev python3 python3-kafka python3-confluent-kafka
+ nodejs npm procps"
+
+pkgs="$BUILD_PKGS"
+[ "${1:-}" = "--build" ] || pkgs="$pkgs $TEST_PKGS"
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "install-deps: installing:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+if [ "${1:-}" != "--build" ] && [ -f tests/package.json ]; then
+  if [ ! -d tests/node_modules/kafkajs ]; then
+    echo "install-deps: npm install in tests/"
+    (cd tests && npm install --no-audit --no-fund --loglevel=error)
+  fi
+fi

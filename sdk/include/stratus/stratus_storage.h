@@ -1,0 +1,77 @@
+/* stratus_storage.h - the storage plugin kind: an object store Stratus keeps its data in.
+ *
+ * Objects are immutable byte strings named by keys ('/'-separated, at most 1024 bytes). The
+ * core writes each object once (put) and reads ranges of it (get); conditional puts fence
+ * concurrent writers. Calls come from the core's I/O threads, never from a network thread:
+ * every op may block, and every op must be safe to call from several threads at once on one
+ * instance. Timeouts, retries with backoff, and metrics are the core's job: an op makes one
+ * attempt and classifies its failure:
+ *   STRATUS_ENOTFOUND  the key does not exist
+ *   STRATUS_EEXIST     a precondition failed (if-absent on an existing key, if-match mismatch)
+ *   STRATUS_EAGAIN     transient (throttled, 5xx, reset, timeout): the core retries
+ *   STRATUS_EAUTH      credentials refused: fatal
+ *   others             fatal for this call
+ * with a message in eb naming the key and the provider's error.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef STRATUS_STORAGE_H
+#define STRATUS_STORAGE_H
+
+#include "stratus_plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Options of a put. Zeroed means an unconditional put. */
+struct stratus_put_opts {
+    uint32_t size;         /* sizeof(struct stratus_put_opts) */
+    int if_absent;         /* fail with STRATUS_EEXIST when the key exists */
+    const char *if_match;  /* fail with STRATUS_EEXIST unless the current etag equals this */
+};
+
+/* What head() and list() report of one object. */
+struct stratus_object_info {
+    char key[1025];
+    uint64_t size;
+    int64_t mtime_ms;   /* last modification, ms since the epoch; 0 when unknown */
+    char etag[128];     /* opaque version tag usable with if_match; "" when unknown */
+};
+
+/* Called by list() once per object, in lexicographic key order. Return 0 to continue, any
+ * other value to stop (list() then returns that value). `info` is borrowed for the call. */
+typedef int stratus_list_fn(void *arg, const struct stratus_object_info *info);
+
+struct stratus_storage_ops {
+    uint32_t ops_size; /* sizeof(struct stratus_storage_ops) */
+    /* ---- ABI 1.0, required ---- */
+    /* Creates an instance from the parsed config (conf points at desc->conf_size bytes). */
+    int (*open)(const struct stratus_host *host, const void *conf, void **inst /* OUT */,
+                struct stratus_errbuf *eb);
+    void (*close)(void *inst);
+    /* Stores len bytes at key, atomically: readers see the old object or the whole new one.
+     * On success writes the new etag into etag_out (may be NULL), at most 128 bytes. */
+    int (*put)(void *inst, const char *key, const void *data, size_t len,
+               const struct stratus_put_opts *opts /* may be NULL */, char *etag_out,
+               struct stratus_errbuf *eb);
+    /* Reads up to len bytes from offset off into dst (caller-allocated, len bytes); *got is
+     * set to the bytes read, which is less than len only at the end of the object. Reading at
+     * or past the end gives *got = 0 and returns 0. */
+    int (*get)(void *inst, const char *key, uint64_t off, size_t len, void *dst,
+               size_t *got /* OUT */, struct stratus_errbuf *eb);
+    /* Fills info for key, or returns STRATUS_ENOTFOUND. */
+    int (*head)(void *inst, const char *key, struct stratus_object_info *info /* OUT */,
+                struct stratus_errbuf *eb);
+    /* Deletes keys; a key that does not exist counts as deleted. */
+    int (*del)(void *inst, const char *const *keys, size_t nkeys, struct stratus_errbuf *eb);
+    /* Calls cb for every object whose key starts with prefix and sorts after start_after
+     * (NULL or "" = from the start). */
+    int (*list)(void *inst, const char *prefix, const char *start_after, stratus_list_fn *cb,
+                void *arg, struct stratus_errbuf *eb);
+    /* ---- ABI 1.1 and later: append below, never reorder ---- */
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif
