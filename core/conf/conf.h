@@ -57,4 +57,18 @@ void stratus_conf_describe(const struct stratus_param *params, void *file /* FIL
 
 void stratus_conf_free(struct stratus_conf *conf);
 
+/* ---- additions (plugins engineer) ---- */
+
+/* The file conf was loaded from, or "(no file)". Borrowed from conf. */
+const char *stratus_conf_path(const struct stratus_conf *conf);
+
+/* 1 when conf has at least one key in [section] (file or --set), else 0. */
+int stratus_conf_has_section(const struct stratus_conf *conf, const char *section);
+
+/* Checks one entry of a config map as the plugin loader must before trusting it: a name of
+ * [a-z0-9_]+, a known type, a field inside conf_size, min <= max, a default that parses and
+ * is in bounds. Returns 0 or STRATUS_EINVAL with a reason in err. */
+int stratus_conf_check_param(const struct stratus_param *p, size_t conf_size, char *err,
+                             size_t errcap);
+
 #endif

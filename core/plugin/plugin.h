@@ -56,6 +56,10 @@ int stratus_storage_open(const struct stratus_conf *conf, const char *section,
                          const char *plugin_dir, struct stratus_storage **out,
                          struct stratus_errbuf *eb);
 void stratus_storage_close(struct stratus_storage *st);
+/* Validates [section] as stratus_storage_open() would (loads the plugin, checks its keys) but
+ * does not open it (stratusd --check-config). */
+int stratus_storage_check(const struct stratus_conf *conf, const char *section,
+                          const char *plugin_dir, struct stratus_errbuf *eb);
 const char *stratus_storage_name(const struct stratus_storage *st);
 
 int stratus_storage_put(struct stratus_storage *st, const char *key, const void *data, size_t len,
@@ -87,6 +91,8 @@ int stratus_cache_open(const struct stratus_conf *conf, const char *section,
                        const char *plugin_dir, struct stratus_cache **out,
                        struct stratus_errbuf *eb);
 void stratus_cache_close(struct stratus_cache *c);
+int stratus_cache_check(const struct stratus_conf *conf, const char *section,
+                        const char *plugin_dir, struct stratus_errbuf *eb);
 int stratus_cache_lookup(struct stratus_cache *c, const char *key, void *dst, size_t cap,
                          size_t *len);
 void stratus_cache_insert(struct stratus_cache *c, const char *key, const void *data, size_t len);

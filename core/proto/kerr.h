@@ -115,7 +115,8 @@
     XX(TRANSACTIONAL_ID_NOT_FOUND, 105)                      \
     XX(FETCH_SESSION_TOPIC_ID_ERROR, 106)                    \
     XX(INELIGIBLE_REPLICA, 107)                              \
-    XX(NEW_LEADER_ELECTED, 108)
+    XX(NEW_LEADER_ELECTED, 108)                              \
+    XX(UNSUPPORTED_ENDPOINT_TYPE, 115)
 
 enum kafka_err {
 #define KAFKA_ERR_ENUM(name, val) KAFKA_ERR_##name = (val),

@@ -189,7 +189,10 @@ typedef void stratus_append_done_fn(void *arg, int16_t kerr);
  * max.message.bytes), assigns offsets, applies LogAppendTime, adds the batches to the log cache
  * and queues them to the WAL. The caller's buffer is borrowed for the call only. On a
  * validation error res->error is set and done is NOT called; otherwise done is called exactly
- * once. */
+ * once. Errors set here: CORRUPT_MESSAGE, INVALID_RECORD, UNSUPPORTED_FOR_MESSAGE_FORMAT,
+ * MESSAGE_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION (deleted meanwhile), and KAFKA_STORAGE_ERROR
+ * when the WAL refused the record (failed earlier, or its pending ceiling is reached): nothing
+ * is stored then and done is not called either. */
 void stratus_partition_append(struct stratus_partition *p, const uint8_t *records, size_t len,
                               struct stratus_append_result *res, stratus_append_done_fn *done,
                               void *arg);
@@ -237,5 +240,9 @@ void stratus_stream_get_stats(struct stratus_stream *s, struct stratus_stream_st
 
 /* @locality worker. Uploads everything pending now and waits for it (tests, clean shutdown). */
 int stratus_stream_flush(struct stratus_stream *s, struct stratus_errbuf *eb);
+
+/* @locality worker. Runs one retention pass now (what the retention thread does every
+ * retention_check_ms): time/size retention, deleted topics' ranges, unreferenced objects. */
+int stratus_stream_run_retention(struct stratus_stream *s, struct stratus_errbuf *eb);
 
 #endif

@@ -29,6 +29,12 @@ struct stratus_wal_conf {
     int max_inflight;          /* writes in flight at once (default 4) */
     uint64_t max_pending_bytes;/* appends queued but not yet written, ceiling (default 256 MiB) */
     int force_buffered;        /* 1 = do not try O_DIRECT (tests) */
+    /* Added by the WAL (grow only at the end; zero = default): */
+    uint32_t batch_delay_us;   /* a writer waits up to this long for a batch to fill before
+                                  issuing it while it is under half of max_write_bytes (0) */
+    int skip_zero_fill;        /* 1 = only fallocate a new file; by default it is also written
+                                  with zeros once, so later O_DSYNC writes need no metadata
+                                  (extent conversion) commit: ~1.7x faster on ext4 */
 };
 
 /* Completion of one append: err is 0 when durable, or a STRATUS_E* code when the write

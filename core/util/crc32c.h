@@ -11,4 +11,10 @@
 
 uint32_t stratus_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* The portable slice-by-8 path alone, same contract (tests compare it with the default). */
+uint32_t stratus_crc32c_sw(uint32_t crc, const void *buf, size_t len);
+
+/* 1 when stratus_crc32c uses the SSE4.2 instruction. */
+int stratus_crc32c_hw_available(void);
+
 #endif

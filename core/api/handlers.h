@@ -1,0 +1,44 @@
+/* handlers.h - the request handlers of core/api, one per API, and the helpers they share.
+ * Every handler runs on the request's network thread unless it says otherwise, never blocks,
+ * and returns STRATUS_API_DONE or STRATUS_API_PENDING (see api.h).
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef STRATUS_API_HANDLERS_H
+#define STRATUS_API_HANDLERS_H
+
+#include "api.h"
+#include "proto/kerr.h"
+
+int api_apiversions(struct stratus_req *req);
+int api_metadata(struct stratus_req *req);
+int api_produce(struct stratus_req *req);
+int api_fetch(struct stratus_req *req);
+int api_listoffsets(struct stratus_req *req);
+int api_createtopics(struct stratus_req *req);
+int api_deletetopics(struct stratus_req *req);
+int api_createpartitions(struct stratus_req *req);
+int api_describeconfigs(struct stratus_req *req);
+int api_describecluster(struct stratus_req *req);
+int api_findcoordinator(struct stratus_req *req);
+
+/* Marks req as malformed: no response, and the connection closes (as Kafka does). */
+int api_protocol_error(struct stratus_req *req, const char *what);
+
+/* Runs fn(req) on an I/O worker (for handlers that must block: RocksDB writes, timestamp
+ * lookups); fn writes the response body and the request is finished when it returns. */
+typedef void api_worker_fn(struct stratus_req *req);
+int api_run_on_worker(struct stratus_req *req, api_worker_fn *fn);
+
+/* A kstr copied into a NUL-terminated arena string ("" for null). */
+char *api_cstr(struct stratus_req *req, struct kstr s);
+/* A kstr over an arena copy of a C string. */
+struct kstr api_kstr(struct stratus_req *req, const char *s);
+
+/* Fetch long-poll wakeups (fetch.c). */
+void api_fetch_init(struct stratus_api_ctx *ctx);
+void api_fetch_thread_start(struct stratus_loop *loop);
+void api_fetch_thread_stop(struct stratus_loop *loop);
+
+#define API_ALLOC(req, T, n) ((T *)arena_calloc(&(req)->arena, (size_t)(n), sizeof(T)))
+
+#endif

@@ -1,0 +1,191 @@
+/* produce.c - Produce (v3-11; v0-2 are refused by closing the connection, as Kafka 4 does).
+ *
+ * Each partition's records go to stratus_partition_append(), which validates them, assigns
+ * offsets and queues them to the WAL without blocking. With acks=0 nothing is sent back; with
+ * acks=1 or -1 the request parks until every partition's append is durable: the WAL thread's
+ * completions count down, and the last one posts the encoding of the response to the
+ * request's network thread. Errors are per partition, as Kafka reports them.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "stream/stream.h"
+#include "util/log.h"
+#include "util/loop.h"
+
+struct part_cb;
+
+struct produce_ctx {
+    struct stratus_req *req;
+    struct ProduceResponse rs;
+    struct part_cb **cbs; /* per topic: its partitions' completion slots (arena) */
+    atomic_int pending; /* appends not yet durable, + 1 while the handler runs */
+};
+
+/* One per partition: the WAL thread writes kerr, the network thread applies it to the
+ * response after the last completion (the atomic pending count orders the two). */
+struct part_cb {
+    struct produce_ctx *pc;
+    struct ProduceResponse_PartitionProduceResponse *pr;
+    int16_t kerr;
+};
+
+static void apply_completions(struct produce_ctx *pc)
+{
+    for (int32_t i = 0; i < pc->rs.Responses.count; i++) {
+        struct ProduceResponse_TopicProduceResponse *tr = &pc->rs.Responses.items[i];
+        struct part_cb *cbs = tr->PartitionResponses.count > 0 ? pc->cbs[i] : NULL;
+        for (int32_t j = 0; cbs && j < tr->PartitionResponses.count; j++) {
+            if (cbs[j].kerr != KAFKA_ERR_NONE) {
+                cbs[j].pr->ErrorCode = cbs[j].kerr;
+                cbs[j].pr->BaseOffset = -1;
+            }
+        }
+    }
+}
+
+static void produce_respond(void *arg)
+{
+    struct produce_ctx *pc = arg;
+    struct stratus_req *req = pc->req;
+
+    apply_completions(pc);
+    ProduceResponse_encode(&req->resp, req->api_version, &pc->rs);
+    if (req->resp.err)
+        api_protocol_error(req, "response too large");
+    free(pc);
+    stratus_req_finish(req);
+}
+
+static void produce_part_done(void *arg, int16_t kerr)
+{
+    struct part_cb *cb = arg;
+    struct produce_ctx *pc = cb->pc;
+
+    cb->kerr = kerr;
+    if (atomic_fetch_sub(&pc->pending, 1) == 1)
+        stratus_loop_post(pc->req->loop, produce_respond, pc);
+}
+
+/* acks=0: the request is gone by the time the append is durable; nothing to do. */
+static void produce_noop_done(void *arg, int16_t kerr)
+{
+    (void)arg;
+    if (kerr != KAFKA_ERR_NONE)
+        LOG_WARN("api", "acks=0 append failed err=%s", stratus_kerr_name(kerr));
+}
+
+int api_produce(struct stratus_req *req)
+{
+    struct ProduceRequest rq;
+    struct kread r;
+    struct produce_ctx *pc;
+    struct stratus_api_ctx *ctx = req->ctx;
+
+    ProduceRequest_init(&rq);
+    kr_init(&r, req->body, req->body_len, &req->arena);
+    if (ProduceRequest_decode(&r, req->api_version, &rq) != 0 || r.err)
+        return api_protocol_error(req, "malformed Produce");
+    pc = calloc(1, sizeof *pc);
+    if (!pc)
+        return api_protocol_error(req, "out of memory");
+    pc->req = req;
+    atomic_init(&pc->pending, 1);
+    ProduceResponse_init(&pc->rs);
+    int32_t nt = rq.TopicData.count > 0 ? rq.TopicData.count : 0;
+    pc->rs.Responses.items = API_ALLOC(req, struct ProduceResponse_TopicProduceResponse, nt);
+    if (nt && !pc->rs.Responses.items) {
+        free(pc);
+        return api_protocol_error(req, "out of memory");
+    }
+    pc->rs.Responses.count = nt;
+    pc->cbs = API_ALLOC(req, struct part_cb *, nt);
+    if (nt && !pc->cbs) {
+        free(pc);
+        return api_protocol_error(req, "out of memory");
+    }
+    int bad_acks = rq.Acks != 0 && rq.Acks != 1 && rq.Acks != -1;
+
+    for (int32_t i = 0; i < nt; i++) {
+        const struct ProduceRequest_TopicProduceData *td = &rq.TopicData.items[i];
+        struct ProduceResponse_TopicProduceResponse *tr = &pc->rs.Responses.items[i];
+        char *topic = api_cstr(req, td->Name);
+        int32_t np = td->PartitionData.count > 0 ? td->PartitionData.count : 0;
+
+        ProduceResponse_TopicProduceResponse_init(tr);
+        tr->Name = td->Name;
+        struct ProduceResponse_PartitionProduceResponse *prs =
+            API_ALLOC(req, struct ProduceResponse_PartitionProduceResponse, np);
+        struct part_cb *cbs = API_ALLOC(req, struct part_cb, np);
+        if (np && (!prs || !cbs)) {
+            free(pc);
+            return api_protocol_error(req, "out of memory");
+        }
+        pc->cbs[i] = cbs;
+        tr->PartitionResponses.items = prs;
+        tr->PartitionResponses.count = np;
+        for (int32_t j = 0; j < np; j++) {
+            const struct ProduceRequest_PartitionProduceData *pd = &td->PartitionData.items[j];
+            struct ProduceResponse_PartitionProduceResponse *pr = &prs[j];
+            ProduceResponse_PartitionProduceResponse_init(pr);
+            cbs[j].pc = pc;
+            cbs[j].pr = pr;
+            pr->Index = pd->Index;
+            pr->BaseOffset = -1;
+            pr->LogAppendTimeMs = -1;
+            pr->LogStartOffset = -1;
+            if (bad_acks) {
+                pr->ErrorCode = KAFKA_ERR_INVALID_REQUIRED_ACKS;
+                continue;
+            }
+            struct stratus_partition *p =
+                topic ? stratus_stream_partition(ctx->stream, topic, pd->Index) : NULL;
+            if (!p) {
+                pr->ErrorCode = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            if (pd->Records.len <= 0) {
+                pr->ErrorCode = KAFKA_ERR_CORRUPT_MESSAGE;
+                stratus_partition_release(p);
+                continue;
+            }
+            struct stratus_append_result res;
+            memset(&res, 0, sizeof res);
+            if (rq.Acks != 0)
+                atomic_fetch_add(&pc->pending, 1);
+            stratus_partition_append(p, pd->Records.p, (size_t)pd->Records.len, &res,
+                                     rq.Acks != 0 ? produce_part_done : produce_noop_done,
+                                     rq.Acks != 0 ? (void *)&cbs[j] : NULL);
+            stratus_partition_release(p);
+            if (res.error != KAFKA_ERR_NONE) {
+                pr->ErrorCode = res.error;
+                if (rq.Acks != 0)
+                    atomic_fetch_sub(&pc->pending, 1);
+                if (res.msg[0])
+                    pr->ErrorMessage = api_kstr(req, res.msg);
+                LOG_DEBUG("api", "produce refused topic=%s partition=%d err=%s msg=%s", topic,
+                          pd->Index, stratus_kerr_name(res.error), res.msg);
+                continue;
+            }
+            pr->BaseOffset = res.base_offset;
+            pr->LogAppendTimeMs = res.log_append_time;
+            pr->LogStartOffset = res.log_start_offset;
+        }
+    }
+    if (rq.Acks == 0) {
+        /* acks=0: no response at all; appends complete in the background. */
+        req->no_response = 1;
+        free(pc);
+        return STRATUS_API_DONE;
+    }
+    if (atomic_fetch_sub(&pc->pending, 1) == 1) {
+        apply_completions(pc);
+        ProduceResponse_encode(&req->resp, req->api_version, &pc->rs);
+        free(pc);
+        return STRATUS_API_DONE;
+    }
+    return STRATUS_API_PENDING;
+}

@@ -1,0 +1,511 @@
+/* broker.c - builds the broker from its configuration and runs it (see broker.h).
+ *
+ * Start order: config sections -> data_dir and cluster id -> storage plugin -> cache plugin ->
+ * storage engine (index, WAL replay, uploader, I/O pool) -> request handlers -> listeners and
+ * network threads. Stop order is the reverse, with a drain of in-flight requests first.
+ * The cluster id lives in DATA_DIR/cluster.id (22 characters, base64url of 16 random bytes).
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "conf/conf.h"
+#include "net/net.h"
+#include "plugin/plugin.h"
+#include "stream/stream.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+struct broker_conf {
+    int64_t node_id;
+    char *listeners;
+    char *advertised_listeners;
+    char *data_dir;
+    char *plugin_dir;
+    int64_t network_threads;
+    int64_t io_threads;
+    uint64_t max_request_bytes;
+    int64_t idle_timeout_ms;
+    int64_t max_inflight;
+    int auto_create_topics;
+    int64_t num_partitions;
+    char *log_level;
+    uint64_t log_cache_size;
+    int64_t retention_check_interval_ms;
+    int64_t shutdown_timeout_ms;
+};
+
+static const struct stratus_param broker_params[] = {
+    STRATUS_PARAM_INT("node_id", "1", 0, struct broker_conf, node_id, 0, 2147483647,
+                      "This broker's id (Kafka node.id)"),
+    STRATUS_PARAM_STR("listeners", "PLAINTEXT://127.0.0.1:9092", 0, struct broker_conf,
+                      listeners, "Comma-separated PLAINTEXT://HOST:PORT listeners"),
+    STRATUS_PARAM_STR("advertised_listeners", NULL, 0, struct broker_conf, advertised_listeners,
+                      "What clients are told to connect to (default: listeners)"),
+    STRATUS_PARAM_STR("data_dir", "./data", 0, struct broker_conf, data_dir,
+                      "Directory of the WAL, the index and the cluster id"),
+    STRATUS_PARAM_STR("plugin_dir", NULL, 0, struct broker_conf, plugin_dir,
+                      "Where plugins are found (default: build tree, else install dir)"),
+    STRATUS_PARAM_INT("network_threads", "0", 0, struct broker_conf, network_threads, 0, 256,
+                      "Network threads (0 = one per CPU, at least 2)"),
+    STRATUS_PARAM_INT("io_threads", "4", 0, struct broker_conf, io_threads, 1, 256,
+                      "Threads for cold reads and admin work"),
+    STRATUS_PARAM_SIZE("max_request_size", "100MiB", 0, struct broker_conf, max_request_bytes,
+                       1024, 2147483647, "Largest request frame accepted"),
+    STRATUS_PARAM_MS("idle_timeout", "10m", 0, struct broker_conf, idle_timeout_ms, 1000, INT64_MAX,
+                     "Close connections idle this long"),
+    STRATUS_PARAM_INT("max_inflight_requests", "64", 0, struct broker_conf, max_inflight, 1,
+                      4096, "Pipelined requests per connection before reads pause"),
+    STRATUS_PARAM_BOOL("auto_create_topics", "true", 0, struct broker_conf, auto_create_topics,
+                       "Create a topic on first Metadata or Produce request"),
+    STRATUS_PARAM_INT("num_partitions", "1", 0, struct broker_conf, num_partitions, 1, 100000,
+                      "Partitions of auto-created topics and of CreateTopics with -1"),
+    STRATUS_PARAM_STR("log_level", "info", 0, struct broker_conf, log_level,
+                      "error, warn, info, debug or trace"),
+    STRATUS_PARAM_SIZE("log_cache_size", "512MiB", 0, struct broker_conf, log_cache_size,
+                       1048576, INT64_MAX, "Memory for the hot tail of all partitions"),
+    STRATUS_PARAM_MS("retention_check_interval", "30s", 0, struct broker_conf,
+                     retention_check_interval_ms, 100, INT64_MAX, "How often retention runs"),
+    STRATUS_PARAM_MS("shutdown_timeout", "10s", 0, struct broker_conf, shutdown_timeout_ms, 0, 0,
+                     "How long SIGTERM waits for in-flight requests"),
+    STRATUS_PARAM_END,
+};
+
+struct wal_conf {
+    char *path;
+    uint64_t size;
+    uint64_t max_write_size;
+    int64_t inflight;
+    uint64_t max_pending;
+    int buffered;
+};
+
+static const struct stratus_param wal_params[] = {
+    STRATUS_PARAM_STR("path", NULL, 0, struct wal_conf, path,
+                      "WAL file (default DATA_DIR/wal/stratus.wal)"),
+    STRATUS_PARAM_SIZE("size", "1GiB", 0, struct wal_conf, size, 16777216, INT64_MAX,
+                       "Preallocated ring size"),
+    STRATUS_PARAM_SIZE("max_write_size", "1MiB", 0, struct wal_conf, max_write_size, 65536,
+                       67108864, "Largest single group-commit write"),
+    STRATUS_PARAM_INT("inflight", "4", 0, struct wal_conf, inflight, 1, 64,
+                      "Group-commit writes in flight"),
+    STRATUS_PARAM_SIZE("max_pending", "256MiB", 0, struct wal_conf, max_pending, 1048576, INT64_MAX,
+                       "Queued, unwritten appends before producers see errors"),
+    STRATUS_PARAM_BOOL("buffered", "false", 0, struct wal_conf, buffered,
+                       "Use buffered writes + fdatasync instead of O_DIRECT|O_DSYNC"),
+    STRATUS_PARAM_END,
+};
+
+struct index_conf {
+    char *path;
+};
+
+static const struct stratus_param index_params[] = {
+    STRATUS_PARAM_STR("path", NULL, 0, struct index_conf, path,
+                      "RocksDB directory (default DATA_DIR/index)"),
+    STRATUS_PARAM_END,
+};
+
+struct upload_conf {
+    uint64_t object_size;
+    int64_t interval_ms;
+};
+
+static const struct stratus_param upload_params[] = {
+    STRATUS_PARAM_SIZE("object_size", "16MiB", 0, struct upload_conf, object_size, 65536,
+                       1073741824, "Upload when this much data is pending"),
+    STRATUS_PARAM_MS("interval", "2s", 0, struct upload_conf, interval_ms, 10, INT64_MAX,
+                     "... or when the oldest pending data is this old"),
+    STRATUS_PARAM_END,
+};
+
+static const char *const known_sections[] = {"broker", "wal", "index", "upload", "storage",
+                                              "cache", NULL};
+
+struct stratus_broker {
+    struct broker_conf bc;
+    struct wal_conf wc;
+    struct index_conf ic;
+    struct upload_conf uc;
+    char wal_path[PATH_MAX];
+    char index_path[PATH_MAX];
+    struct stratus_storage *storage;
+    struct stratus_cache *cache;
+    struct stratus_stream *stream;
+    struct stratus_api_ctx api;
+    struct stratus_net *net;
+};
+
+/* ---- listeners ---- */
+
+struct listener {
+    char host[256];
+    int port;
+};
+
+/* Parses "PLAINTEXT://host:port[,PLAINTEXT://host:port]" (also "[::1]:9092"). */
+static int parse_listeners(const char *spec, const char *key, struct listener *out, int max,
+                           int *n, struct stratus_errbuf *eb)
+{
+    char *copy = xstrdup(spec), *save = NULL, *tok;
+    int rc = 0;
+
+    *n = 0;
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        char *sep = strstr(tok, "://");
+        if (!sep) {
+            rc = stratus_errf(eb, STRATUS_EINVAL, "%s: '%s' is not NAME://HOST:PORT", key, tok);
+            break;
+        }
+        *sep = 0;
+        if (strcmp(tok, "PLAINTEXT") != 0) {
+            rc = stratus_errf(eb, STRATUS_EINVAL,
+                              "%s: security protocol '%s' is not supported (only PLAINTEXT)",
+                              key, tok);
+            break;
+        }
+        char *hp = sep + 3, *colon;
+        if (*hp == '[') {
+            char *end = strchr(hp, ']');
+            if (!end || end[1] != ':') {
+                rc = stratus_errf(eb, STRATUS_EINVAL, "%s: bad address '%s'", key, hp);
+                break;
+            }
+            *end = 0;
+            hp++;
+            colon = end + 1;
+        } else {
+            colon = strrchr(hp, ':');
+            if (!colon) {
+                rc = stratus_errf(eb, STRATUS_EINVAL, "%s: '%s' has no port", key, hp);
+                break;
+            }
+            *colon = 0;
+        }
+        char *endp;
+        long port = strtol(colon + 1, &endp, 10);
+        if (*endp || port < 0 || port > 65535) {
+            rc = stratus_errf(eb, STRATUS_EINVAL, "%s: bad port '%s'", key, colon + 1);
+            break;
+        }
+        if (*n == max) {
+            rc = stratus_errf(eb, STRATUS_EINVAL, "%s: more than %d listeners", key, max);
+            break;
+        }
+        snprintf(out[*n].host, sizeof out[*n].host, "%s", hp);
+        out[*n].port = (int)port;
+        (*n)++;
+    }
+    if (rc == 0 && *n == 0)
+        rc = stratus_errf(eb, STRATUS_EINVAL, "%s: no listener", key);
+    free(copy);
+    return rc;
+}
+
+/* Prefixes an error with where the key was set. */
+static int keyerr(const struct stratus_conf *conf, const char *sec, const char *key, int rc,
+                  struct stratus_errbuf *eb)
+{
+    const char *where = stratus_conf_where(conf, sec, key);
+    if (where) {
+        char tmp[sizeof eb->msg];
+        memcpy(tmp, eb->msg, sizeof tmp);
+        tmp[sizeof tmp - 1] = 0;
+        int n = snprintf(eb->msg, sizeof eb->msg, "%.100s: [%.20s] ", where, sec);
+        if (n > 0 && (size_t)n < sizeof eb->msg)
+            snprintf(eb->msg + n, sizeof eb->msg - (size_t)n, "%.200s", tmp);
+    }
+    return rc;
+}
+
+static void free_confs(struct stratus_broker *b)
+{
+    stratus_conf_free_struct(broker_params, &b->bc);
+    stratus_conf_free_struct(wal_params, &b->wc);
+    stratus_conf_free_struct(index_params, &b->ic);
+    stratus_conf_free_struct(upload_params, &b->uc);
+}
+
+static int apply_confs(const struct stratus_conf *conf, struct stratus_broker *b,
+                       struct stratus_errbuf *eb)
+{
+    int rc;
+    struct listener ls[STRATUS_NET_MAX_LISTENERS];
+    int n;
+
+    if ((rc = stratus_conf_check_sections(conf, known_sections, eb)) ||
+        (rc = stratus_conf_apply(conf, "broker", broker_params, NULL, &b->bc, eb)) ||
+        (rc = stratus_conf_apply(conf, "wal", wal_params, NULL, &b->wc, eb)) ||
+        (rc = stratus_conf_apply(conf, "index", index_params, NULL, &b->ic, eb)) ||
+        (rc = stratus_conf_apply(conf, "upload", upload_params, NULL, &b->uc, eb)))
+        return rc;
+    if (stratus_log_parse_level(b->bc.log_level) < 0)
+        return keyerr(conf, "broker", "log_level",
+                      stratus_errf(eb, STRATUS_EINVAL, "log_level: unknown level '%s'",
+                                   b->bc.log_level),
+                      eb);
+    if ((rc = parse_listeners(b->bc.listeners, "listeners", ls, STRATUS_NET_MAX_LISTENERS, &n,
+                              eb)))
+        return keyerr(conf, "broker", "listeners", rc, eb);
+    if (b->bc.advertised_listeners &&
+        (rc = parse_listeners(b->bc.advertised_listeners, "advertised_listeners", ls,
+                              STRATUS_NET_MAX_LISTENERS, &n, eb)))
+        return keyerr(conf, "broker", "advertised_listeners", rc, eb);
+    return 0;
+}
+
+void stratus_broker_plugin_dir(const struct stratus_conf *conf, char *out, size_t cap)
+{
+    const char *pd = stratus_conf_get(conf, "broker", "plugin_dir");
+    char exe[PATH_MAX], cand[PATH_MAX + 16];
+    ssize_t n;
+    struct stat st;
+
+    if (pd && *pd) {
+        snprintf(out, cap, "%s", pd);
+        return;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        snprintf(cand, sizeof cand, "%s/plugins", dirname(exe));
+        if (stat(cand, &st) == 0 && S_ISDIR(st.st_mode)) {
+            snprintf(out, cap, "%s", cand);
+            return;
+        }
+    }
+    snprintf(out, cap, "%s", STRATUS_PLUGIN_INSTALL_DIR);
+}
+
+int stratus_broker_check_config(const struct stratus_conf *conf, struct stratus_errbuf *eb)
+{
+    struct stratus_broker b;
+    char plugin_dir[PATH_MAX];
+    int rc;
+
+    memset(&b, 0, sizeof b);
+    rc = apply_confs(conf, &b, eb);
+    if (rc == 0) {
+        stratus_broker_plugin_dir(conf, plugin_dir, sizeof plugin_dir);
+        rc = stratus_storage_check(conf, "storage", plugin_dir, eb);
+        if (rc == 0)
+            rc = stratus_cache_check(conf, "cache", plugin_dir, eb);
+    }
+    free_confs(&b);
+    return rc;
+}
+
+static int mkdirs(const char *path, struct stratus_errbuf *eb)
+{
+    char tmp[PATH_MAX];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof tmp)
+        return stratus_errf(eb, STRATUS_EINVAL, "bad directory '%s'", path);
+    memcpy(tmp, path, len + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return stratus_errf(eb, STRATUS_EIO, "mkdir %s: %s", tmp, strerror(errno));
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+        return stratus_errf(eb, STRATUS_EIO, "mkdir %s: %s", tmp, strerror(errno));
+    return 0;
+}
+
+/* Reads DATA_DIR/cluster.id, creating it on first start. */
+static int load_cluster_id(const char *data_dir, char *out, size_t cap,
+                           struct stratus_errbuf *eb)
+{
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char path[PATH_MAX];
+    uint8_t raw[16];
+    char id[23];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/cluster.id", data_dir);
+    f = fopen(path, "r");
+    if (f) {
+        if (fgets(id, sizeof id, f) && strlen(id) == 22) {
+            fclose(f);
+            snprintf(out, cap, "%s", id);
+            return 0;
+        }
+        fclose(f);
+        return stratus_errf(eb, STRATUS_ECORRUPT, "%s: not a cluster id", path);
+    }
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return stratus_errf(eb, STRATUS_EIO, "getrandom: %s", strerror(errno));
+    raw[6] = (uint8_t)((raw[6] & 0x0f) | 0x40);
+    raw[8] = (uint8_t)((raw[8] & 0x3f) | 0x80);
+    for (int i = 0, j = 0; i < 22; i++, j += 6) {
+        int byte = j / 8, bit = j % 8;
+        unsigned v = (unsigned)raw[byte] << 8 | (byte + 1 < 16 ? raw[byte + 1] : 0);
+        id[i] = b64[(v >> (10 - bit)) & 63];
+    }
+    id[22] = 0;
+    f = fopen(path, "w");
+    if (!f || fprintf(f, "%s\n", id) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        if (f)
+            fclose(f);
+        return stratus_errf(eb, STRATUS_EIO, "write %s: %s", path, strerror(errno));
+    }
+    fclose(f);
+    snprintf(out, cap, "%s", id);
+    return 0;
+}
+
+int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker **out,
+                         struct stratus_errbuf *eb)
+{
+    struct stratus_broker *b = xcalloc(1, sizeof *b);
+    struct stratus_stream_conf sc;
+    struct stratus_net_conf nc;
+    struct listener ls[STRATUS_NET_MAX_LISTENERS], adv[STRATUS_NET_MAX_LISTENERS];
+    char plugin_dir[PATH_MAX];
+    int rc, nls, nadv;
+
+    if ((rc = apply_confs(conf, b, eb)))
+        goto out_free;
+    stratus_log_level = stratus_log_parse_level(b->bc.log_level);
+    parse_listeners(b->bc.listeners, "listeners", ls, STRATUS_NET_MAX_LISTENERS, &nls, eb);
+    if (b->bc.advertised_listeners)
+        parse_listeners(b->bc.advertised_listeners, "advertised_listeners", adv,
+                        STRATUS_NET_MAX_LISTENERS, &nadv, eb);
+    else
+        memcpy(adv, ls, sizeof ls);
+
+    if ((rc = mkdirs(b->bc.data_dir, eb)))
+        goto out_free;
+    if (b->wc.path) {
+        snprintf(b->wal_path, sizeof b->wal_path, "%s", b->wc.path);
+    } else {
+        snprintf(b->wal_path, sizeof b->wal_path, "%s/wal", b->bc.data_dir);
+        if ((rc = mkdirs(b->wal_path, eb)))
+            goto out_free;
+        snprintf(b->wal_path, sizeof b->wal_path, "%s/wal/stratus.wal", b->bc.data_dir);
+    }
+    if (b->ic.path)
+        snprintf(b->index_path, sizeof b->index_path, "%s", b->ic.path);
+    else
+        snprintf(b->index_path, sizeof b->index_path, "%s/index", b->bc.data_dir);
+    if ((rc = load_cluster_id(b->bc.data_dir, b->api.cluster_id, sizeof b->api.cluster_id, eb)))
+        goto out_free;
+
+    stratus_broker_plugin_dir(conf, plugin_dir, sizeof plugin_dir);
+    if ((rc = stratus_storage_open(conf, "storage", plugin_dir, &b->storage, eb)))
+        goto out_free;
+    if ((rc = stratus_cache_open(conf, "cache", plugin_dir, &b->cache, eb)))
+        goto out_storage;
+
+    memset(&sc, 0, sizeof sc);
+    sc.data_dir = b->bc.data_dir;
+    sc.index_path = b->index_path;
+    sc.wal.path = b->wal_path;
+    sc.wal.size_bytes = b->wc.size;
+    sc.wal.max_write_bytes = (uint32_t)b->wc.max_write_size;
+    sc.wal.max_inflight = (int)b->wc.inflight;
+    sc.wal.max_pending_bytes = b->wc.max_pending;
+    sc.wal.force_buffered = b->wc.buffered;
+    sc.log_cache_bytes = b->bc.log_cache_size;
+    sc.object_target_bytes = b->uc.object_size;
+    sc.upload_interval_ms = b->uc.interval_ms;
+    sc.io_threads = (int)b->bc.io_threads;
+    sc.retention_check_ms = b->bc.retention_check_interval_ms;
+    sc.default_partitions = (int32_t)b->bc.num_partitions;
+    sc.node_id = (int32_t)b->bc.node_id;
+    if ((rc = stratus_stream_open(&sc, b->storage, b->cache, &b->stream, eb)))
+        goto out_cache;
+
+    b->api.stream = b->stream;
+    b->api.conf = conf;
+    b->api.node_id = (int32_t)b->bc.node_id;
+    b->api.auto_create_topics = b->bc.auto_create_topics;
+    b->api.default_partitions = (int32_t)b->bc.num_partitions;
+    b->api.max_request_bytes = (int64_t)b->bc.max_request_bytes;
+    memcpy(b->api.advertised_host, adv[0].host, sizeof b->api.advertised_host);
+    b->api.advertised_host[sizeof b->api.advertised_host - 1] = 0;
+    b->api.advertised_port = adv[0].port;
+    if (!b->api.advertised_host[0] || strcmp(b->api.advertised_host, "0.0.0.0") == 0 ||
+        strcmp(b->api.advertised_host, "::") == 0)
+        gethostname(b->api.advertised_host, sizeof b->api.advertised_host - 1);
+    stratus_api_init(&b->api);
+
+    memset(&nc, 0, sizeof nc);
+    nc.nlisteners = nls;
+    for (int i = 0; i < nls; i++) {
+        memcpy(nc.listen_host[i], ls[i].host, sizeof nc.listen_host[i]);
+        nc.listen_port[i] = ls[i].port;
+    }
+    nc.threads = (int)b->bc.network_threads;
+    if (nc.threads <= 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        nc.threads = ncpu < 2 ? 2 : (int)ncpu;
+    }
+    nc.max_request_bytes = (int64_t)b->bc.max_request_bytes;
+    nc.idle_ms = b->bc.idle_timeout_ms;
+    nc.max_inflight = (int)b->bc.max_inflight;
+    if ((rc = stratus_net_start(&nc, &b->api, &b->net, eb)))
+        goto out_stream;
+    /* A listener on port 0 advertises the port it got. */
+    if (b->api.advertised_port == 0 && !b->bc.advertised_listeners)
+        b->api.advertised_port = stratus_net_port(b->net, 0);
+    LOG_INFO("broker",
+             "started node_id=%d listener=%s:%d advertised=%s:%d cluster_id=%s storage=%s "
+             "net_threads=%d",
+             b->api.node_id, ls[0].host, stratus_net_port(b->net, 0), b->api.advertised_host,
+             b->api.advertised_port, b->api.cluster_id, stratus_storage_name(b->storage),
+             nc.threads);
+    *out = b;
+    return 0;
+
+out_stream:
+    stratus_stream_close(b->stream);
+out_cache:
+    stratus_cache_close(b->cache);
+out_storage:
+    stratus_storage_close(b->storage);
+out_free:
+    free_confs(b);
+    free(b);
+    return rc;
+}
+
+int stratus_broker_port(const struct stratus_broker *b)
+{
+    return stratus_net_port(b->net, 0);
+}
+
+void stratus_broker_stop(struct stratus_broker *b, long timeout_ms)
+{
+    if (!b)
+        return;
+    if (timeout_ms < 0)
+        timeout_ms = b->bc.shutdown_timeout_ms;
+    LOG_INFO("broker", "shutting down timeout_ms=%ld", timeout_ms);
+    stratus_net_shutdown(b->net, timeout_ms);
+    stratus_stream_close(b->stream);
+    stratus_net_free(b->net);
+    stratus_cache_close(b->cache);
+    stratus_storage_close(b->storage);
+    free_confs(b);
+    free(b);
+    LOG_INFO("broker", "stopped");
+}

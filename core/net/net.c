@@ -1,0 +1,688 @@
+/* net.c - listeners, network threads and connections (see net.h).
+ *
+ * Ownership. A network thread (struct nthread) owns its loop and its connections. A connection
+ * (struct conn) owns its socket, its read buffer and its queue of requests in arrival order. A
+ * request (struct stratus_req) is owned by its connection's queue; a parked request is also
+ * referenced by whoever will finish it, so a connection that closes while requests are parked
+ * stays allocated (refs) until the last one finishes. Only the owning thread touches a
+ * connection: stratus_req_finish() from another thread posts to the owning loop.
+ *
+ * Frame handling: bytes are read into a 64 KiB buffer; each complete frame is copied out into
+ * its own allocation (the request body must outlive the read buffer while parked); a frame
+ * larger than the buffer is read straight into its own allocation.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include "net.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "proto/codec.h"
+#include "proto/kerr.h"
+#include "proto/kafka.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/loop.h"
+
+#define RBUF_SIZE (64 * 1024)
+
+struct nthread;
+
+struct preq {
+    struct stratus_req req; /* first member: a struct stratus_req * is a struct preq * */
+    struct preq *next;
+    struct conn *conn;
+    uint8_t *frame; /* owned: the whole request frame payload */
+    int done;       /* the response body is complete */
+    int in_handler; /* stratus_api_handle() is on the stack */
+    int finished_in_handler;
+};
+
+struct conn {
+    int fd;
+    struct nthread *t;
+    struct conn *prev, *next; /* thread's list of open connections */
+    char peer[NI_MAXHOST + NI_MAXSERV + 2];
+    uint8_t *rbuf;
+    size_t rlen;
+    uint8_t *big;      /* a frame larger than RBUF_SIZE being read into its own buffer */
+    size_t big_len, big_have;
+    struct preq *head, *tail; /* requests in arrival order, not yet sent */
+    int inflight;
+    size_t woff;       /* bytes of head's response already written */
+    int reading_paused;
+    int want_out;      /* EPOLLOUT registered */
+    int closed;        /* socket closed; waiting for parked requests */
+    int close_when_sent;
+    int refs;          /* 1 while open + 1 per request in the queue */
+    int64_t last_active_ms;
+};
+
+struct nthread {
+    struct stratus_net *net;
+    struct stratus_loop *loop;
+    pthread_t tid;
+    struct conn *conns;
+    uint64_t idle_timer;
+    int draining;
+};
+
+struct stratus_net {
+    struct stratus_net_conf conf;
+    struct stratus_api_ctx *ctx;
+    int lfd[STRATUS_NET_MAX_LISTENERS];
+    int port[STRATUS_NET_MAX_LISTENERS];
+    int nthreads;
+    struct nthread *threads;
+    atomic_int busy; /* requests in flight over all threads */
+    atomic_uint_fast64_t accepted, open, requests, bytes_in, bytes_out, proto_errors;
+};
+
+static void conn_update_events(struct conn *c);
+static void conn_flush(struct conn *c);
+static void conn_close(struct conn *c, const char *why);
+static void conn_process(struct conn *c);
+
+/* ---- connections ---------------------------------------------------------------------- */
+
+static void conn_unref(struct conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    free(c->rbuf);
+    free(c->big);
+    free(c);
+}
+
+static void preq_free(struct preq *r)
+{
+    kw_free(&r->req.resp);
+    arena_free_all(&r->req.arena);
+    free(r->frame);
+    free(r);
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+    struct nthread *t = c->t;
+    struct preq *r, *next, **pp;
+
+    if (c->closed)
+        return;
+    LOG_DEBUG("net", "closing connection peer=%s reason=%s", c->peer, why);
+    c->closed = 1;
+    stratus_loop_del_fd(t->loop, c->fd);
+    close(c->fd);
+    c->fd = -1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        t->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    atomic_fetch_sub(&t->net->open, 1);
+    /* Free the requests that are complete; parked ones are freed when they finish. */
+    pp = &c->head;
+    for (r = c->head; r; r = next) {
+        next = r->next;
+        if (r->done) {
+            *pp = next;
+            atomic_fetch_sub(&t->net->busy, 1);
+            preq_free(r);
+            c->refs--;
+        } else {
+            pp = &r->next;
+        }
+    }
+    c->tail = NULL;
+    for (r = c->head; r; r = r->next)
+        c->tail = r;
+    conn_unref(c);
+}
+
+/* Runs on the owning loop when a parked request has its response. */
+static void preq_finished_on_loop(void *arg)
+{
+    struct preq *r = arg;
+    struct conn *c = r->conn;
+
+    r->done = 1;
+    if (c->closed) {
+        /* Unlink from the dead connection's queue and free. */
+        struct preq **pp = &c->head;
+        while (*pp && *pp != r)
+            pp = &(*pp)->next;
+        if (*pp)
+            *pp = r->next;
+        atomic_fetch_sub(&c->t->net->busy, 1);
+        preq_free(r);
+        conn_unref(c);
+        return;
+    }
+    conn_flush(c);
+}
+
+static void preq_finish(struct stratus_req *req)
+{
+    struct preq *r = (struct preq *)req;
+
+    if (r->in_handler && stratus_loop_current() == req->loop) {
+        r->finished_in_handler = 1; /* conn_handle_frame completes it */
+        return;
+    }
+    if (stratus_loop_current() == req->loop) {
+        preq_finished_on_loop(r);
+        return;
+    }
+    if (stratus_loop_post(req->loop, preq_finished_on_loop, r) != 0)
+        LOG_WARN("net", "dropping a response: network thread is gone");
+}
+
+/* Sends complete responses from the head of the queue, in order. */
+static void conn_flush(struct conn *c)
+{
+    struct nthread *t = c->t;
+
+    while (c->head && c->head->done && !c->closed) {
+        struct preq *r = c->head;
+        if (!r->req.no_response) {
+            while (c->woff < r->req.resp.len) {
+                ssize_t n = send(c->fd, r->req.resp.buf + c->woff, r->req.resp.len - c->woff,
+                                 MSG_NOSIGNAL);
+                if (n < 0) {
+                    if (errno == EINTR)
+                        continue;
+                    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                        if (!c->want_out) {
+                            c->want_out = 1;
+                            conn_update_events(c);
+                        }
+                        return;
+                    }
+                    conn_close(c, strerror(errno));
+                    return;
+                }
+                c->woff += (size_t)n;
+                atomic_fetch_add(&t->net->bytes_out, (uint64_t)n);
+            }
+        }
+        c->woff = 0;
+        c->head = r->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->inflight--;
+        int close_after = r->req.close_after;
+        atomic_fetch_sub(&t->net->busy, 1);
+        preq_free(r);
+        c->refs--;
+        if (close_after) {
+            conn_close(c, "protocol error");
+            return;
+        }
+    }
+    if (c->closed)
+        return;
+    if (c->want_out && !c->head) {
+        c->want_out = 0;
+        conn_update_events(c);
+    }
+    if (c->reading_paused && c->inflight < t->net->conf.max_inflight && !c->close_when_sent) {
+        c->reading_paused = 0;
+        conn_update_events(c);
+        conn_process(c); /* frames may already be buffered */
+    }
+    if (c->close_when_sent && !c->head)
+        conn_close(c, "closed after last response");
+}
+
+/* Writes the response frame prefix (size placeholder + header) for req. */
+static void begin_response(struct stratus_req *req)
+{
+    kw_reserve_i32(&req->resp); /* the size, patched by finish_frame */
+    kafka_response_header_encode(&req->resp, req->api_key, req->api_version, req->correlation_id);
+}
+
+static void finish_frame(struct stratus_req *req)
+{
+    if (req->resp.len >= 4)
+        kw_patch_i32(&req->resp, 0, (int32_t)(req->resp.len - 4));
+}
+
+static void finish_wrapper(struct stratus_req *req)
+{
+    finish_frame(req);
+    preq_finish(req);
+}
+
+/* Handles one complete frame (payload of len bytes, ownership taken). */
+static void conn_handle_frame(struct conn *c, uint8_t *frame, size_t len)
+{
+    struct nthread *t = c->t;
+    struct preq *r = xcalloc(1, sizeof *r);
+    struct RequestHeader h;
+    struct kread rd;
+    int flexible = 0;
+
+    r->conn = c;
+    r->frame = frame;
+    r->req.ctx = t->net->ctx;
+    r->req.loop = t->loop;
+    r->req.finish_fn = finish_wrapper;
+    arena_init(&r->req.arena, 0);
+    kw_init(&r->req.resp, (size_t)t->net->conf.max_request_bytes * 2);
+    kr_init(&rd, frame, len, &r->req.arena);
+    memset(&h, 0, sizeof h);
+    int rc = kafka_request_header_decode(&rd, &h, &flexible);
+    c->refs++;
+    c->inflight++;
+    atomic_fetch_add(&t->net->busy, 1);
+    atomic_fetch_add(&t->net->requests, 1);
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    if ((rc != 0 && rc != STRATUS_ENOTSUP) || rd.err) {
+        atomic_fetch_add(&t->net->proto_errors, 1);
+        LOG_WARN("net", "unparsable request header peer=%s len=%zu", c->peer, len);
+        r->req.no_response = 1;
+        r->req.close_after = 1;
+        r->done = 1;
+        return;
+    }
+    r->req.api_key = h.RequestApiKey;
+    r->req.api_version = h.RequestApiVersion;
+    r->req.correlation_id = h.CorrelationId;
+    if (h.ClientId.len > 0) {
+        size_t n = (size_t)h.ClientId.len < sizeof r->req.client_id - 1
+                       ? (size_t)h.ClientId.len
+                       : sizeof r->req.client_id - 1;
+        memcpy(r->req.client_id, h.ClientId.s, n);
+        r->req.client_id[n] = 0;
+    }
+    r->req.body = rd.p;
+    r->req.body_len = (size_t)(rd.end - rd.p);
+    begin_response(&r->req);
+    r->in_handler = 1;
+    rc = stratus_api_handle(&r->req);
+    r->in_handler = 0;
+    if (rc == STRATUS_API_DONE) {
+        finish_frame(&r->req);
+        r->done = 1;
+    } else if (r->finished_in_handler) {
+        r->done = 1; /* finish_wrapper already patched the frame size */
+    }
+    if (r->req.close_after)
+        atomic_fetch_add(&t->net->proto_errors, 1);
+}
+
+/* Extracts and handles every complete frame in the read buffer. */
+static void conn_process(struct conn *c)
+{
+    struct nthread *t = c->t;
+    size_t off = 0;
+
+    while (!c->closed && !c->reading_paused && !c->close_when_sent && c->rlen - off >= 4) {
+        const uint8_t *p = c->rbuf + off;
+        int32_t size = (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+                                 (uint32_t)p[2] << 8 | p[3]);
+        if (size < 8 || size > t->net->conf.max_request_bytes) {
+            atomic_fetch_add(&t->net->proto_errors, 1);
+            LOG_WARN("net", "bad frame size peer=%s size=%d max=%lld", c->peer, size,
+                     (long long)t->net->conf.max_request_bytes);
+            c->close_when_sent = 1;
+            break;
+        }
+        if (c->rlen - off - 4 < (size_t)size) {
+            if ((size_t)size + 4 > RBUF_SIZE) {
+                /* Too large for the buffer: continue reading into its own allocation. */
+                c->big = malloc((size_t)size);
+                if (!c->big) {
+                    c->close_when_sent = 1;
+                    break;
+                }
+                c->big_len = (size_t)size;
+                c->big_have = c->rlen - off - 4;
+                memcpy(c->big, p + 4, c->big_have);
+                off = c->rlen;
+            }
+            break;
+        }
+        uint8_t *frame = xmalloc((size_t)size);
+        memcpy(frame, p + 4, (size_t)size);
+        off += 4 + (size_t)size;
+        conn_handle_frame(c, frame, (size_t)size);
+        if (c->inflight >= t->net->conf.max_inflight && !c->reading_paused) {
+            c->reading_paused = 1;
+            conn_update_events(c);
+        }
+    }
+    if (off) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+    if (!c->closed)
+        conn_flush(c);
+}
+
+static void conn_on_event(void *arg, uint32_t events)
+{
+    struct conn *c = arg;
+    struct nthread *t = c->t;
+
+    c->refs++; /* keep c alive through this function */
+    if (events & (EPOLLERR | EPOLLHUP)) {
+        if (!(events & EPOLLIN)) {
+            conn_close(c, "hangup");
+            goto out;
+        }
+    }
+    if ((events & EPOLLOUT) && !c->closed)
+        conn_flush(c);
+    if ((events & EPOLLIN) && !c->closed && !c->reading_paused) {
+        for (int rounds = 0; rounds < 16 && !c->closed && !c->reading_paused; rounds++) {
+            ssize_t n;
+            if (c->big) {
+                n = recv(c->fd, c->big + c->big_have, c->big_len - c->big_have, 0);
+            } else {
+                n = recv(c->fd, c->rbuf + c->rlen, RBUF_SIZE - c->rlen, 0);
+            }
+            if (n == 0) {
+                /* Peer closed: answer nothing more; free what is done. */
+                conn_close(c, "peer closed");
+                break;
+            }
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                    conn_close(c, strerror(errno));
+                break;
+            }
+            atomic_fetch_add(&t->net->bytes_in, (uint64_t)n);
+            c->last_active_ms = stratus_mono_ms();
+            if (c->big) {
+                c->big_have += (size_t)n;
+                if (c->big_have == c->big_len) {
+                    uint8_t *frame = c->big;
+                    size_t len = c->big_len;
+                    c->big = NULL;
+                    c->big_len = c->big_have = 0;
+                    conn_handle_frame(c, frame, len);
+                    conn_process(c);
+                }
+            } else {
+                c->rlen += (size_t)n;
+                conn_process(c);
+                if (c->rlen == RBUF_SIZE && !c->big)
+                    break; /* paused with a full buffer */
+            }
+        }
+    }
+out:
+    conn_unref(c);
+}
+
+static void conn_update_events(struct conn *c)
+{
+    uint32_t ev = 0;
+
+    if (c->closed)
+        return;
+    if (!c->reading_paused && !c->close_when_sent)
+        ev |= EPOLLIN;
+    if (c->want_out)
+        ev |= EPOLLOUT;
+    stratus_loop_mod_fd(c->t->loop, c->fd, ev | EPOLLRDHUP, conn_on_event, c);
+}
+
+static void thread_accept(struct nthread *t, int lfd)
+{
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                LOG_WARN("net", "accept failed err=%s", strerror(errno));
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct conn *c = xcalloc(1, sizeof *c);
+        c->fd = fd;
+        c->t = t;
+        c->refs = 1;
+        c->rbuf = xmalloc(RBUF_SIZE);
+        c->last_active_ms = stratus_mono_ms();
+        char host[NI_MAXHOST], serv[NI_MAXSERV];
+        if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
+                        NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+            snprintf(c->peer, sizeof c->peer, "%s:%s", host, serv);
+        c->next = t->conns;
+        if (t->conns)
+            t->conns->prev = c;
+        t->conns = c;
+        atomic_fetch_add(&t->net->accepted, 1);
+        atomic_fetch_add(&t->net->open, 1);
+        if (stratus_loop_add_fd(t->loop, fd, EPOLLIN | EPOLLRDHUP, conn_on_event, c) != 0) {
+            LOG_WARN("net", "cannot watch connection peer=%s", c->peer);
+            conn_close(c, "epoll");
+        }
+    }
+}
+
+struct lst_arg {
+    struct nthread *t;
+    int fd;
+};
+
+static void listener_on_event(void *arg, uint32_t events)
+{
+    struct lst_arg *la = arg;
+    (void)events;
+    if (!la->t->draining)
+        thread_accept(la->t, la->fd);
+}
+
+static void idle_check(void *arg)
+{
+    struct nthread *t = arg;
+    int64_t now = stratus_mono_ms();
+    struct conn *c, *next;
+
+    for (c = t->conns; c; c = next) {
+        next = c->next;
+        if (!c->head && now - c->last_active_ms > t->net->conf.idle_ms)
+            conn_close(c, "idle");
+    }
+    t->idle_timer = stratus_loop_timer_at(t->loop, now + 1000, idle_check, t);
+}
+
+static void *thread_main(void *arg)
+{
+    struct nthread *t = arg;
+    struct lst_arg la[STRATUS_NET_MAX_LISTENERS];
+
+    for (int i = 0; i < t->net->conf.nlisteners; i++) {
+        la[i].t = t;
+        la[i].fd = t->net->lfd[i];
+        stratus_loop_add_fd(t->loop, la[i].fd, EPOLLIN | EPOLLEXCLUSIVE, listener_on_event,
+                            &la[i]);
+    }
+    t->idle_timer = stratus_loop_timer_at(t->loop, stratus_mono_ms() + 1000, idle_check, t);
+    stratus_api_thread_start(t->loop);
+    stratus_loop_run(t->loop);
+    stratus_api_thread_stop(t->loop);
+    while (t->conns)
+        conn_close(t->conns, "shutdown");
+    return NULL;
+}
+
+static int bind_listener(const char *host, int port, int *fd_out, int *port_out,
+                         struct stratus_errbuf *eb)
+{
+    struct addrinfo hints = {0}, *res = NULL, *ai;
+    char portstr[16];
+    int fd = -1, rc, one = 1;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(portstr, sizeof portstr, "%d", port);
+    rc = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res);
+    if (rc != 0)
+        return stratus_errf(eb, STRATUS_EINVAL, "listener %s:%d: %s", host, port,
+                            gai_strerror(rc));
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+            break;
+        rc = errno;
+        close(fd);
+        fd = -1;
+        errno = rc;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return stratus_errf(eb, STRATUS_EIO, "listener %s:%d: %s", host, port, strerror(errno));
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *port_out = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    *fd_out = fd;
+    return 0;
+}
+
+int stratus_net_start(const struct stratus_net_conf *conf, struct stratus_api_ctx *ctx,
+                      struct stratus_net **out, struct stratus_errbuf *eb)
+{
+    struct stratus_net *net = xcalloc(1, sizeof *net);
+    int rc, i;
+
+    net->conf = *conf;
+    net->ctx = ctx;
+    if (net->conf.threads <= 0)
+        net->conf.threads = 2;
+    if (net->conf.max_request_bytes <= 0)
+        net->conf.max_request_bytes = 100 * 1024 * 1024;
+    if (net->conf.idle_ms <= 0)
+        net->conf.idle_ms = 600000;
+    if (net->conf.max_inflight <= 0)
+        net->conf.max_inflight = 64;
+    for (i = 0; i < conf->nlisteners; i++)
+        net->lfd[i] = -1;
+    for (i = 0; i < conf->nlisteners; i++) {
+        rc = bind_listener(conf->listen_host[i], conf->listen_port[i], &net->lfd[i],
+                           &net->port[i], eb);
+        if (rc)
+            goto out_close;
+    }
+    net->nthreads = net->conf.threads;
+    net->threads = xcalloc((size_t)net->nthreads, sizeof *net->threads);
+    for (i = 0; i < net->nthreads; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "net-%d", i);
+        net->threads[i].net = net;
+        net->threads[i].loop = stratus_loop_new(name, eb);
+        if (!net->threads[i].loop) {
+            rc = STRATUS_EIO;
+            goto out_threads;
+        }
+    }
+    for (i = 0; i < net->nthreads; i++) {
+        if (pthread_create(&net->threads[i].tid, NULL, thread_main, &net->threads[i]) != 0) {
+            rc = stratus_errf(eb, STRATUS_EIO, "cannot start network thread");
+            /* threads already running are stopped by shutdown */
+            net->nthreads = i;
+            stratus_net_shutdown(net, 0);
+            stratus_net_free(net);
+            return rc;
+        }
+    }
+    *out = net;
+    return 0;
+
+out_threads:
+    for (i = 0; i < net->nthreads; i++)
+        stratus_loop_free(net->threads[i].loop);
+    free(net->threads);
+out_close:
+    for (i = 0; i < conf->nlisteners; i++)
+        if (net->lfd[i] >= 0)
+            close(net->lfd[i]);
+    free(net);
+    return rc;
+}
+
+int stratus_net_port(const struct stratus_net *net, int listener)
+{
+    return net->port[listener];
+}
+
+static void drain_task(void *arg)
+{
+    struct nthread *t = arg;
+
+    t->draining = 1;
+    for (int i = 0; i < t->net->conf.nlisteners; i++)
+        stratus_loop_del_fd(t->loop, t->net->lfd[i]);
+}
+
+void stratus_net_shutdown(struct stratus_net *net, int64_t timeout_ms)
+{
+    int i;
+    int64_t deadline = stratus_mono_ms() + timeout_ms;
+
+    for (i = 0; i < net->nthreads; i++)
+        stratus_loop_post(net->threads[i].loop, drain_task, &net->threads[i]);
+    for (i = 0; i < net->conf.nlisteners; i++)
+        shutdown(net->lfd[i], SHUT_RDWR);
+    while (atomic_load(&net->busy) > 0 && stratus_mono_ms() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    for (i = 0; i < net->nthreads; i++)
+        stratus_loop_stop(net->threads[i].loop);
+    for (i = 0; i < net->nthreads; i++)
+        pthread_join(net->threads[i].tid, NULL);
+    for (i = 0; i < net->conf.nlisteners; i++) {
+        close(net->lfd[i]);
+        net->lfd[i] = -1;
+    }
+}
+
+void stratus_net_free(struct stratus_net *net)
+{
+    if (!net)
+        return;
+    for (int i = 0; i < net->nthreads; i++)
+        stratus_loop_free(net->threads[i].loop);
+    free(net->threads);
+    free(net);
+}
+
+void stratus_net_get_stats(struct stratus_net *net, struct stratus_net_stats *out)
+{
+    out->connections_accepted = atomic_load(&net->accepted);
+    out->connections_open = atomic_load(&net->open);
+    out->requests = atomic_load(&net->requests);
+    out->bytes_in = atomic_load(&net->bytes_in);
+    out->bytes_out = atomic_load(&net->bytes_out);
+    out->protocol_errors = atomic_load(&net->proto_errors);
+}

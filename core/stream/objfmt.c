@@ -1,0 +1,204 @@
+/* objfmt.c - the stream-set object format, built by the uploader and read by recovery and
+ * (later) the compactor. Cold reads use the RocksDB offset index, which holds the same ranges.
+ *
+ * An object, all integers little-endian:
+ *   data blocks   for each range, the partition's consecutive record batches, raw (as the
+ *                 producer sent them, base offsets assigned), back to back
+ *   index block   u32 range count, then per range (48 bytes): u64 stream id, i64 base offset,
+ *                 i64 last offset, i64 max timestamp, u64 position, u32 length, u32 batches
+ *   footer (24)   u64 index position, u32 index length, u32 crc32c of the index block,
+ *                 u32 magic "SSO1" (0x53534f31), u16 version (1), u16 flags (0)
+ * Keys: "data/<hh>/<id as 16 hex>.sso" where hh is the low byte of crc32c(id) in hex.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include "objfmt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/bytes.h"
+#include "util/crc32c.h"
+
+
+static int grow(struct stratus_objfmt_builder *b, size_t more)
+{
+    size_t need = b->len + more, cap = b->cap ? b->cap : 65536;
+    uint8_t *nb;
+
+    if (need <= b->cap)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    nb = realloc(b->buf, cap);
+    if (!nb)
+        return STRATUS_ENOMEM;
+    b->buf = nb;
+    b->cap = cap;
+    return 0;
+}
+
+void stratus_objfmt_init(struct stratus_objfmt_builder *b)
+{
+    memset(b, 0, sizeof *b);
+}
+
+void stratus_objfmt_begin_range(struct stratus_objfmt_builder *b, uint64_t stream_id)
+{
+    struct stratus_objfmt_range *r;
+
+    if (b->nranges == b->rcap) {
+        b->rcap = b->rcap ? b->rcap * 2 : 16;
+        b->ranges = xrealloc(b->ranges, b->rcap * sizeof *b->ranges);
+    }
+    r = &b->ranges[b->nranges++];
+    memset(r, 0, sizeof *r);
+    r->stream_id = stream_id;
+    r->position = b->len;
+    r->max_timestamp = -1;
+    b->open = 1;
+}
+
+int stratus_objfmt_add_batch(struct stratus_objfmt_builder *b, const uint8_t *batch, size_t len,
+                             int64_t base_offset, int64_t last_offset, int64_t max_timestamp)
+{
+    struct stratus_objfmt_range *r;
+
+    if (!b->open || !b->nranges)
+        return STRATUS_EINVAL;
+    r = &b->ranges[b->nranges - 1];
+    if ((uint64_t)r->length + len > UINT32_MAX || grow(b, len) != 0)
+        return STRATUS_ENOMEM;
+    memcpy(b->buf + b->len, batch, len);
+    b->len += len;
+    if (r->batches == 0)
+        r->base_offset = base_offset;
+    r->last_offset = last_offset;
+    if (max_timestamp > r->max_timestamp)
+        r->max_timestamp = max_timestamp;
+    r->length += (uint32_t)len;
+    r->batches++;
+    return 0;
+}
+
+void stratus_objfmt_end_range(struct stratus_objfmt_builder *b)
+{
+    if (b->open && b->nranges && b->ranges[b->nranges - 1].batches == 0)
+        b->nranges--; /* drop an empty range */
+    b->open = 0;
+}
+
+int stratus_objfmt_finish(struct stratus_objfmt_builder *b, uint8_t **out, size_t *len)
+{
+    size_t ilen = 4 + b->nranges * STRATUS_OBJFMT_RANGE_SIZE;
+    uint64_t ipos;
+    uint8_t *p;
+
+    stratus_objfmt_end_range(b);
+    ilen = 4 + b->nranges * STRATUS_OBJFMT_RANGE_SIZE;
+    if (ilen > UINT32_MAX || grow(b, ilen + STRATUS_OBJFMT_FOOTER_SIZE) != 0)
+        return STRATUS_ENOMEM;
+    ipos = b->len;
+    p = b->buf + b->len;
+    put_le32(p, (uint32_t)b->nranges);
+    p += 4;
+    for (size_t i = 0; i < b->nranges; i++, p += STRATUS_OBJFMT_RANGE_SIZE) {
+        const struct stratus_objfmt_range *r = &b->ranges[i];
+        put_le64(p, r->stream_id);
+        put_le64(p + 8, (uint64_t)r->base_offset);
+        put_le64(p + 16, (uint64_t)r->last_offset);
+        put_le64(p + 24, (uint64_t)r->max_timestamp);
+        put_le64(p + 32, r->position);
+        put_le32(p + 40, r->length);
+        put_le32(p + 44, r->batches);
+    }
+    b->len += ilen;
+    p = b->buf + b->len;
+    put_le64(p, ipos);
+    put_le32(p + 8, (uint32_t)ilen);
+    put_le32(p + 12, stratus_crc32c(0, b->buf + ipos, ilen));
+    put_le32(p + 16, STRATUS_OBJFMT_MAGIC);
+    p[20] = STRATUS_OBJFMT_VERSION;
+    p[21] = 0;
+    p[22] = 0;
+    p[23] = 0;
+    b->len += STRATUS_OBJFMT_FOOTER_SIZE;
+    *out = b->buf;
+    *len = b->len;
+    b->buf = NULL;
+    b->len = b->cap = 0;
+    return 0;
+}
+
+void stratus_objfmt_free(struct stratus_objfmt_builder *b)
+{
+    free(b->buf);
+    free(b->ranges);
+    memset(b, 0, sizeof *b);
+}
+
+int stratus_objfmt_parse_footer(const uint8_t *f, uint64_t object_size, uint64_t *index_pos,
+                                uint32_t *index_len, uint32_t *index_crc,
+                                struct stratus_errbuf *eb)
+{
+    uint16_t version = (uint16_t)(f[20] | (f[21] << 8));
+
+    if (object_size < STRATUS_OBJFMT_FOOTER_SIZE + 4)
+        return stratus_errf(eb, STRATUS_ECORRUPT, "object too small (%llu bytes)",
+                            (unsigned long long)object_size);
+    if (get_le32(f + 16) != STRATUS_OBJFMT_MAGIC)
+        return stratus_errf(eb, STRATUS_ECORRUPT, "object footer: bad magic");
+    if (version != STRATUS_OBJFMT_VERSION)
+        return stratus_errf(eb, STRATUS_ENOTSUP, "object footer: version %u", version);
+    *index_pos = get_le64(f);
+    *index_len = get_le32(f + 8);
+    *index_crc = get_le32(f + 12);
+    if (*index_pos + *index_len + STRATUS_OBJFMT_FOOTER_SIZE != object_size || *index_len < 4)
+        return stratus_errf(eb, STRATUS_ECORRUPT, "object footer: index %llu+%u out of bounds",
+                            (unsigned long long)*index_pos, *index_len);
+    return 0;
+}
+
+int stratus_objfmt_parse_index(const uint8_t *p, size_t len, uint32_t crc, uint64_t index_pos,
+                               struct stratus_objfmt_range **out, size_t *n,
+                               struct stratus_errbuf *eb)
+{
+    uint32_t count;
+    struct stratus_objfmt_range *r;
+
+    if (len < 4)
+        return stratus_errf(eb, STRATUS_ECORRUPT, "object index: too short");
+    if (stratus_crc32c(0, p, len) != crc)
+        return stratus_errf(eb, STRATUS_ECORRUPT, "object index: crc mismatch");
+    count = get_le32(p);
+    if ((uint64_t)count * STRATUS_OBJFMT_RANGE_SIZE + 4 != len)
+        return stratus_errf(eb, STRATUS_ECORRUPT, "object index: %u ranges in %zu bytes", count,
+                            len);
+    r = xcalloc(count ? count : 1, sizeof *r);
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *q = p + 4 + (size_t)i * STRATUS_OBJFMT_RANGE_SIZE;
+        r[i].stream_id = get_le64(q);
+        r[i].base_offset = (int64_t)get_le64(q + 8);
+        r[i].last_offset = (int64_t)get_le64(q + 16);
+        r[i].max_timestamp = (int64_t)get_le64(q + 24);
+        r[i].position = get_le64(q + 32);
+        r[i].length = get_le32(q + 40);
+        r[i].batches = get_le32(q + 44);
+        if (r[i].position + r[i].length > index_pos || r[i].base_offset > r[i].last_offset) {
+            free(r);
+            return stratus_errf(eb, STRATUS_ECORRUPT, "object index: range %u out of bounds", i);
+        }
+    }
+    *out = r;
+    *n = count;
+    return 0;
+}
+
+void stratus_objfmt_key(uint64_t object_id, char *buf, size_t cap)
+{
+    uint8_t idb[8];
+    put_le64(idb, object_id);
+    snprintf(buf, cap, "data/%02x/%016llx.sso", stratus_crc32c(0, idb, 8) & 0xff,
+             (unsigned long long)object_id);
+}

@@ -1,0 +1,64 @@
+/* objfmt.h - stream-set objects: building one in memory, reading back its footer and index.
+ * The format is documented at the top of objfmt.c. Pure functions; thread-safe.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef STRATUS_STREAM_OBJFMT_H
+#define STRATUS_STREAM_OBJFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stratus/stratus_err.h"
+
+#define STRATUS_OBJFMT_MAGIC 0x53534f31u /* "SSO1" */
+#define STRATUS_OBJFMT_VERSION 1
+#define STRATUS_OBJFMT_FOOTER_SIZE 24
+#define STRATUS_OBJFMT_RANGE_SIZE 48
+
+/* One range: consecutive batches of one partition stream, stored raw. */
+struct stratus_objfmt_range {
+    uint64_t stream_id;
+    int64_t base_offset;
+    int64_t last_offset;
+    int64_t max_timestamp;
+    uint64_t position; /* byte offset of the first batch in the object */
+    uint32_t length;
+    uint32_t batches;
+};
+
+/* Builds an object. The builder owns its buffer until stratus_objfmt_finish hands it over. */
+struct stratus_objfmt_builder {
+    uint8_t *buf;
+    size_t len, cap;
+    struct stratus_objfmt_range *ranges;
+    size_t nranges, rcap;
+    int open; /* a range is being filled */
+};
+
+void stratus_objfmt_init(struct stratus_objfmt_builder *b);
+/* Starts a range of stream_id; the batches added next belong to it. */
+void stratus_objfmt_begin_range(struct stratus_objfmt_builder *b, uint64_t stream_id);
+/* Appends one whole batch (base..last offsets, its max timestamp). Returns STRATUS_ENOMEM when
+ * the buffer cannot grow or a range would pass 4 GiB. */
+int stratus_objfmt_add_batch(struct stratus_objfmt_builder *b, const uint8_t *batch, size_t len,
+                             int64_t base_offset, int64_t last_offset, int64_t max_timestamp);
+void stratus_objfmt_end_range(struct stratus_objfmt_builder *b);
+/* Writes the index block and the footer; *out (malloc'd, now the caller's) and *len get the
+ * object. The ranges stay in b->ranges until stratus_objfmt_free. */
+int stratus_objfmt_finish(struct stratus_objfmt_builder *b, uint8_t **out, size_t *len);
+void stratus_objfmt_free(struct stratus_objfmt_builder *b);
+
+/* Reads the footer (the last STRATUS_OBJFMT_FOOTER_SIZE bytes of an object of object_size). */
+int stratus_objfmt_parse_footer(const uint8_t *footer, uint64_t object_size, uint64_t *index_pos,
+                                uint32_t *index_len, uint32_t *index_crc,
+                                struct stratus_errbuf *eb);
+/* Checks the index block's CRC and decodes it; *out is malloc'd (caller frees). */
+int stratus_objfmt_parse_index(const uint8_t *p, size_t len, uint32_t crc, uint64_t index_pos,
+                               struct stratus_objfmt_range **out, size_t *n,
+                               struct stratus_errbuf *eb);
+
+/* The storage key of an object id: "data/<2 hex>/<16 hex>.sso" (the 2 hex chars spread keys
+ * over prefixes). buf needs 32 bytes. */
+void stratus_objfmt_key(uint64_t object_id, char *buf, size_t cap);
+
+#endif

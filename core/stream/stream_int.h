@@ -1,0 +1,187 @@
+/* stream_int.h - the storage engine's internal structs, shared by the files of core/stream/:
+ * stream.c (open/close, threads, I/O pool, flush, stats), topic.c (catalog and configs),
+ * partition.c (append, log cache, reads, offsets), coldread.c (reads from objects),
+ * uploader.c (log cache -> objects -> index -> WAL trim), retention.c.
+ *
+ * Locks, in the order they may be taken (never the reverse):
+ *   cat_write (catalog writers) -> cat_lock (rwlock on the topic array) -> meta_lock (index
+ *   metadata commits) -> partition lock -> up_lock / pool_lock.
+ * The WAL record the engine writes per append call (little-endian, 44 bytes, then the
+ * batches back to back, base offsets already assigned):
+ *   u32 magic "SWA1" (0x31415753), u16 version 1, u16 flags 0, u64 stream id,
+ *   i64 base offset, i64 last offset, i32 leader epoch, u32 batch count, u32 data length
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef STRATUS_STREAM_STREAM_INT_H
+#define STRATUS_STREAM_STREAM_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "index/index.h"
+#include "stream.h"
+
+#define STRATUS_WALREC_MAGIC 0x31415753u
+#define STRATUS_WALREC_HEADER_SIZE 44
+#define STRATUS_BLOCK_SIZE (1u << 20) /* cold-read block, aligned in the object */
+
+/* One record batch in the log cache; data is the batch with its offsets assigned. */
+struct stratus_lc_batch {
+    int64_t base, last; /* first and last offset */
+    int64_t max_ts;     /* the batch's maxTimestamp (after LogAppendTime) */
+    uint64_t lsn;       /* LSN of the WAL record holding it */
+    uint32_t len;
+    uint8_t data[];
+};
+
+/* A partition. Shared by the network threads (append, read), the WAL writer (completions),
+ * the uploader, retention and the I/O pool; refcounted (the topic holds one reference).
+ * Fields marked [const] never change after creation; [lock] are guarded by `lock`, which is
+ * held only for in-memory work. */
+struct stratus_partition {
+    struct stratus_stream *s;                  /* [const] */
+    char topic[STRATUS_TOPIC_NAME_MAX + 1];    /* [const] */
+    int32_t index;                             /* [const] */
+    int32_t leader_epoch;                      /* [const] bumped at each open */
+    uint64_t stream_id;                        /* [const] */
+    atomic_int refs;
+
+    pthread_mutex_t lock;
+    int64_t log_start;  /* [lock] written by retention */
+    int64_t hw;         /* [lock] written by WAL completions (and replay) */
+    int64_t log_end;    /* [lock] written by append */
+    /* Log cache: lc[lc_head .. lc_head + lc_n) in offset order; the first lc_up of them are in
+     * objects (uploaded, or discarded for a deleted topic) and only those may be evicted.
+     * [lock]; lc_up is raised only by the uploader thread and topic deletion. */
+    struct stratus_lc_batch **lc;
+    size_t lc_head, lc_n, lc_cap, lc_up;
+    uint64_t lc_bytes;  /* [lock] bytes of this partition's cached batches */
+    /* Honoured topic configs, copied here by topic.c. [lock] */
+    int64_t retention_ms, retention_bytes;
+    int64_t max_message_bytes;
+    int log_append_time;
+    int deleted;    /* [lock] topic deleted: no appends, nothing uploaded */
+    int wal_failed; /* [lock] a WAL write failed: appends refused */
+};
+
+/* A topic of the catalog. Every field is guarded by the stream's cat_lock (written with it held
+ * for writing, by catalog writers that also hold cat_write). */
+struct stratus_topic_cfg {
+    char *name, *value; /* as the user set them */
+};
+struct stratus_topic {
+    char name[STRATUS_TOPIC_NAME_MAX + 1];
+    uint8_t id[16];
+    int32_t nparts;
+    struct stratus_partition **parts; /* one reference each */
+    struct stratus_topic_cfg *cfg;
+    size_t ncfg;
+};
+
+struct stratus_job {
+    struct stratus_job *next;
+    stratus_work_fn *fn;
+    void *arg;
+};
+
+struct stratus_stream {
+    struct stratus_stream_conf conf; /* strings point at the copies below */
+    char *data_dir, *index_path, *wal_path;
+    struct stratus_storage *st;      /* borrowed */
+    struct stratus_cache *cache;     /* borrowed, may be NULL */
+    struct stratus_index *idx;
+    struct stratus_wal *wal;
+    stratus_commit_hook_fn *hook;    /* set once before traffic */
+    void *hook_arg;
+
+    /* catalog */
+    pthread_mutex_t cat_write;
+    pthread_rwlock_t cat_lock;
+    struct stratus_topic **topics; /* sorted by name */
+    size_t ntopics, tcap;
+
+    pthread_mutex_t meta_lock; /* index commits by the uploader, retention, topic deletion */
+
+    /* accounting */
+    atomic_uint_fast64_t lc_bytes, lc_evictions;
+    atomic_uint_fast64_t pending_bytes;  /* appended, not yet uploaded nor discarded */
+    atomic_uint_fast64_t appended_bytes; /* monotonic */
+    atomic_uint_fast64_t settled_bytes;  /* monotonic: uploaded or discarded */
+    atomic_int_fast64_t oldest_pending_ms; /* mono ms of the oldest pending data, 0 = none */
+    atomic_uint_fast64_t objects_uploaded, object_bytes_uploaded, upload_failures;
+    atomic_uint_fast64_t cold_reads, cold_read_bytes, retention_deleted_objects;
+
+    /* uploader */
+    pthread_t up_thread;
+    int up_started;
+    pthread_mutex_t up_lock;
+    pthread_cond_t up_cond, up_done_cond;
+    int up_stop;                 /* [up_lock] */
+    uint64_t flush_req, flush_done; /* [up_lock] */
+    int flush_err;               /* [up_lock] */
+
+    /* retention */
+    pthread_t ret_thread;
+    int ret_started;
+    pthread_mutex_t ret_lock;
+    pthread_cond_t ret_cond;
+    int ret_stop; /* [ret_lock] */
+    pthread_mutex_t ret_run; /* one retention pass at a time */
+
+    /* I/O pool */
+    pthread_t *pool;
+    int npool;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_cond;
+    struct stratus_job *jobs_head, *jobs_tail; /* [pool_lock] */
+    int pool_stop;                             /* [pool_lock] */
+};
+
+/* ---- topic.c ---- */
+int stratus_topic_load_all(struct stratus_stream *s, struct stratus_errbuf *eb);
+void stratus_topic_free_all(struct stratus_stream *s);
+/* References to every partition of the catalog (caller releases each, frees the array). */
+struct stratus_partition **stratus_topic_all_partitions(struct stratus_stream *s, size_t *n);
+
+/* ---- partition.c ---- */
+struct stratus_partition *stratus_partition_new(struct stratus_stream *s, const char *topic,
+                                                int32_t index, uint64_t stream_id,
+                                                int32_t leader_epoch);
+void stratus_partition_ref(struct stratus_partition *p);
+/* Loads log start and log end from the index (startup, catalog changes). */
+int stratus_partition_load_offsets(struct stratus_partition *p, struct stratus_errbuf *eb);
+/* Replays one WAL record (startup). */
+int stratus_partition_replay_record(struct stratus_stream *s, struct stratus_partition *p,
+                                    uint64_t lsn, const uint8_t *rec, size_t len);
+/* The stream id of a WAL record written by partition.c, or 0 when it is not one. */
+uint64_t stratus_partition_walrec_stream(const uint8_t *rec, size_t len);
+/* Drops cached batches below the log start (and, with budget, uploaded ones while the global
+ * cache is over budget). Returns bytes freed. */
+uint64_t stratus_partition_evict(struct stratus_partition *p, uint64_t want_bytes);
+/* Marks the partition deleted and discards its cache. */
+void stratus_partition_mark_deleted(struct stratus_partition *p);
+void stratus_partition_notify(struct stratus_partition *p);
+
+/* ---- uploader.c ---- */
+void *stratus_uploader_main(void *arg);
+int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb);
+void stratus_uploader_wake(struct stratus_stream *s);
+
+/* ---- retention.c ---- */
+void *stratus_retention_main(void *arg);
+int stratus_retention_run(struct stratus_stream *s, struct stratus_errbuf *eb);
+void stratus_retention_wake(struct stratus_stream *s);
+
+/* ---- coldread.c ---- */
+/* Reads whole batches of p from objects (offset index, cache plugin, ranged GETs) starting
+ * with the batch holding offset; *next_offset gets the offset after the last batch returned.
+ * STRATUS_ENOTFOUND when no object holds the offset. Blocking, runs on an I/O thread. */
+int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_bytes, int min_one,
+                     int64_t hw, uint8_t **out, size_t *len, int64_t *next_offset,
+                     struct stratus_errbuf *eb);
+/* Scans the ranges of p for the first batch whose max timestamp >= ts (see stream.h). */
+int stratus_coldread_offset_for_time(struct stratus_partition *p, int64_t ts, int64_t *offset,
+                                     int64_t *timestamp, struct stratus_errbuf *eb);
+
+#endif

@@ -1,0 +1,293 @@
+/* uploader.c - the uploader thread: log cache -> stream-set object -> storage -> index -> WAL
+ * trim.
+ *
+ * A round starts when object_target_bytes are pending, when the oldest pending data is
+ * upload_interval_ms old, when the log cache is over its budget, or on flush. It copies, under
+ * each partition's lock, the durable batches not yet uploaded (a prefix of each partition's
+ * pending batches) into one object (objfmt.c), allocates the object id from the index counter
+ * BEFORE the put, puts it through stratus_storage_put (which retries), then commits every range
+ * to the offset index and the object to the objects table in ONE synced write batch. Only then
+ * are the batches marked uploaded (evictable), and the WAL trimmed up to the lowest LSN still
+ * needed by data not yet uploaded. A failed put leaves everything pending for the next round
+ * (the allocated id is simply never used). In a cluster the commit becomes a metastore
+ * transaction that compares the partition's epoch.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "objfmt.h"
+#include "plugin/plugin.h"
+#include "stream_int.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+struct taken {
+    struct stratus_partition *p;
+    size_t count;    /* batches taken (follow the uploaded prefix) */
+    uint64_t bytes;
+    size_t range;    /* index in the builder's ranges, or SIZE_MAX */
+};
+
+void stratus_uploader_wake(struct stratus_stream *s)
+{
+    pthread_mutex_lock(&s->up_lock);
+    pthread_cond_signal(&s->up_cond);
+    pthread_mutex_unlock(&s->up_lock);
+}
+
+static uint64_t max_object_bytes(struct stratus_stream *s)
+{
+    uint64_t m = s->conf.object_target_bytes * 2;
+    return m < (1u << 20) ? (1u << 20) : m;
+}
+
+/* Trims the WAL to the lowest LSN any partition still needs (bounded by durable_before). */
+static void trim_wal(struct stratus_stream *s, struct stratus_partition **parts, size_t n,
+                     uint64_t durable_before)
+{
+    struct stratus_wal_stats ws;
+    struct stratus_errbuf eb = {{0}};
+    uint64_t upto = durable_before;
+
+    for (size_t i = 0; i < n; i++) {
+        struct stratus_partition *p = parts[i];
+        pthread_mutex_lock(&p->lock);
+        if (!p->deleted && p->lc_up < p->lc_n) {
+            uint64_t lsn = p->lc[p->lc_head + p->lc_up]->lsn;
+            if (lsn < upto)
+                upto = lsn;
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    stratus_wal_get_stats(s->wal, &ws);
+    if (upto > ws.trim_lsn && stratus_wal_trim(s->wal, upto, &eb) != 0)
+        LOG_WARN("stream", "WAL trim to %llu: %s", (unsigned long long)upto, eb.msg);
+}
+
+static void evict_over_budget(struct stratus_stream *s, struct stratus_partition **parts, size_t n)
+{
+    uint64_t used = atomic_load(&s->lc_bytes), budget = s->conf.log_cache_bytes;
+    /* First drop what retention made unreadable, then the oldest uploaded data, a fair share
+     * of the excess from each partition per pass. */
+    for (int pass = 0; pass < 4 && used > budget; pass++) {
+        uint64_t excess = used - budget, share = excess / (n ? n : 1) + 1;
+        for (size_t i = 0; i < n && atomic_load(&s->lc_bytes) > budget; i++)
+            stratus_partition_evict(parts[i], pass == 3 ? excess : share);
+        used = atomic_load(&s->lc_bytes);
+    }
+    for (size_t i = 0; i < n; i++)
+        stratus_partition_evict(parts[i], 0);
+}
+
+int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
+{
+    struct stratus_wal_stats ws;
+    struct stratus_objfmt_builder b;
+    struct stratus_partition **parts;
+    struct taken *tk = NULL;
+    struct stratus_index_batch *ib = NULL;
+    uint8_t *obj = NULL;
+    size_t n = 0, objlen = 0;
+    uint64_t limit = max_object_bytes(s), total = 0, oid = 0;
+    int64_t started = stratus_mono_ms();
+    char okey[64];
+    int rc = 0;
+
+    stratus_wal_get_stats(s->wal, &ws); /* before the scan: see trim_wal */
+    parts = stratus_topic_all_partitions(s, &n);
+    tk = xcalloc(n ? n : 1, sizeof *tk);
+    stratus_objfmt_init(&b);
+    for (size_t i = 0; i < n && total < limit; i++) {
+        struct stratus_partition *p = parts[i];
+        tk[i].p = p;
+        tk[i].range = SIZE_MAX;
+        pthread_mutex_lock(&p->lock);
+        if (!p->deleted) {
+            for (size_t j = p->lc_up; j < p->lc_n && total < limit; j++) {
+                struct stratus_lc_batch *lb = p->lc[p->lc_head + j];
+                if (lb->last >= p->hw)
+                    break; /* not durable yet */
+                if (tk[i].count == 0) {
+                    stratus_objfmt_begin_range(&b, p->stream_id);
+                    tk[i].range = b.nranges - 1;
+                }
+                if (stratus_objfmt_add_batch(&b, lb->data, lb->len, lb->base, lb->last,
+                                             lb->max_ts) != 0)
+                    break;
+                tk[i].count++;
+                tk[i].bytes += lb->len;
+                total += lb->len;
+            }
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (tk[i].count)
+            stratus_objfmt_end_range(&b);
+    }
+    if (total == 0)
+        goto trim;
+
+    rc = stratus_index_counter_next(s->idx, "object", 1, &oid, eb);
+    if (rc)
+        goto fail;
+    rc = stratus_objfmt_finish(&b, &obj, &objlen);
+    if (rc) {
+        rc = stratus_errf(eb, rc, "building object: out of memory");
+        goto fail;
+    }
+    stratus_objfmt_key(oid, okey, sizeof okey);
+    rc = stratus_storage_put(s->st, okey, obj, objlen, NULL, NULL, eb);
+    if (rc)
+        goto fail;
+
+    /* One synced batch: every range and the object. */
+    ib = stratus_index_batch_new();
+    {
+        uint8_t key[STRATUS_IDX_KEY_MAX], val[512];
+        size_t klen, vlen;
+        struct stratus_index_object o = {.object_id = oid, .size = objlen,
+                                         .live_ranges = (uint32_t)b.nranges,
+                                         .created_ms = stratus_wall_ms()};
+        snprintf(o.key, sizeof o.key, "%s", okey);
+        pthread_mutex_lock(&s->meta_lock);
+        for (size_t i = 0; i < n; i++) {
+            const struct stratus_objfmt_range *r;
+            struct stratus_index_range ir;
+            uint8_t rv[STRATUS_IDX_RANGE_VALUE_SIZE];
+            int deleted;
+            if (!tk[i].count)
+                continue;
+            r = &b.ranges[tk[i].range];
+            ir = (struct stratus_index_range){.stream_id = r->stream_id,
+                                              .base_offset = r->base_offset,
+                                              .last_offset = r->last_offset,
+                                              .max_timestamp = r->max_timestamp,
+                                              .object_id = oid, .position = r->position,
+                                              .length = r->length, .batches = r->batches};
+            stratus_index_range_encode(&ir, rv);
+            klen = stratus_index_key_range(key, r->stream_id, r->last_offset);
+            stratus_index_batch_put(ib, key, klen, rv, sizeof rv);
+            pthread_mutex_lock(&tk[i].p->lock);
+            deleted = tk[i].p->deleted;
+            pthread_mutex_unlock(&tk[i].p->lock);
+            if (deleted) { /* deleted meanwhile: make sure retention collects the range */
+                klen = stratus_index_key_delstream(key, r->stream_id);
+                stratus_index_batch_put(ib, key, klen, "", 0);
+            }
+        }
+        klen = stratus_index_key_object(key, oid);
+        vlen = stratus_index_object_encode(&o, val, sizeof val);
+        stratus_index_batch_put(ib, key, klen, val, vlen);
+        rc = stratus_index_batch_write(s->idx, ib, 1, eb);
+        pthread_mutex_unlock(&s->meta_lock);
+        if (rc) {
+            /* The object is in storage but unknown to the index: it is garbage. The data stays
+             * pending and goes into a new object next round. */
+            const char *keys[1] = {okey};
+            struct stratus_errbuf eb2;
+            stratus_storage_del(s->st, keys, 1, &eb2);
+            goto fail;
+        }
+    }
+
+    /* Mark uploaded. */
+    for (size_t i = 0; i < n; i++) {
+        struct stratus_partition *p = tk[i].p;
+        if (!tk[i].count)
+            continue;
+        pthread_mutex_lock(&p->lock);
+        if (!p->deleted) {
+            p->lc_up += tk[i].count;
+            if (p->lc_up > p->lc_n)
+                p->lc_up = p->lc_n;
+            atomic_fetch_sub(&s->pending_bytes, tk[i].bytes);
+            atomic_fetch_add(&s->settled_bytes, tk[i].bytes);
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    atomic_fetch_add(&s->objects_uploaded, 1);
+    atomic_fetch_add(&s->object_bytes_uploaded, objlen);
+    LOG_DEBUG("stream", "uploaded object=%s bytes=%zu ranges=%zu", okey, objlen, b.nranges);
+
+trim:
+    atomic_store(&s->oldest_pending_ms, atomic_load(&s->pending_bytes) ? started : 0);
+    evict_over_budget(s, parts, n);
+    trim_wal(s, parts, n, ws.durable_lsn);
+    goto out;
+fail:
+    atomic_fetch_add(&s->upload_failures, 1);
+    LOG_WARN("stream", "upload failed: %s", eb->msg);
+out:
+    stratus_index_batch_free(ib);
+    free(obj);
+    stratus_objfmt_free(&b);
+    for (size_t i = 0; i < n; i++)
+        stratus_partition_release(parts[i]);
+    free(parts);
+    free(tk);
+    return rc;
+}
+
+static int upload_due(struct stratus_stream *s)
+{
+    uint64_t pending = atomic_load(&s->pending_bytes);
+    int64_t oldest = atomic_load(&s->oldest_pending_ms);
+
+    if (s->flush_req > s->flush_done)
+        return 1;
+    if (!pending)
+        return 0;
+    return pending >= s->conf.object_target_bytes ||
+           atomic_load(&s->lc_bytes) > s->conf.log_cache_bytes ||
+           (oldest && stratus_mono_ms() - oldest >= s->conf.upload_interval_ms);
+}
+
+static void cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(c, m, &ts);
+}
+
+void *stratus_uploader_main(void *arg)
+{
+    struct stratus_stream *s = arg;
+    int64_t tick = s->conf.upload_interval_ms / 4;
+
+    if (tick < 5)
+        tick = 5;
+    if (tick > 250)
+        tick = 250;
+    pthread_mutex_lock(&s->up_lock);
+    while (!s->up_stop) {
+        uint64_t req;
+        struct stratus_errbuf eb = {{0}};
+        int rc;
+
+        if (!upload_due(s)) {
+            cond_wait_ms(&s->up_cond, &s->up_lock, tick);
+            continue;
+        }
+        req = s->flush_req;
+        pthread_mutex_unlock(&s->up_lock);
+        rc = stratus_uploader_round(s, &eb);
+        pthread_mutex_lock(&s->up_lock);
+        if (req > s->flush_done) {
+            s->flush_done = req;
+            s->flush_err = rc;
+        }
+        pthread_cond_broadcast(&s->up_done_cond);
+        if (rc && !s->up_stop)
+            cond_wait_ms(&s->up_cond, &s->up_lock, 1000); /* back off after a failure */
+    }
+    pthread_mutex_unlock(&s->up_lock);
+    return NULL;
+}

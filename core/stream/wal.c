@@ -1,0 +1,1171 @@
+/* wal.c - the write-ahead log (see wal.h): a preallocated ring file written with aligned
+ * O_DIRECT|O_DSYNC group-commit writes, several in flight, completions in LSN order.
+ *
+ * Owns: the WAL file descriptor, the batch queue, the aligned write buffers, the writer
+ * threads and the superblock. Guarded by wal->mu (every field below "guarded by mu");
+ * trim() and start() serialise superblock writes with wal->sb_mu.
+ *
+ * ON-DISK FORMAT (all integers little-endian; BLK = 4096 bytes)
+ *   File = [superblock slot 0: BLK][superblock slot 1: BLK][ring: ring_size bytes]
+ *   ring_size is a multiple of BLK. An LSN is a logical byte position: the byte at LSN x lives at
+ *   file offset 2*BLK + (x % ring_size). LSNs only grow; one trip around the ring is a "lap".
+ *
+ *   Superblock (one slot, rest of the block zero). Two slots alternate (slot = seq % 2) so a
+ *   torn superblock write always leaves the previous one intact; open() takes the valid slot
+ *   with the highest seq.
+ *     0  u64 magic "STRWALSB"     8  u32 version (1)         12 u32 block size (4096)
+ *     16 u64 ring_size            24 u64 trim_lsn: records with LSN < trim_lsn are freed
+ *     32 u64 replay_lsn: where replay starts parsing, a batch boundary <= trim_lsn
+ *     40 u64 generation: bumped (durably) by every start(), before its first write
+ *     48 u64 seq                  56 u32 crc32c of bytes 0..55
+ *
+ *   Records are packed back-to-back at 32-byte aligned LSNs; none crosses the end of the ring.
+ *   Header (32 bytes):
+ *     0  u32 magic 0x4C415753 ("SWAL")   4  u32 crc32c of the header (this field as zero) and,
+ *                                           for DATA, of the payload
+ *     8  u64 lsn (must equal the record's position: stale data of an earlier lap never matches)
+ *     16 u32 len: DATA payload bytes; PAD/WRAP/GEN: bytes that follow the header and are skipped
+ *     20 u16 type: 1 DATA, 2 PAD, 3 WRAP, 4 GEN     22 u16 zero
+ *     24 u64 generation of the run that wrote it (GEN: u64 prev_end follows in the skipped part
+ *        -- see below -- and is covered by its crc)
+ *   A DATA record occupies 32 + align32(len) bytes (the tail padding is zero).
+ *   Every write ("batch") starts on a BLK boundary and ends on one: its tail is a PAD record
+ *   reaching the next boundary (the gap is always 0 or >= 32 bytes). When the next record would
+ *   cross the end of the ring, the batch ends with a WRAP record reaching the end of the lap and
+ *   the next batch starts at the next lap (only the block holding the WRAP header is written).
+ *   A GEN record (len 32: u64 prev_end, 24 zero bytes) opens the first batch of every run.
+ *
+ * REPLAY starts at replay_lsn and accepts a record when magic, lsn, type, bounds and crc hold,
+ * and its generation equals the one of the records before it (the first record may have any).
+ * At the first invalid record (a torn or never-written tail) at position P, it accepts only a
+ * GEN record at align_up(P, BLK) with prev_end == P and a higher generation (where a later run
+ * restarted after that crash); otherwise it stops. Records of a dead run lying past the point
+ * where its successor restarted therefore never come back: they have an older generation, and
+ * the generation is durable before the new run writes. head = align_up(end of the last valid
+ * record). Records with LSN < trim_lsn are parsed but not returned.
+ *
+ * The ring is full when a batch's end - replay_lsn would exceed ring_size: batches then wait
+ * (appends stay pending up to max_pending_bytes, then STRATUS_ENOMEM) until trim() moves
+ * replay_lsn. trim(x) frees up to the last batch boundary <= x (an in-memory list of batch
+ * starts gives it), so any x is accepted.
+ *
+ * Threads: max_inflight writer threads; each takes the oldest pending batch (one under 64 KiB
+ * only when no write is in flight: adaptive group commit), waits for the
+ * appenders still copying into it, and pwrite()s it (O_DSYNC, or write + fdatasync when
+ * buffered). Whichever thread finds the oldest undelivered batch done delivers completions,
+ * one thread at a time, in LSN order, outside the lock.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include "wal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/bytes.h"
+#include "util/crc32c.h"
+#include "util/log.h"
+
+#define WAL_BLK 4096u
+#define WAL_SB_AREA (2 * (uint64_t)WAL_BLK)
+#define WAL_HDR 32u
+#define WAL_SB_MAGIC 0x42534C4157525453ull /* "STRWALSB" little-endian */
+#define WAL_SB_VERSION 1u
+#define WAL_REC_MAGIC 0x4C415753u
+#define WAL_READ_WINDOW (1u << 20)
+#define WAL_ISSUE_MIN (64u * 1024) /* see wal_writer_main */
+
+enum { WAL_T_DATA = 1, WAL_T_PAD = 2, WAL_T_WRAP = 3, WAL_T_GEN = 4 };
+enum { WAL_B_OPEN, WAL_B_SEALED, WAL_B_INFLIGHT, WAL_B_DONE };
+
+struct wal_comp {
+    stratus_wal_done_fn *done;
+    void *arg;
+    uint64_t lsn;
+};
+
+/* One aligned write. Owned by the wal's queue; fields guarded by mu except buf contents. */
+struct wal_batch {
+    struct wal_batch *next;
+    uint64_t start;    /* LSN, BLK-aligned */
+    uint64_t end;      /* logical end once sealed (BLK-aligned or a lap end) */
+    uint32_t used;     /* bytes placed from start */
+    uint32_t cap;      /* buffer size */
+    unsigned char *buf;
+    int state;
+    int wrap;          /* sealed with a WRAP record up to the lap end */
+    int copiers;       /* appenders still copying into buf */
+    int err;
+    uint64_t bytes;    /* pending bytes accounted to this batch */
+    int64_t opened_us;
+    struct wal_comp *comps;
+    size_t ncomp, capcomp;
+};
+
+struct stratus_wal {
+    char *path;
+    int fd;
+    int direct;
+    uint64_t ring;
+    uint32_t max_write;
+    int nwriters;
+    uint64_t max_pending;
+    uint32_t delay_us;
+
+    /* superblock state, guarded by sb_mu (and mu for the copies writers read) */
+    pthread_mutex_t sb_mu;
+    uint64_t sb_seq, gen;
+    unsigned char *sbbuf;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;  /* writers: new work, space, closing */
+    pthread_cond_t copy_cv;  /* a batch's copiers reached zero */
+    /* guarded by mu: */
+    int started, closing, scanned, failed, delivering, idle;
+    int deliver_err;
+    struct wal_batch *first, *tail, *next_issue, *open;
+    uint64_t next_start;     /* start of the next new batch */
+    uint64_t durable_lsn, trim_lsn, replay_lsn, scan_end;
+    uint64_t pending_bytes;
+    int inflight;
+    uint64_t *bounds;        /* ring of batch starts >= replay_lsn, in order */
+    size_t nbounds, bounds_head, bounds_cap;
+    unsigned char **freebufs;
+    int nfree;
+    struct stratus_wal_stats st;
+    pthread_t *threads;
+    int nthreads;
+};
+
+/* ---- little helpers ------------------------------------------------------------------- */
+
+static uint64_t wal_align_up(uint64_t x, uint64_t a)
+{
+    return (x + a - 1) / a * a;
+}
+static uint64_t wal_lap_end(const struct stratus_wal *wal, uint64_t lsn)
+{
+    return (lsn / wal->ring + 1) * wal->ring;
+}
+static uint64_t wal_rec_total(uint64_t len)
+{
+    return WAL_HDR + wal_align_up(len, 32);
+}
+
+/* Fills a record header at p and returns the crc seed (header with a zero crc field). */
+static void wal_hdr_fill(unsigned char *p, uint64_t lsn, uint32_t len, uint16_t type, uint64_t gen)
+{
+    put_le32(p, WAL_REC_MAGIC);
+    put_le32(p + 4, 0);
+    put_le64(p + 8, lsn);
+    put_le32(p + 16, len);
+    put_le16(p + 20, type);
+    put_le16(p + 22, 0);
+    put_le64(p + 24, gen);
+}
+
+static int wal_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const unsigned char *p = buf;
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+static int wal_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    unsigned char *p = buf;
+    while (len) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO; /* the file is shorter than its superblock says */
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Makes a write durable: nothing to do under O_DSYNC, fdatasync when buffered. */
+static int wal_sync(struct stratus_wal *wal)
+{
+    if (wal->direct)
+        return 0;
+    if (fdatasync(wal->fd) != 0)
+        return -errno;
+    return 1;
+}
+
+/* ---- batch boundaries (the trim points) ------------------------------------------------ */
+
+static void wal_bound_push(struct stratus_wal *wal, uint64_t lsn)
+{
+    if (wal->nbounds && wal->bounds[(wal->bounds_head + wal->nbounds - 1) % wal->bounds_cap] >= lsn)
+        return;
+    if (wal->nbounds == wal->bounds_cap) {
+        size_t ncap = wal->bounds_cap ? wal->bounds_cap * 2 : 256;
+        uint64_t *nb = xmalloc(ncap * sizeof *nb);
+        for (size_t i = 0; i < wal->nbounds; i++)
+            nb[i] = wal->bounds[(wal->bounds_head + i) % wal->bounds_cap];
+        free(wal->bounds);
+        wal->bounds = nb;
+        wal->bounds_cap = ncap;
+        wal->bounds_head = 0;
+    }
+    wal->bounds[(wal->bounds_head + wal->nbounds) % wal->bounds_cap] = lsn;
+    wal->nbounds++;
+}
+
+/* The last boundary <= upto (upto itself when it is durable_lsn), or replay_lsn. */
+static uint64_t wal_bound_find(struct stratus_wal *wal, uint64_t upto)
+{
+    uint64_t best = wal->replay_lsn;
+    if (upto == wal->durable_lsn)
+        return upto;
+    for (size_t i = 0; i < wal->nbounds; i++) {
+        uint64_t b = wal->bounds[(wal->bounds_head + i) % wal->bounds_cap];
+        if (b > upto)
+            break;
+        if (b > best)
+            best = b;
+    }
+    return best;
+}
+
+static void wal_bound_drop_below(struct stratus_wal *wal, uint64_t lsn)
+{
+    while (wal->nbounds && wal->bounds[wal->bounds_head] < lsn) {
+        wal->bounds_head = (wal->bounds_head + 1) % wal->bounds_cap;
+        wal->nbounds--;
+    }
+}
+
+/* ---- superblock ------------------------------------------------------------------------ */
+
+/* Writes the next superblock slot durably. Caller holds sb_mu. */
+static int wal_sb_write(struct stratus_wal *wal, uint64_t trim, uint64_t replay, uint64_t gen)
+{
+    unsigned char *p = wal->sbbuf;
+    uint64_t seq = wal->sb_seq + 1;
+    memset(p, 0, WAL_BLK);
+    put_le64(p, WAL_SB_MAGIC);
+    put_le32(p + 8, WAL_SB_VERSION);
+    put_le32(p + 12, WAL_BLK);
+    put_le64(p + 16, wal->ring);
+    put_le64(p + 24, trim);
+    put_le64(p + 32, replay);
+    put_le64(p + 40, gen);
+    put_le64(p + 48, seq);
+    put_le32(p + 56, stratus_crc32c(0, p, 56));
+    int rc = wal_pwrite_all(wal->fd, p, WAL_BLK, (seq % 2) * WAL_BLK);
+    if (rc == 0)
+        rc = wal_sync(wal) < 0 ? -EIO : 0;
+    if (rc == 0)
+        wal->sb_seq = seq;
+    return rc;
+}
+
+struct wal_sb {
+    uint64_t ring, trim, replay, gen, seq;
+};
+
+/* 1 when the block holds a valid superblock, 0 when it is all zero, -1 otherwise. */
+static int wal_sb_parse(const unsigned char *p, struct wal_sb *sb)
+{
+    if (get_le64(p) != WAL_SB_MAGIC || get_le32(p + 56) != stratus_crc32c(0, p, 56)) {
+        for (unsigned i = 0; i < WAL_BLK; i++)
+            if (p[i])
+                return -1;
+        return 0;
+    }
+    if (get_le32(p + 8) != WAL_SB_VERSION || get_le32(p + 12) != WAL_BLK)
+        return -1;
+    sb->ring = get_le64(p + 16);
+    sb->trim = get_le64(p + 24);
+    sb->replay = get_le64(p + 32);
+    sb->gen = get_le64(p + 40);
+    sb->seq = get_le64(p + 48);
+    if (sb->ring == 0 || sb->ring % WAL_BLK || sb->replay > sb->trim || sb->replay % WAL_BLK)
+        return -1;
+    return 1;
+}
+
+/* ---- open ------------------------------------------------------------------------------ */
+
+static int wal_open_fd(const char *path, int direct)
+{
+    int flags = O_RDWR | O_CREAT | O_CLOEXEC;
+    if (direct)
+        flags |= O_DIRECT | O_DSYNC;
+    return open(path, flags, 0644);
+}
+
+/* Writes zeros over [from, to) of the file (preallocation that also converts extents). */
+static int wal_zero_fill(struct stratus_wal *wal, uint64_t from, uint64_t to)
+{
+    size_t chunk = 1u << 20;
+    void *z = NULL;
+    int rc = 0;
+    if (posix_memalign(&z, WAL_BLK, chunk) != 0)
+        return -ENOMEM;
+    memset(z, 0, chunk);
+    while (from < to && rc == 0) {
+        size_t n = (size_t)(to - from < chunk ? to - from : chunk);
+        rc = wal_pwrite_all(wal->fd, z, n, from);
+        from += n;
+    }
+    free(z);
+    if (rc == 0 && wal_sync(wal) < 0)
+        rc = -EIO;
+    return rc;
+}
+
+/* Reads or creates the superblock. Returns 0; -EINVAL with *hard == 0 when O_DIRECT I/O is
+ * refused (the caller retries buffered); or a STRATUS_E* code with *hard == 1. */
+static int wal_load(struct stratus_wal *wal, const struct stratus_wal_conf *conf, int *hard,
+                    struct stratus_errbuf *eb)
+{
+    struct stat sbst;
+    struct wal_sb s0, s1, *best = NULL;
+    int v0, v1, rc;
+
+    *hard = 0;
+    if (fstat(wal->fd, &sbst) != 0) {
+        *hard = 1;
+        return stratus_errf(eb, STRATUS_EIO, "wal: fstat %s: %s", wal->path, strerror(errno));
+    }
+    if (sbst.st_size >= (off_t)WAL_SB_AREA) {
+        rc = wal_pread_all(wal->fd, wal->sbbuf, WAL_BLK, 0);
+        if (rc == -EINVAL && wal->direct)
+            return -EINVAL;
+        if (rc != 0) {
+            *hard = 1;
+            return stratus_errf(eb, STRATUS_EIO, "wal: read superblock of %s: %s", wal->path,
+                                strerror(-rc));
+        }
+        v0 = wal_sb_parse(wal->sbbuf, &s0);
+        rc = wal_pread_all(wal->fd, wal->sbbuf, WAL_BLK, WAL_BLK);
+        if (rc != 0) {
+            *hard = 1;
+            return stratus_errf(eb, STRATUS_EIO, "wal: read superblock of %s: %s", wal->path,
+                                strerror(-rc));
+        }
+        v1 = wal_sb_parse(wal->sbbuf, &s1);
+        if (v0 == 1)
+            best = &s0;
+        if (v1 == 1 && (!best || s1.seq > best->seq))
+            best = &s1;
+        if (!best && (v0 < 0 || v1 < 0)) {
+            *hard = 1;
+            return stratus_errf(eb, STRATUS_ECORRUPT, "wal: %s has no valid superblock", wal->path);
+        }
+    }
+    if (best) {
+        if (best->ring != wal->ring)
+            LOG_WARN("wal", "ring size of %s is %llu on disk, configured %llu: using the disk's",
+                     wal->path, (unsigned long long)best->ring, (unsigned long long)wal->ring);
+        wal->ring = best->ring;
+        if ((uint64_t)sbst.st_size < WAL_SB_AREA + wal->ring) {
+            *hard = 1;
+            return stratus_errf(eb, STRATUS_ECORRUPT, "wal: %s is shorter than its ring (%llu)",
+                                wal->path, (unsigned long long)wal->ring);
+        }
+        wal->sb_seq = best->seq;
+        wal->gen = best->gen;
+        wal->trim_lsn = best->trim;
+        wal->replay_lsn = best->replay;
+        return 0;
+    }
+
+    /* a new file (or one whose creation never finished: both slots zero) */
+    uint64_t total = WAL_SB_AREA + wal->ring;
+    if (fallocate(wal->fd, 0, 0, (off_t)total) != 0) {
+        if (errno != EOPNOTSUPP) {
+            *hard = 1;
+            return stratus_errf(eb, STRATUS_EIO, "wal: fallocate %s (%llu bytes): %s", wal->path,
+                                (unsigned long long)total, strerror(errno));
+        }
+        if (ftruncate(wal->fd, (off_t)total) != 0) {
+            *hard = 1;
+            return stratus_errf(eb, STRATUS_EIO, "wal: ftruncate %s: %s", wal->path,
+                                strerror(errno));
+        }
+    }
+    wal->sb_seq = 0;
+    wal->gen = 0;
+    wal->trim_lsn = wal->replay_lsn = 0;
+    /* zero the ring and slot 0, then write seq 1 into slot 1 */
+    rc = conf->skip_zero_fill ? 0 : wal_zero_fill(wal, WAL_SB_AREA, total);
+    if (rc == -EINVAL && wal->direct)
+        return -EINVAL;
+    if (rc == 0) {
+        memset(wal->sbbuf, 0, WAL_BLK);
+        rc = wal_pwrite_all(wal->fd, wal->sbbuf, WAL_BLK, 0);
+    }
+    if (rc == -EINVAL && wal->direct)
+        return -EINVAL;
+    if (rc == 0)
+        rc = wal_sb_write(wal, 0, 0, 0);
+    if (rc == -EINVAL && wal->direct)
+        return -EINVAL;
+    if (rc != 0) {
+        *hard = 1;
+        return stratus_errf(eb, STRATUS_EIO, "wal: initialise %s: %s", wal->path, strerror(-rc));
+    }
+    LOG_INFO("wal", "created %s ring=%llu direct=%d", wal->path, (unsigned long long)wal->ring,
+             wal->direct);
+    return 0;
+}
+
+int stratus_wal_open(const struct stratus_wal_conf *conf, struct stratus_wal **out,
+                     struct stratus_errbuf *eb)
+{
+    struct stratus_wal *wal;
+    int rc, hard;
+
+    *out = NULL;
+    if (!conf || !conf->path || !*conf->path)
+        return stratus_errf(eb, STRATUS_EINVAL, "wal: no path");
+    wal = xcalloc(1, sizeof *wal);
+    wal->fd = -1;
+    wal->path = xstrdup(conf->path);
+    wal->ring = wal_align_up(conf->size_bytes ? conf->size_bytes : (1ull << 30), WAL_BLK);
+    wal->max_write = (uint32_t)wal_align_up(conf->max_write_bytes ? conf->max_write_bytes : (1u << 20),
+                                            WAL_BLK);
+    wal->nwriters = conf->max_inflight > 0 ? conf->max_inflight : 4;
+    if (wal->nwriters > 64)
+        wal->nwriters = 64;
+    wal->max_pending = conf->max_pending_bytes ? conf->max_pending_bytes : (256ull << 20);
+    wal->delay_us = conf->batch_delay_us;
+    pthread_mutex_init(&wal->mu, NULL);
+    pthread_mutex_init(&wal->sb_mu, NULL);
+    pthread_cond_init(&wal->work_cv, NULL);
+    pthread_cond_init(&wal->copy_cv, NULL);
+    wal->freebufs = xcalloc((size_t)wal->nwriters + 2, sizeof *wal->freebufs);
+    if (wal->ring < 4 * (uint64_t)WAL_BLK) {
+        rc = stratus_errf(eb, STRATUS_EINVAL, "wal: ring of %llu bytes is too small",
+                          (unsigned long long)wal->ring);
+        goto fail;
+    }
+    if (posix_memalign((void **)&wal->sbbuf, WAL_BLK, WAL_BLK) != 0) {
+        wal->sbbuf = NULL;
+        rc = stratus_errf(eb, STRATUS_ENOMEM, "wal: out of memory");
+        goto fail;
+    }
+
+    wal->direct = !conf->force_buffered;
+    for (;;) {
+        wal->fd = wal_open_fd(wal->path, wal->direct);
+        if (wal->fd < 0 && errno == EINVAL && wal->direct) {
+            LOG_WARN("wal", "O_DIRECT refused for %s: falling back to buffered writes + fdatasync",
+                     wal->path);
+            wal->direct = 0;
+            continue;
+        }
+        if (wal->fd < 0) {
+            rc = stratus_errf(eb, STRATUS_EIO, "wal: open %s: %s", wal->path, strerror(errno));
+            goto fail;
+        }
+        rc = wal_load(wal, conf, &hard, eb);
+        if (rc == -EINVAL && !hard && wal->direct) {
+            LOG_WARN("wal", "O_DIRECT I/O fails on %s: falling back to buffered writes + fdatasync",
+                     wal->path);
+            close(wal->fd);
+            wal->direct = 0;
+            continue;
+        }
+        if (rc != 0)
+            goto fail;
+        break;
+    }
+    if (conf->force_buffered)
+        LOG_WARN("wal", "%s: buffered writes + fdatasync (force_buffered)", wal->path);
+    wal->durable_lsn = wal->next_start = wal->scan_end = wal->replay_lsn;
+    wal->st.direct_io = wal->direct;
+    *out = wal;
+    return 0;
+
+fail:
+    if (wal->fd >= 0)
+        close(wal->fd);
+    free(wal->sbbuf);
+    free(wal->freebufs);
+    free(wal->path);
+    pthread_mutex_destroy(&wal->mu);
+    pthread_mutex_destroy(&wal->sb_mu);
+    pthread_cond_destroy(&wal->work_cv);
+    pthread_cond_destroy(&wal->copy_cv);
+    free(wal);
+    return rc;
+}
+
+/* ---- replay ---------------------------------------------------------------------------- */
+
+struct wal_reader {
+    unsigned char *buf;
+    size_t cap;
+    uint64_t woff; /* ring offset of buf[0] */
+    size_t wlen;   /* valid bytes */
+};
+
+/* Returns a pointer to ring bytes [off, off+len) (within one lap), or NULL with *err. */
+static const unsigned char *wal_read(struct stratus_wal *wal, struct wal_reader *r, uint64_t off,
+                                     size_t len, int *err)
+{
+    if (r->buf && off >= r->woff && off + len <= r->woff + r->wlen)
+        return r->buf + (off - r->woff);
+    uint64_t start = off / WAL_BLK * WAL_BLK;
+    size_t need = (size_t)(wal_align_up(off + len, WAL_BLK) - start);
+    size_t n = need > WAL_READ_WINDOW ? need : WAL_READ_WINDOW;
+    if (n > wal->ring - start)
+        n = (size_t)(wal->ring - start);
+    if (n > r->cap) {
+        void *nb = NULL;
+        if (posix_memalign(&nb, WAL_BLK, n) != 0) {
+            *err = STRATUS_ENOMEM;
+            return NULL;
+        }
+        free(r->buf);
+        r->buf = nb;
+        r->cap = n;
+    }
+    int rc = wal_pread_all(wal->fd, r->buf, n, WAL_SB_AREA + start);
+    if (rc != 0) {
+        r->wlen = 0;
+        *err = STRATUS_EIO;
+        return NULL;
+    }
+    r->woff = start;
+    r->wlen = n;
+    return r->buf + (off - start);
+}
+
+/* Checks the record at pos. Returns 1 valid (fills *type, *len, *gen, *total, *payload),
+ * 0 invalid, or a negative error. */
+static int wal_check(struct stratus_wal *wal, struct wal_reader *r, uint64_t pos, uint64_t limit,
+                     int *type, uint32_t *len, uint64_t *gen, uint64_t *total,
+                     const unsigned char **payload)
+{
+    int err = 0;
+    uint64_t off = pos % wal->ring;
+    const unsigned char *h = wal_read(wal, r, off, WAL_HDR, &err);
+    unsigned char hc[WAL_HDR];
+    if (!h)
+        return err;
+    if (get_le32(h) != WAL_REC_MAGIC || get_le64(h + 8) != pos || get_le16(h + 22) != 0)
+        return 0;
+    *type = get_le16(h + 20);
+    *len = get_le32(h + 16);
+    *gen = get_le64(h + 24);
+    uint32_t want = get_le32(h + 4);
+    if (*gen == 0 || *gen > wal->gen)
+        return 0;
+    switch (*type) {
+    case WAL_T_DATA:
+        if (*len == 0 || *len > wal->ring / 2)
+            return 0;
+        *total = wal_rec_total(*len);
+        break;
+    case WAL_T_PAD:
+        *total = WAL_HDR + (uint64_t)*len;
+        if ((off + *total) % WAL_BLK != 0 || *total > WAL_BLK)
+            return 0;
+        break;
+    case WAL_T_WRAP:
+        *total = WAL_HDR + (uint64_t)*len;
+        if (off + *total != wal->ring)
+            return 0;
+        break;
+    case WAL_T_GEN:
+        if (*len != 32)
+            return 0;
+        *total = WAL_HDR + 32;
+        break;
+    default:
+        return 0;
+    }
+    if (off + *total > wal->ring || pos + *total > limit)
+        return 0;
+    memcpy(hc, h, WAL_HDR);
+    put_le32(hc + 4, 0);
+    uint32_t crc = stratus_crc32c(0, hc, WAL_HDR);
+    *payload = NULL;
+    if (*type == WAL_T_DATA || *type == WAL_T_GEN) {
+        const unsigned char *p = wal_read(wal, r, off + WAL_HDR, *type == WAL_T_DATA ? *len : 32, &err);
+        if (!p)
+            return err;
+        crc = stratus_crc32c(crc, p, *type == WAL_T_DATA ? *len : 32);
+        *payload = p;
+    }
+    return crc == want;
+}
+
+/* Parses the ring from replay_lsn; calls fn for DATA records >= trim_lsn when fn != NULL.
+ * On success sets scan_end (end of the last valid record) and scanned. */
+static int wal_scan(struct stratus_wal *wal, stratus_wal_replay_fn *fn, void *arg,
+                    struct stratus_errbuf *eb)
+{
+    struct wal_reader r = {0};
+    uint64_t pos = wal->replay_lsn, limit = wal->replay_lsn + wal->ring, chain_gen = 0;
+    uint64_t nrec = 0, nbytes = 0;
+    int rc = 0;
+
+    pthread_mutex_lock(&wal->mu);
+    wal->nbounds = 0;
+    wal_bound_push(wal, pos);
+    pthread_mutex_unlock(&wal->mu);
+    for (;;) {
+        int type;
+        uint32_t len;
+        uint64_t gen, total;
+        const unsigned char *payload;
+        int v = wal_check(wal, &r, pos, limit, &type, &len, &gen, &total, &payload);
+        if (v < 0) {
+            rc = stratus_errf(eb, v, "wal: read %s at lsn %llu failed", wal->path,
+                              (unsigned long long)pos);
+            goto out;
+        }
+        if (v == 1) {
+            if (type == WAL_T_GEN) {
+                uint64_t prev = get_le64(payload);
+                if (chain_gen && (gen <= chain_gen || prev != pos))
+                    v = 0;
+            } else if (chain_gen && gen != chain_gen) {
+                v = 0;
+            }
+        }
+        if (v != 1 && pos % WAL_BLK != 0 && chain_gen) {
+            /* torn tail at pos: a later run may have restarted at the next block */
+            uint64_t q = wal_align_up(pos, WAL_BLK);
+            v = wal_check(wal, &r, q, limit, &type, &len, &gen, &total, &payload);
+            if (v < 0) {
+                rc = stratus_errf(eb, v, "wal: read %s at lsn %llu failed", wal->path,
+                                  (unsigned long long)q);
+                goto out;
+            }
+            if (v == 1 && !(type == WAL_T_GEN && gen > chain_gen && get_le64(payload) == pos))
+                v = 0;
+            if (v == 1)
+                pos = q;
+        }
+        if (v != 1)
+            break;
+        chain_gen = gen;
+        if (type == WAL_T_DATA && pos >= wal->trim_lsn) {
+            nrec++;
+            nbytes += len;
+            if (fn) {
+                rc = fn(arg, pos, payload, len);
+                if (rc != 0) {
+                    stratus_errf(eb, rc, "wal: replay stopped by the callback at lsn %llu",
+                                 (unsigned long long)pos);
+                    goto out;
+                }
+            }
+        }
+        if (type == WAL_T_GEN) {
+            pthread_mutex_lock(&wal->mu);
+            wal_bound_push(wal, pos);
+            pthread_mutex_unlock(&wal->mu);
+        }
+        pos += total;
+        if (type == WAL_T_PAD || type == WAL_T_WRAP) {
+            pthread_mutex_lock(&wal->mu);
+            wal_bound_push(wal, pos);
+            pthread_mutex_unlock(&wal->mu);
+        }
+    }
+    pthread_mutex_lock(&wal->mu);
+    wal->scan_end = pos;
+    wal->scanned = 1;
+    pthread_mutex_unlock(&wal->mu);
+    LOG_INFO("wal", "replayed %s: %llu records, %llu bytes, lsn %llu..%llu", wal->path,
+             (unsigned long long)nrec, (unsigned long long)nbytes,
+             (unsigned long long)wal->replay_lsn, (unsigned long long)pos);
+out:
+    free(r.buf);
+    return rc;
+}
+
+int stratus_wal_replay(struct stratus_wal *wal, stratus_wal_replay_fn *fn, void *arg,
+                       struct stratus_errbuf *eb)
+{
+    if (wal->started)
+        return stratus_errf(eb, STRATUS_EINVAL, "wal: replay after start");
+    return wal_scan(wal, fn, arg, eb);
+}
+
+/* ---- batches --------------------------------------------------------------------------- */
+
+static unsigned char *wal_buf_get(struct stratus_wal *wal, uint32_t cap)
+{
+    void *p = NULL;
+    if (cap == wal->max_write && wal->nfree > 0)
+        return wal->freebufs[--wal->nfree];
+    if (posix_memalign(&p, WAL_BLK, cap) != 0)
+        return NULL;
+    return p;
+}
+
+static void wal_buf_put(struct stratus_wal *wal, unsigned char *buf, uint32_t cap)
+{
+    if (cap == wal->max_write && wal->nfree < wal->nwriters + 2)
+        wal->freebufs[wal->nfree++] = buf;
+    else
+        free(buf);
+}
+
+static void wal_batch_free(struct stratus_wal *wal, struct wal_batch *b)
+{
+    if (b->buf)
+        wal_buf_put(wal, b->buf, b->cap);
+    free(b->comps);
+    free(b);
+}
+
+/* A new open batch at next_start with room for need bytes; NULL on OOM. Caller holds mu. */
+static struct wal_batch *wal_batch_new(struct stratus_wal *wal, uint64_t need)
+{
+    struct wal_batch *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->cap = need > wal->max_write ? (uint32_t)wal_align_up(need, WAL_BLK) : wal->max_write;
+    b->buf = wal_buf_get(wal, b->cap);
+    if (!b->buf) {
+        free(b);
+        return NULL;
+    }
+    b->start = wal->next_start;
+    b->state = WAL_B_OPEN;
+    b->opened_us = stratus_mono_us();
+    if (wal->tail)
+        wal->tail->next = b;
+    else
+        wal->first = b;
+    wal->tail = b;
+    if (!wal->next_issue)
+        wal->next_issue = b;
+    wal->open = b;
+    wal_bound_push(wal, b->start);
+    return b;
+}
+
+/* Closes an open batch to appends and fixes its end. Caller holds mu. */
+static void wal_batch_seal(struct stratus_wal *wal, struct wal_batch *b, int wrap)
+{
+    b->wrap = wrap;
+    b->end = wrap ? wal_lap_end(wal, b->start) : b->start + wal_align_up(b->used, WAL_BLK);
+    b->state = WAL_B_SEALED;
+    wal->next_start = b->end;
+    if (wal->open == b)
+        wal->open = NULL;
+}
+
+/* Writes the PAD or WRAP header closing b (no appender touches b any more). Returns the
+ * number of bytes to write. */
+static size_t wal_batch_finish(struct stratus_wal *wal, struct wal_batch *b)
+{
+    uint64_t fill_end = b->start + b->used;
+    size_t phys = (size_t)(b->end - b->start);
+    if (fill_end < b->end) {
+        unsigned char *h = b->buf + b->used;
+        uint32_t skip = (uint32_t)(b->end - fill_end - WAL_HDR);
+        wal_hdr_fill(h, fill_end, skip, b->wrap ? WAL_T_WRAP : WAL_T_PAD, wal->gen);
+        put_le32(h + 4, stratus_crc32c(0, h, WAL_HDR));
+        if (b->wrap)
+            phys = (size_t)wal_align_up(b->used + WAL_HDR, WAL_BLK);
+        else
+            memset(h + WAL_HDR, 0, skip);
+    }
+    return phys;
+}
+
+/* Delivers completions of the done batches at the front, in LSN order. Caller holds mu;
+ * it is released around the callbacks. */
+static void wal_deliver(struct stratus_wal *wal)
+{
+    if (wal->delivering)
+        return;
+    wal->delivering = 1;
+    while (wal->first && wal->first->state == WAL_B_DONE) {
+        struct wal_batch *b = wal->first;
+        wal->first = b->next;
+        if (!wal->first)
+            wal->tail = NULL;
+        int err = b->err ? b->err : wal->deliver_err;
+        if (err && !wal->deliver_err)
+            wal->deliver_err = err;
+        if (!err)
+            wal->durable_lsn = b->end;
+        wal->pending_bytes -= b->bytes;
+        pthread_mutex_unlock(&wal->mu);
+        for (size_t i = 0; i < b->ncomp; i++)
+            b->comps[i].done(b->comps[i].arg, err, b->comps[i].lsn);
+        pthread_mutex_lock(&wal->mu);
+        wal_batch_free(wal, b);
+    }
+    wal->delivering = 0;
+    if (wal->closing)
+        pthread_cond_broadcast(&wal->work_cv);
+}
+
+static void *wal_writer_main(void *arg)
+{
+    struct stratus_wal *wal = arg;
+
+    pthread_mutex_lock(&wal->mu);
+    for (;;) {
+        struct wal_batch *b = wal->next_issue;
+        if (!b || (b->state == WAL_B_OPEN && b->used == 0)) {
+            if (wal->closing)
+                break;
+            wal->idle++;
+            pthread_cond_wait(&wal->work_cv, &wal->mu);
+            wal->idle--;
+            continue;
+        }
+        if (b->state == WAL_B_OPEN) {
+            /* adaptive group commit: a small batch goes out only when the disk is idle; while
+             * a write is in flight it keeps filling (walbench: 64 x 1 KiB appenders 37k/s ->
+             * 60k/s); batches past WAL_ISSUE_MIN use every write slot */
+            if (wal->inflight > 0 && b->used < WAL_ISSUE_MIN && !wal->closing && !wal->failed) {
+                wal->idle++;
+                pthread_cond_wait(&wal->work_cv, &wal->mu);
+                wal->idle--;
+                continue;
+            }
+            int64_t now = stratus_mono_us();
+            if (wal->delay_us && !wal->closing && !wal->failed && b->used < b->cap / 2 &&
+                now < b->opened_us + wal->delay_us) {
+                int64_t until = b->opened_us + wal->delay_us;
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                int64_t ns = (int64_t)ts.tv_nsec + (until - now) * 1000;
+                ts.tv_sec += ns / 1000000000;
+                ts.tv_nsec = ns % 1000000000;
+                pthread_cond_timedwait(&wal->work_cv, &wal->mu, &ts);
+                continue;
+            }
+            wal_batch_seal(wal, b, 0);
+        }
+        int give_up = 0;
+        if (wal->failed) {
+            give_up = STRATUS_EIO;
+        } else if (b->end - wal->replay_lsn > wal->ring) {
+            if (!wal->closing || wal->inflight > 0) {
+                pthread_cond_wait(&wal->work_cv, &wal->mu); /* trim() or a completion wakes */
+                continue;
+            }
+            LOG_WARN("wal", "closing %s with a full ring: lsn %llu.. not written", wal->path,
+                     (unsigned long long)b->start);
+            give_up = STRATUS_ECLOSED;
+        }
+        wal->next_issue = b->next;
+        b->state = WAL_B_INFLIGHT;
+        wal->inflight++;
+        while (b->copiers)
+            pthread_cond_wait(&wal->copy_cv, &wal->mu);
+        int rc = 0;
+        if (give_up) {
+            rc = give_up;
+        } else {
+            pthread_mutex_unlock(&wal->mu);
+            size_t phys = wal_batch_finish(wal, b);
+            int64_t t0 = stratus_mono_us();
+            int w = wal_pwrite_all(wal->fd, b->buf, phys, WAL_SB_AREA + b->start % wal->ring);
+            int s = w == 0 ? wal_sync(wal) : 0;
+            int64_t dt = stratus_mono_us() - t0;
+            pthread_mutex_lock(&wal->mu);
+            if (w != 0 || s < 0) {
+                LOG_ERROR("wal", "write %s lsn=%llu len=%zu failed: %s", wal->path,
+                          (unsigned long long)b->start, phys, strerror(w ? -w : -s));
+                rc = STRATUS_EIO;
+                wal->failed = 1;
+                pthread_cond_broadcast(&wal->work_cv);
+            }
+            wal->st.writes++;
+            wal->st.write_bytes += phys;
+            wal->st.fsyncs += s > 0;
+            wal->st.write_us_total += (uint64_t)dt;
+        }
+        wal->inflight--;
+        b->state = WAL_B_DONE;
+        b->err = rc;
+        wal_deliver(wal);
+        pthread_cond_broadcast(&wal->work_cv); /* ring-space waiters, closing */
+    }
+    pthread_mutex_unlock(&wal->mu);
+    return NULL;
+}
+
+int stratus_wal_start(struct stratus_wal *wal, struct stratus_errbuf *eb)
+{
+    int rc;
+    if (wal->started)
+        return stratus_errf(eb, STRATUS_EINVAL, "wal: already started");
+    if (!wal->scanned) {
+        rc = wal_scan(wal, NULL, NULL, eb);
+        if (rc != 0)
+            return rc;
+    }
+    pthread_mutex_lock(&wal->sb_mu);
+    uint64_t head = wal_align_up(wal->scan_end, WAL_BLK);
+    uint64_t prev_end = wal->scan_end;
+    if (head < wal->trim_lsn) {
+        /* the log ends before its trim point: records were lost (not a torn tail) */
+        LOG_WARN("wal", "%s ends at lsn %llu, before its trim point %llu", wal->path,
+                 (unsigned long long)head, (unsigned long long)wal->trim_lsn);
+        head = wal_align_up(wal->trim_lsn, WAL_BLK);
+        prev_end = head;
+    }
+    uint64_t replay = wal->replay_lsn;
+    if (prev_end == head && head != wal->scan_end)
+        replay = head; /* nothing valid between the old replay point and head */
+    rc = wal_sb_write(wal, wal->trim_lsn, replay, wal->gen + 1);
+    if (rc != 0) {
+        pthread_mutex_unlock(&wal->sb_mu);
+        return stratus_errf(eb, STRATUS_EIO, "wal: superblock write %s: %s", wal->path,
+                            strerror(-rc));
+    }
+    pthread_mutex_lock(&wal->mu);
+    wal->gen++;
+    wal->replay_lsn = replay;
+    if (replay == head) {
+        wal->nbounds = 0;
+        wal_bound_push(wal, head);
+    }
+    wal->durable_lsn = wal->next_start = head;
+    struct wal_batch *b = wal_batch_new(wal, WAL_BLK);
+    if (!b) {
+        pthread_mutex_unlock(&wal->mu);
+        pthread_mutex_unlock(&wal->sb_mu);
+        return stratus_errf(eb, STRATUS_ENOMEM, "wal: out of memory");
+    }
+    wal_hdr_fill(b->buf, b->start, 32, WAL_T_GEN, wal->gen);
+    memset(b->buf + WAL_HDR, 0, 32);
+    put_le64(b->buf + WAL_HDR, prev_end);
+    put_le32(b->buf + 4, stratus_crc32c(0, b->buf, 2 * WAL_HDR));
+    b->used = 2 * WAL_HDR;
+    wal->started = 1;
+    wal->threads = xcalloc((size_t)wal->nwriters, sizeof *wal->threads);
+    for (int i = 0; i < wal->nwriters; i++) {
+        if (pthread_create(&wal->threads[i], NULL, wal_writer_main, wal) != 0)
+            break;
+        wal->nthreads++;
+    }
+    pthread_mutex_unlock(&wal->mu);
+    pthread_mutex_unlock(&wal->sb_mu);
+    if (wal->nthreads == 0)
+        return stratus_errf(eb, STRATUS_ENOMEM, "wal: cannot start a writer thread");
+    LOG_INFO("wal", "started %s gen=%llu head=%llu trim=%llu direct=%d writers=%d", wal->path,
+             (unsigned long long)wal->gen, (unsigned long long)head,
+             (unsigned long long)wal->trim_lsn, wal->direct, wal->nthreads);
+    return 0;
+}
+
+int stratus_wal_append(struct stratus_wal *wal, const struct iovec *iov, int iovcnt,
+                       stratus_wal_done_fn *done, void *arg, uint64_t *lsn_out)
+{
+    uint64_t len = 0;
+    struct wal_batch *b;
+    int rc = 0;
+
+    if (iovcnt < 0 || (iovcnt > 0 && !iov) || !done)
+        return STRATUS_EINVAL;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    if (len == 0)
+        return STRATUS_EINVAL;
+    uint64_t total = wal_rec_total(len);
+
+    pthread_mutex_lock(&wal->mu);
+    if (wal->closing || !wal->started) {
+        rc = wal->closing ? STRATUS_ECLOSED : STRATUS_EINVAL;
+        goto out;
+    }
+    if (wal->failed) {
+        rc = STRATUS_EIO;
+        goto out;
+    }
+    if (len > UINT32_MAX || wal_align_up(total + WAL_HDR, WAL_BLK) > wal->ring / 2) {
+        rc = STRATUS_ERANGE;
+        goto out;
+    }
+    if (wal->pending_bytes + total > wal->max_pending) {
+        rc = STRATUS_ENOMEM;
+        goto out;
+    }
+    b = wal->open;
+    if (b) {
+        uint64_t at = b->start + b->used;
+        /* full first: a WRAP header always fits after a record that did (total >= 64) */
+        if (b->used + total > b->cap)
+            wal_batch_seal(wal, b, 0), b = NULL;
+        else if (at + total > wal_lap_end(wal, b->start))
+            wal_batch_seal(wal, b, 1), b = NULL;
+    }
+    if (!b) {
+        if (wal->next_start % wal->ring + total > wal->ring) {
+            /* the record cannot start here: a batch holding only a WRAP record */
+            b = wal_batch_new(wal, WAL_BLK);
+            if (!b) {
+                rc = STRATUS_ENOMEM;
+                goto out;
+            }
+            wal_batch_seal(wal, b, 1);
+        }
+        b = wal_batch_new(wal, total);
+        if (!b) {
+            rc = STRATUS_ENOMEM;
+            goto out;
+        }
+    }
+    if (b->ncomp == b->capcomp) {
+        size_t ncap = b->capcomp ? b->capcomp * 2 : 16;
+        struct wal_comp *nc = realloc(b->comps, ncap * sizeof *nc);
+        if (!nc) {
+            rc = STRATUS_ENOMEM;
+            goto out;
+        }
+        b->comps = nc;
+        b->capcomp = ncap;
+    }
+    int was_empty = b->used == 0;
+    uint32_t at = b->used;
+    uint64_t lsn = b->start + at;
+    b->used += (uint32_t)total;
+    b->copiers++;
+    b->bytes += total;
+    b->comps[b->ncomp++] = (struct wal_comp){done, arg, lsn};
+    wal->pending_bytes += total;
+    wal->st.appends++;
+    wal->st.append_bytes += len;
+    uint64_t gen = wal->gen;
+    if (wal->idle && (was_empty || (at < WAL_ISSUE_MIN && b->used >= WAL_ISSUE_MIN)))
+        pthread_cond_signal(&wal->work_cv);
+    pthread_mutex_unlock(&wal->mu);
+
+    /* copy and checksum outside the lock: the writer waits for copiers before issuing */
+    unsigned char *h = b->buf + at, *p = h + WAL_HDR;
+    wal_hdr_fill(h, lsn, (uint32_t)len, WAL_T_DATA, gen);
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len)
+            memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+    }
+    memset(p, 0, (size_t)(total - WAL_HDR - len));
+    uint32_t crc = stratus_crc32c(0, h, WAL_HDR);
+    put_le32(h + 4, stratus_crc32c(crc, h + WAL_HDR, (size_t)len));
+    if (lsn_out)
+        *lsn_out = lsn;
+
+    pthread_mutex_lock(&wal->mu);
+    if (--b->copiers == 0 && b->state != WAL_B_OPEN)
+        pthread_cond_broadcast(&wal->copy_cv);
+out:
+    pthread_mutex_unlock(&wal->mu);
+    return rc;
+}
+
+int stratus_wal_trim(struct stratus_wal *wal, uint64_t upto_lsn, struct stratus_errbuf *eb)
+{
+    int rc;
+    pthread_mutex_lock(&wal->sb_mu);
+    pthread_mutex_lock(&wal->mu);
+    if (upto_lsn > wal->durable_lsn)
+        upto_lsn = wal->durable_lsn;
+    if (upto_lsn <= wal->trim_lsn) {
+        pthread_mutex_unlock(&wal->mu);
+        pthread_mutex_unlock(&wal->sb_mu);
+        return 0;
+    }
+    uint64_t replay = wal_bound_find(wal, upto_lsn);
+    uint64_t gen = wal->gen;
+    pthread_mutex_unlock(&wal->mu);
+    rc = wal_sb_write(wal, upto_lsn, replay, gen);
+    if (rc != 0) {
+        pthread_mutex_unlock(&wal->sb_mu);
+        return stratus_errf(eb, STRATUS_EIO, "wal: trim %s: superblock write: %s", wal->path,
+                            strerror(-rc));
+    }
+    pthread_mutex_lock(&wal->mu);
+    wal->trim_lsn = upto_lsn;
+    if (replay > wal->replay_lsn) {
+        wal->replay_lsn = replay;
+        wal_bound_drop_below(wal, replay);
+    }
+    pthread_cond_broadcast(&wal->work_cv);
+    pthread_mutex_unlock(&wal->mu);
+    pthread_mutex_unlock(&wal->sb_mu);
+    return 0;
+}
+
+void stratus_wal_get_stats(struct stratus_wal *wal, struct stratus_wal_stats *out)
+{
+    pthread_mutex_lock(&wal->mu);
+    *out = wal->st;
+    out->head_lsn = wal->open ? wal->open->start + wal->open->used : wal->next_start;
+    if (!wal->started)
+        out->head_lsn = wal_align_up(wal->scan_end, WAL_BLK);
+    out->durable_lsn = wal->durable_lsn;
+    out->trim_lsn = wal->trim_lsn;
+    out->pending_bytes = wal->pending_bytes;
+    out->direct_io = wal->direct;
+    pthread_mutex_unlock(&wal->mu);
+}
+
+void stratus_wal_close(struct stratus_wal *wal)
+{
+    if (!wal)
+        return;
+    pthread_mutex_lock(&wal->mu);
+    wal->closing = 1;
+    pthread_cond_broadcast(&wal->work_cv);
+    pthread_mutex_unlock(&wal->mu);
+    for (int i = 0; i < wal->nthreads; i++)
+        pthread_join(wal->threads[i], NULL);
+    /* the writers leave nothing behind; free whatever a failed start left */
+    while (wal->first) {
+        struct wal_batch *b = wal->first;
+        wal->first = b->next;
+        for (size_t i = 0; i < b->ncomp; i++)
+            b->comps[i].done(b->comps[i].arg, STRATUS_ECLOSED, b->comps[i].lsn);
+        wal_batch_free(wal, b);
+    }
+    for (int i = 0; i < wal->nfree; i++)
+        free(wal->freebufs[i]);
+    LOG_INFO("wal", "closed %s durable=%llu", wal->path, (unsigned long long)wal->durable_lsn);
+    close(wal->fd);
+    free(wal->freebufs);
+    free(wal->threads);
+    free(wal->bounds);
+    free(wal->sbbuf);
+    free(wal->path);
+    pthread_mutex_destroy(&wal->mu);
+    pthread_mutex_destroy(&wal->sb_mu);
+    pthread_cond_destroy(&wal->work_cv);
+    pthread_cond_destroy(&wal->copy_cv);
+    free(wal);
+}

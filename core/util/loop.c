@@ -1,0 +1,352 @@
+/* loop.c - the epoll event loop (see loop.h).
+ *
+ * Owns: the epoll fd, an eventfd that wakes the loop for posted tasks, a table of fd
+ * registrations indexed by fd, a min-heap of timers, and the queue of posted tasks (the only
+ * state shared with other threads, under post_lock). Registrations carry a generation so that
+ * an fd closed and reused within one epoll_wait batch never reaches the old callback.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "log.h"
+
+struct fd_reg {
+    stratus_fd_fn *cb; /* NULL when the slot is free */
+    void *arg;
+    uint32_t gen;
+};
+
+struct timer {
+    int64_t deadline_ms;
+    uint64_t id;
+    stratus_task_fn *fn;
+    void *arg;
+};
+
+struct task {
+    stratus_task_fn *fn;
+    void *arg;
+    struct task *next;
+};
+
+struct stratus_loop {
+    char name[32];
+    int epfd;
+    int wakefd;
+    volatile int stopping;
+    struct fd_reg *regs; /* indexed by fd; loop thread only */
+    int nregs;
+    struct timer *timers; /* min-heap by deadline; loop thread only */
+    size_t ntimers, timers_cap;
+    uint64_t next_timer_id;
+    pthread_mutex_t post_lock; /* guards head/tail/closed */
+    struct task *head, *tail;
+    int closed;
+};
+
+static _Thread_local struct stratus_loop *current_loop;
+
+struct stratus_loop *stratus_loop_new(const char *name, struct stratus_errbuf *eb)
+{
+    struct stratus_loop *loop = xcalloc(1, sizeof *loop);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
+
+    snprintf(loop->name, sizeof loop->name, "%s", name);
+    pthread_mutex_init(&loop->post_lock, NULL);
+    loop->next_timer_id = 1;
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd < 0) {
+        stratus_errf(eb, STRATUS_EIO, "epoll_create1: %s", strerror(errno));
+        goto out_free;
+    }
+    loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->wakefd < 0) {
+        stratus_errf(eb, STRATUS_EIO, "eventfd: %s", strerror(errno));
+        goto out_close_ep;
+    }
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0) {
+        stratus_errf(eb, STRATUS_EIO, "epoll_ctl: %s", strerror(errno));
+        goto out_close_wake;
+    }
+    return loop;
+
+out_close_wake:
+    close(loop->wakefd);
+out_close_ep:
+    close(loop->epfd);
+out_free:
+    pthread_mutex_destroy(&loop->post_lock);
+    free(loop);
+    return NULL;
+}
+
+void stratus_loop_free(struct stratus_loop *loop)
+{
+    struct task *t, *next;
+
+    if (!loop)
+        return;
+    pthread_mutex_lock(&loop->post_lock);
+    loop->closed = 1;
+    t = loop->head;
+    loop->head = loop->tail = NULL;
+    pthread_mutex_unlock(&loop->post_lock);
+    for (; t; t = next) {
+        next = t->next;
+        free(t);
+    }
+    close(loop->wakefd);
+    close(loop->epfd);
+    pthread_mutex_destroy(&loop->post_lock);
+    free(loop->regs);
+    free(loop->timers);
+    free(loop);
+}
+
+struct stratus_loop *stratus_loop_current(void)
+{
+    return current_loop;
+}
+
+const char *stratus_loop_name(const struct stratus_loop *loop)
+{
+    return loop->name;
+}
+
+static struct fd_reg *reg_slot(struct stratus_loop *loop, int fd)
+{
+    if (fd >= loop->nregs) {
+        int n = loop->nregs ? loop->nregs : 64;
+        while (n <= fd)
+            n *= 2;
+        loop->regs = xrealloc(loop->regs, (size_t)n * sizeof *loop->regs);
+        memset(loop->regs + loop->nregs, 0, (size_t)(n - loop->nregs) * sizeof *loop->regs);
+        loop->nregs = n;
+    }
+    return &loop->regs[fd];
+}
+
+static int ctl_fd(struct stratus_loop *loop, int op, int fd, uint32_t events, stratus_fd_fn *cb,
+                  void *arg)
+{
+    struct fd_reg *r = reg_slot(loop, fd);
+    struct epoll_event ev;
+
+    if (op == EPOLL_CTL_ADD)
+        r->gen++;
+    ev.events = events;
+    ev.data.u64 = ((uint64_t)r->gen << 32) | (uint32_t)fd;
+    if (epoll_ctl(loop->epfd, op, fd, &ev) < 0)
+        return STRATUS_EIO;
+    r->cb = cb;
+    r->arg = arg;
+    return 0;
+}
+
+int stratus_loop_add_fd(struct stratus_loop *loop, int fd, uint32_t events, stratus_fd_fn *cb,
+                        void *arg)
+{
+    return ctl_fd(loop, EPOLL_CTL_ADD, fd, events, cb, arg);
+}
+
+int stratus_loop_mod_fd(struct stratus_loop *loop, int fd, uint32_t events, stratus_fd_fn *cb,
+                        void *arg)
+{
+    return ctl_fd(loop, EPOLL_CTL_MOD, fd, events, cb, arg);
+}
+
+void stratus_loop_del_fd(struct stratus_loop *loop, int fd)
+{
+    if (fd < 0 || fd >= loop->nregs)
+        return;
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+    loop->regs[fd].cb = NULL;
+    loop->regs[fd].arg = NULL;
+    loop->regs[fd].gen++;
+}
+
+int stratus_loop_post(struct stratus_loop *loop, stratus_task_fn *fn, void *arg)
+{
+    struct task *t = xmalloc(sizeof *t);
+    uint64_t one = 1;
+    int was_empty;
+
+    t->fn = fn;
+    t->arg = arg;
+    t->next = NULL;
+    pthread_mutex_lock(&loop->post_lock);
+    if (loop->closed) {
+        pthread_mutex_unlock(&loop->post_lock);
+        free(t);
+        return STRATUS_ECLOSED;
+    }
+    was_empty = loop->head == NULL;
+    if (loop->tail)
+        loop->tail->next = t;
+    else
+        loop->head = t;
+    loop->tail = t;
+    pthread_mutex_unlock(&loop->post_lock);
+    if (was_empty) {
+        ssize_t w = write(loop->wakefd, &one, sizeof one);
+        (void)w; /* EAGAIN means the counter is already non-zero: the loop wakes anyway */
+    }
+    return 0;
+}
+
+static void run_posted(struct stratus_loop *loop)
+{
+    uint64_t v;
+    struct task *t, *next;
+    ssize_t r = read(loop->wakefd, &v, sizeof v);
+
+    (void)r;
+    pthread_mutex_lock(&loop->post_lock);
+    t = loop->head;
+    loop->head = loop->tail = NULL;
+    pthread_mutex_unlock(&loop->post_lock);
+    for (; t; t = next) {
+        next = t->next;
+        t->fn(t->arg);
+        free(t);
+    }
+}
+
+/* ---- timers: a binary min-heap on deadline_ms ---- */
+
+static void heap_swap(struct timer *a, struct timer *b)
+{
+    struct timer t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void heap_up(struct timer *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h[p].deadline_ms <= h[i].deadline_ms)
+            break;
+        heap_swap(&h[p], &h[i]);
+        i = p;
+    }
+}
+
+static void heap_down(struct timer *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && h[l].deadline_ms < h[m].deadline_ms)
+            m = l;
+        if (r < n && h[r].deadline_ms < h[m].deadline_ms)
+            m = r;
+        if (m == i)
+            break;
+        heap_swap(&h[m], &h[i]);
+        i = m;
+    }
+}
+
+static void heap_remove(struct stratus_loop *loop, size_t i)
+{
+    loop->ntimers--;
+    if (i == loop->ntimers)
+        return;
+    loop->timers[i] = loop->timers[loop->ntimers];
+    heap_down(loop->timers, loop->ntimers, i);
+    heap_up(loop->timers, i);
+}
+
+uint64_t stratus_loop_timer_at(struct stratus_loop *loop, int64_t deadline_ms, stratus_task_fn *fn,
+                               void *arg)
+{
+    if (loop->ntimers == loop->timers_cap) {
+        loop->timers_cap = loop->timers_cap ? loop->timers_cap * 2 : 64;
+        loop->timers = xrealloc(loop->timers, loop->timers_cap * sizeof *loop->timers);
+    }
+    struct timer *t = &loop->timers[loop->ntimers];
+    t->deadline_ms = deadline_ms;
+    t->id = loop->next_timer_id++;
+    t->fn = fn;
+    t->arg = arg;
+    heap_up(loop->timers, loop->ntimers++);
+    return loop->next_timer_id - 1;
+}
+
+void stratus_loop_timer_cancel(struct stratus_loop *loop, uint64_t id)
+{
+    for (size_t i = 0; i < loop->ntimers; i++) {
+        if (loop->timers[i].id == id) {
+            heap_remove(loop, i);
+            return;
+        }
+    }
+}
+
+static void run_timers(struct stratus_loop *loop)
+{
+    int64_t now = stratus_mono_ms();
+
+    while (loop->ntimers && loop->timers[0].deadline_ms <= now) {
+        struct timer t = loop->timers[0];
+        heap_remove(loop, 0);
+        t.fn(t.arg);
+    }
+}
+
+void stratus_loop_stop(struct stratus_loop *loop)
+{
+    uint64_t one = 1;
+    ssize_t w;
+
+    loop->stopping = 1;
+    w = write(loop->wakefd, &one, sizeof one);
+    (void)w;
+}
+
+void stratus_loop_run(struct stratus_loop *loop)
+{
+    struct epoll_event evs[128];
+
+    current_loop = loop;
+    while (!loop->stopping) {
+        int timeout = -1;
+        if (loop->ntimers) {
+            int64_t d = loop->timers[0].deadline_ms - stratus_mono_ms();
+            timeout = d < 0 ? 0 : d > 1000 ? 1000 : (int)d;
+        }
+        int n = epoll_wait(loop->epfd, evs, 128, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            LOG_ERROR("loop", "epoll_wait failed loop=%s err=%s", loop->name, strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t u = evs[i].data.u64;
+            if (u == UINT64_MAX) {
+                run_posted(loop);
+                continue;
+            }
+            int fd = (int)(uint32_t)u;
+            uint32_t gen = (uint32_t)(u >> 32);
+            if (fd >= loop->nregs)
+                continue;
+            struct fd_reg *r = &loop->regs[fd];
+            if (r->cb && r->gen == gen)
+                r->cb(r->arg, evs[i].events);
+        }
+        run_timers(loop);
+    }
+    current_loop = NULL;
+}

@@ -1,0 +1,730 @@
+/* storage_local.c - stratus-storage-local.so: a storage plugin that keeps objects as files
+ * under one directory (a local disk, or a shared mount such as NFS for a test cluster).
+ *
+ * On-disk format: object key "a/b/c" is the file PATH/a/b/c, byte for byte; '/' in a key makes
+ * directories. Keys are checked: no leading '/', no empty, "." or ".." segment, at most 1024
+ * bytes, and no segment starting with ".stratus-" (reserved for this plugin's temp files:
+ * PATH/<dir>/.stratus-tmp-<random>). A filesystem cannot hold both "a" and "a/b"; such a put
+ * fails with STRATUS_EINVAL.
+ * put: write a temp file in the key's directory, fsync it, then rename it over the key (or
+ * renameat2(RENAME_NOREPLACE), falling back to link(2), for if_absent) and fsync the
+ * directory: readers see the old object or the whole new one. The check-and-rename of every
+ * put and delete runs under flock() on the key's directory, so if_match is an atomic
+ * compare-and-swap against the other writers of this store (on this host, or on NFS where
+ * flock maps to byte-range locks); if_absent does not depend on the lock at all.
+ * etag: hex "<inode>-<size>-<mtime_ns>" of the file. Every put writes a new file (new inode),
+ * so an etag changes on every put; only the reuse of an inode with the same size within the
+ * same mtime tick could repeat one.
+ * Deleting a key removes the directories it leaves empty. The instance holds nothing mutable
+ * after open (the root directory fd and two settings), so every op is thread-safe.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stratus/stratus_storage.h"
+
+#define LOCAL_TMP_PREFIX ".stratus-"
+#define LOCAL_KEY_MAX 1024
+
+struct local_conf {
+    char *path;
+    int fsync;
+};
+
+static const struct stratus_param local_params[] = {
+    STRATUS_PARAM_STR("path", NULL, STRATUS_P_REQUIRED, struct local_conf, path,
+                      "Directory holding the objects; created if missing; relative paths "
+                      "resolve against the broker's working directory"),
+    STRATUS_PARAM_BOOL("fsync", "true", 0, struct local_conf, fsync,
+                       "fsync files and directories before a put returns"),
+    STRATUS_PARAM_END,
+};
+
+struct local {
+    const struct stratus_host *host;
+    char *root; /* absolute path, for messages */
+    int rootfd; /* O_DIRECTORY */
+    int fsync;
+};
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+static int local_errno(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+        return STRATUS_ENOTFOUND;
+    case EEXIST:
+        return STRATUS_EEXIST;
+    case EACCES:
+    case EPERM:
+        return STRATUS_EAUTH;
+    case ENOMEM:
+        return STRATUS_ENOMEM;
+    case EINTR:
+    case EAGAIN:
+        return STRATUS_EAGAIN;
+    case ENOSPC:
+    case EDQUOT:
+        return STRATUS_ENOMEM;
+    case EISDIR:
+    case ENAMETOOLONG:
+        return STRATUS_EINVAL;
+    }
+    return STRATUS_EIO;
+}
+
+static int local_check_key(const char *key, struct stratus_errbuf *eb)
+{
+    size_t n = key ? strlen(key) : 0;
+    if (n == 0 || n > LOCAL_KEY_MAX)
+        return stratus_errf(eb, STRATUS_EINVAL, "key of %zu bytes (1..%d allowed)", n,
+                            LOCAL_KEY_MAX);
+    if (key[0] == '/')
+        return stratus_errf(eb, STRATUS_EINVAL, "key '%.200s' starts with '/'", key);
+    const char *seg = key;
+    for (;;) {
+        const char *end = strchr(seg, '/');
+        size_t sl = end ? (size_t)(end - seg) : strlen(seg);
+        if (sl == 0 || (sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.'))
+            return stratus_errf(eb, STRATUS_EINVAL,
+                                "key '%.200s' has an empty, '.' or '..' segment", key);
+        if (sl >= strlen(LOCAL_TMP_PREFIX) &&
+            strncmp(seg, LOCAL_TMP_PREFIX, strlen(LOCAL_TMP_PREFIX)) == 0)
+            return stratus_errf(eb, STRATUS_EINVAL,
+                                "key '%.200s': segments starting with '" LOCAL_TMP_PREFIX
+                                "' are reserved",
+                                key);
+        if (sl > NAME_MAX)
+            return stratus_errf(eb, STRATUS_EINVAL, "key '%.200s' has a segment over %d bytes",
+                                key, NAME_MAX);
+        if (!end)
+            return 0;
+        seg = end + 1;
+    }
+}
+
+static void local_etag(const struct stat *sb, char *out, size_t cap)
+{
+    snprintf(out, cap, "%" PRIx64 "-%" PRIx64 "-%" PRIx64, (uint64_t)sb->st_ino,
+             (uint64_t)sb->st_size,
+             (uint64_t)sb->st_mtim.tv_sec * UINT64_C(1000000000) + (uint64_t)sb->st_mtim.tv_nsec);
+}
+
+static void local_info(const char *key, const struct stat *sb, struct stratus_object_info *info)
+{
+    snprintf(info->key, sizeof info->key, "%s", key);
+    info->size = (uint64_t)sb->st_size;
+    info->mtime_ms = (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000;
+    local_etag(sb, info->etag, sizeof info->etag);
+}
+
+/* Splits key into its directory ("" for top level) and base name. dir has LOCAL_KEY_MAX+1. */
+static const char *local_split(const char *key, char *dir)
+{
+    const char *slash = strrchr(key, '/');
+    if (!slash) {
+        dir[0] = '\0';
+        return key;
+    }
+    memcpy(dir, key, (size_t)(slash - key));
+    dir[slash - key] = '\0';
+    return slash + 1;
+}
+
+/* Opens directory dir (relative to root; "" = root), creating it and its parents if create.
+ * Returns an fd or a negative STRATUS_E code. */
+static int local_open_dir(struct local *l, const char *dir, int create, struct stratus_errbuf *eb)
+{
+    char buf[LOCAL_KEY_MAX + 1];
+    int fd;
+
+    if (!dir[0])
+        fd = openat(l->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    else
+        fd = openat(l->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0)
+        return fd;
+    if (!create || errno != ENOENT) {
+        int e = errno;
+        return stratus_errf(eb, create && e == ENOTDIR ? STRATUS_EINVAL : local_errno(e),
+                            "open dir %s/%s: %s%s", l->root, dir, strerror(e),
+                            create && e == ENOTDIR ? " (a key is a prefix directory of another)"
+                                                   : "");
+    }
+    /* mkdir -p, one segment at a time; another thread may create the same ones. */
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdirat(l->rootfd, buf, 0755) < 0 && errno != EEXIST) {
+            int e = errno;
+            return stratus_errf(eb, e == ENOTDIR || e == EEXIST ? STRATUS_EINVAL : local_errno(e),
+                                "mkdir %s/%s: %s%s", l->root, buf, strerror(e),
+                                e == ENOTDIR ? " (a key is a prefix directory of another)" : "");
+        }
+        if (l->fsync) {
+            /* Make the new entry durable in its parent. */
+            char *slash = strrchr(buf, '/');
+            int pfd;
+            if (slash) {
+                *slash = '\0';
+                pfd = openat(l->rootfd, buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                *slash = '/';
+            } else {
+                pfd = openat(l->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            }
+            if (pfd >= 0) {
+                fsync(pfd);
+                close(pfd);
+            }
+        }
+        *p = c;
+        if (!c)
+            break;
+    }
+    fd = openat(l->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return stratus_errf(eb, local_errno(errno), "open dir %s/%s: %s", l->root, dir,
+                            strerror(errno));
+    return fd;
+}
+
+static int local_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Creates a temp file in dfd; writes its name into name (64 bytes). */
+static int local_create_temp(int dfd, char *name)
+{
+    for (int i = 0; i < 16; i++) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+            r = (uint64_t)getpid() * 2654435761u ^ (uint64_t)(uintptr_t)name ^ (uint64_t)i;
+        snprintf(name, 64, LOCAL_TMP_PREFIX "tmp-%016" PRIx64, r);
+        int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* ---- ops ----------------------------------------------------------------------------------- */
+
+static void local_close(void *inst)
+{
+    struct local *l = inst;
+    if (!l)
+        return;
+    if (l->rootfd >= 0)
+        close(l->rootfd);
+    free(l->root);
+    free(l);
+}
+
+static int local_open(const struct stratus_host *host, const void *confp, void **inst,
+                      struct stratus_errbuf *eb)
+{
+    const struct local_conf *conf = confp;
+    struct local *l;
+    char cwd[PATH_MAX];
+    int rc;
+
+    *inst = NULL;
+    l = calloc(1, sizeof *l);
+    if (!l)
+        return stratus_errf(eb, STRATUS_ENOMEM, "out of memory");
+    l->rootfd = -1;
+    l->host = host;
+    l->fsync = conf->fsync;
+    if (conf->path[0] == '/') {
+        l->root = strdup(conf->path);
+    } else {
+        if (!getcwd(cwd, sizeof cwd)) {
+            rc = stratus_errf(eb, STRATUS_EIO, "getcwd: %s", strerror(errno));
+            goto out_close;
+        }
+        size_t n = strlen(cwd) + strlen(conf->path) + 2;
+        l->root = malloc(n);
+        if (l->root)
+            snprintf(l->root, n, "%s/%s", cwd, conf->path);
+    }
+    if (!l->root) {
+        rc = stratus_errf(eb, STRATUS_ENOMEM, "out of memory");
+        goto out_close;
+    }
+    /* mkdir -p root */
+    for (char *p = l->root + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(l->root, 0755) < 0 && errno != EEXIST) {
+            rc = stratus_errf(eb, local_errno(errno), "mkdir %s: %s", l->root, strerror(errno));
+            *p = c;
+            goto out_close;
+        }
+        *p = c;
+        if (!c)
+            break;
+    }
+    l->rootfd = open(l->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (l->rootfd < 0) {
+        rc = stratus_errf(eb, local_errno(errno), "open %s: %s", l->root, strerror(errno));
+        goto out_close;
+    }
+    if (faccessat(l->rootfd, ".", W_OK, AT_EACCESS) < 0) {
+        rc = stratus_errf(eb, STRATUS_EAUTH, "%s is not writable: %s", l->root, strerror(errno));
+        goto out_close;
+    }
+    if (host && host->log)
+        host->log(host->hctx, STRATUS_LOG_INFO, "objects under %s (fsync %s)", l->root,
+                  l->fsync ? "on" : "off");
+    *inst = l;
+    return 0;
+
+out_close:
+    local_close(l);
+    return rc;
+}
+
+static int local_put(void *inst, const char *key, const void *data, size_t len,
+                     const struct stratus_put_opts *opts, char *etag_out,
+                     struct stratus_errbuf *eb)
+{
+    struct local *l = inst;
+    char dir[LOCAL_KEY_MAX + 1], tmp[64];
+    const char *base;
+    int if_absent = 0, dfd = -1, fd = -1, rc, locked = 0;
+    const char *if_match = NULL;
+    struct stat sb;
+
+    rc = local_check_key(key, eb);
+    if (rc < 0)
+        return rc;
+    if (opts) {
+        /* Read only the fields the caller's struct has; size 0 means "this header's". */
+        size_t osz = opts->size ? opts->size : sizeof *opts;
+        if (osz >= offsetof(struct stratus_put_opts, if_absent) + sizeof(int))
+            if_absent = opts->if_absent;
+        if (osz >= offsetof(struct stratus_put_opts, if_match) + sizeof(char *))
+            if_match = opts->if_match;
+    }
+    base = local_split(key, dir);
+    /* A concurrent delete may remove the directory between mkdir and the temp file: retry. */
+    for (int attempt = 0;; attempt++) {
+        dfd = local_open_dir(l, dir, 1, eb);
+        if (dfd < 0)
+            return dfd;
+        fd = local_create_temp(dfd, tmp);
+        if (fd >= 0)
+            break;
+        int e = errno;
+        close(dfd);
+        if (e != ENOENT || attempt == 8)
+            return stratus_errf(eb, local_errno(e), "create temp in %s/%s: %s", l->root, dir,
+                                strerror(e));
+    }
+    if (local_write_all(fd, data, len) < 0) {
+        rc = stratus_errf(eb, local_errno(errno), "write %s: %s", key, strerror(errno));
+        goto out_unlink_tmp;
+    }
+    if (l->fsync && fsync(fd) < 0) {
+        rc = stratus_errf(eb, local_errno(errno), "fsync %s: %s", key, strerror(errno));
+        goto out_unlink_tmp;
+    }
+    if (fstat(fd, &sb) < 0) {
+        rc = stratus_errf(eb, local_errno(errno), "fstat %s: %s", key, strerror(errno));
+        goto out_unlink_tmp;
+    }
+    close(fd);
+    fd = -1;
+
+    /* Check-and-replace under the directory lock (brief: the data is already written). */
+    if (flock(dfd, LOCK_EX) < 0) {
+        rc = stratus_errf(eb, local_errno(errno), "lock %s/%s: %s", l->root, dir,
+                          strerror(errno));
+        goto out_unlink_tmp;
+    }
+    locked = 1;
+    if (if_match) {
+        struct stat cur;
+        char etag[128];
+        if (fstatat(dfd, base, &cur, 0) < 0) {
+            rc = errno == ENOENT ? stratus_errf(eb, STRATUS_EEXIST, "put %s: if_match: no object",
+                                                key)
+                                 : stratus_errf(eb, local_errno(errno), "stat %s: %s", key,
+                                                strerror(errno));
+            goto out_unlink_tmp;
+        }
+        local_etag(&cur, etag, sizeof etag);
+        if (strcmp(etag, if_match) != 0) {
+            rc = stratus_errf(eb, STRATUS_EEXIST, "put %s: etag is %s, not %.100s", key, etag,
+                              if_match);
+            goto out_unlink_tmp;
+        }
+    }
+    if (if_absent) {
+        if (renameat2(dfd, tmp, dfd, base, RENAME_NOREPLACE) < 0) {
+            if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+                rc = errno == EEXIST
+                         ? stratus_errf(eb, STRATUS_EEXIST, "put %s: if_absent: exists", key)
+                         : stratus_errf(eb, local_errno(errno), "rename %s: %s", key,
+                                        strerror(errno));
+                goto out_unlink_tmp;
+            }
+            /* The filesystem lacks RENAME_NOREPLACE: link(2) fails with EEXIST just as well. */
+            if (linkat(dfd, tmp, dfd, base, 0) < 0) {
+                rc = errno == EEXIST
+                         ? stratus_errf(eb, STRATUS_EEXIST, "put %s: if_absent: exists", key)
+                         : stratus_errf(eb, local_errno(errno), "link %s: %s", key,
+                                        strerror(errno));
+                goto out_unlink_tmp;
+            }
+            unlinkat(dfd, tmp, 0);
+        }
+    } else if (renameat(dfd, tmp, dfd, base) < 0) {
+        rc = stratus_errf(eb, errno == EISDIR ? STRATUS_EINVAL : local_errno(errno),
+                          "rename %s: %s", key, strerror(errno));
+        goto out_unlink_tmp;
+    }
+    flock(dfd, LOCK_UN);
+    if (l->fsync && fsync(dfd) < 0) {
+        rc = stratus_errf(eb, local_errno(errno), "fsync dir of %s: %s", key, strerror(errno));
+        close(dfd);
+        return rc;
+    }
+    close(dfd);
+    if (etag_out)
+        local_etag(&sb, etag_out, 128);
+    return 0;
+
+out_unlink_tmp:
+    if (fd >= 0)
+        close(fd);
+    unlinkat(dfd, tmp, 0);
+    if (locked)
+        flock(dfd, LOCK_UN);
+    close(dfd);
+    return rc;
+}
+
+static int local_get(void *inst, const char *key, uint64_t off, size_t len, void *dst,
+                     size_t *got, struct stratus_errbuf *eb)
+{
+    struct local *l = inst;
+    struct stat sb;
+    size_t n = 0;
+    int fd, rc;
+
+    *got = 0;
+    rc = local_check_key(key, eb);
+    if (rc < 0)
+        return rc;
+    fd = openat(l->rootfd, key, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return stratus_errf(eb, local_errno(errno), "get %s: %s", key, strerror(errno));
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return stratus_errf(eb, STRATUS_ENOTFOUND, "get %s: not an object", key);
+    }
+    while (n < len) {
+        ssize_t r = pread(fd, (char *)dst + n, len - n, (off_t)(off + n));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = stratus_errf(eb, local_errno(errno), "read %s: %s", key, strerror(errno));
+            close(fd);
+            return rc;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    *got = n;
+    return 0;
+}
+
+static int local_head(void *inst, const char *key, struct stratus_object_info *info,
+                      struct stratus_errbuf *eb)
+{
+    struct local *l = inst;
+    struct stat sb;
+    int rc = local_check_key(key, eb);
+    if (rc < 0)
+        return rc;
+    if (fstatat(l->rootfd, key, &sb, 0) < 0)
+        return stratus_errf(eb, local_errno(errno), "head %s: %s", key, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return stratus_errf(eb, STRATUS_ENOTFOUND, "head %s: not an object", key);
+    local_info(key, &sb, info);
+    return 0;
+}
+
+static int local_del_one(struct local *l, const char *key, struct stratus_errbuf *eb)
+{
+    char dir[LOCAL_KEY_MAX + 1];
+    const char *base = local_split(key, dir);
+    int dfd = local_open_dir(l, dir, 0, eb);
+    struct stat sb;
+
+    if (dfd == STRATUS_ENOTFOUND)
+        return 0;
+    if (dfd < 0)
+        return dfd;
+    flock(dfd, LOCK_EX);
+    if (fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode)) {
+        close(dfd);
+        return 0; /* a "directory" of keys is not an object */
+    }
+    if (unlinkat(dfd, base, 0) < 0 && errno != ENOENT) {
+        int e = errno;
+        close(dfd);
+        return stratus_errf(eb, local_errno(e), "delete %s: %s", key, strerror(e));
+    }
+    flock(dfd, LOCK_UN);
+    if (l->fsync)
+        fsync(dfd);
+    close(dfd);
+    /* Remove the directories this left empty; ENOTEMPTY (or a racing put) stops the walk. */
+    while (dir[0]) {
+        if (unlinkat(l->rootfd, dir, AT_REMOVEDIR) < 0)
+            break;
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            break;
+        *slash = '\0';
+    }
+    return 0;
+}
+
+static int local_del(void *inst, const char *const *keys, size_t nkeys,
+                     struct stratus_errbuf *eb)
+{
+    struct local *l = inst;
+    for (size_t i = 0; i < nkeys; i++) {
+        int rc = local_check_key(keys[i], eb);
+        if (rc < 0)
+            return rc;
+        rc = local_del_one(l, keys[i], eb);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- list: a depth-first walk that visits keys in lexicographic order ---------------------
+ * Within a directory, entries are sorted by their name with a '/' appended for directories:
+ * every key under directory "d" starts with "d/", so this order is the keys' byte order. */
+
+struct local_ent {
+    char *name;
+    int is_dir;
+    char sortkey[NAME_MAX + 2];
+};
+
+static int local_ent_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct local_ent *)a)->sortkey, ((const struct local_ent *)b)->sortkey);
+}
+
+struct local_walk {
+    struct local *l;
+    const char *prefix;
+    const char *start_after; /* "" = from the start */
+    stratus_list_fn *cb;
+    void *arg;
+    struct stratus_errbuf *eb;
+    char path[LOCAL_KEY_MAX + 2]; /* key of the directory being walked, with trailing '/' */
+};
+
+/* Could a key starting with s (a directory's "d/") match the prefix and come after start? */
+static int local_dir_relevant(const struct local_walk *w, const char *s, size_t sl)
+{
+    size_t pl = strlen(w->prefix);
+    size_t m = sl < pl ? sl : pl;
+    if (strncmp(s, w->prefix, m) != 0)
+        return 0;
+    /* Every key under s is > start_after unless start_after is >= s without s as prefix. */
+    if (w->start_after[0] && strncmp(w->start_after, s, sl) > 0)
+        return 0;
+    return 1;
+}
+
+static int local_walk_dir(struct local_walk *w, int dfd)
+{
+    struct local_ent *ents = NULL;
+    size_t n = 0, cap = 0, plen = strlen(w->path);
+    struct dirent *de;
+    int rc = 0;
+    DIR *d = fdopendir(dfd);
+
+    if (!d) {
+        close(dfd);
+        return stratus_errf(w->eb, local_errno(errno), "list %s: %s", w->path, strerror(errno));
+    }
+    while ((errno = 0, de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            strncmp(de->d_name, LOCAL_TMP_PREFIX, strlen(LOCAL_TMP_PREFIX)) == 0)
+            continue;
+        int is_dir = de->d_type == DT_DIR;
+        if (de->d_type == DT_UNKNOWN || de->d_type == DT_LNK) {
+            struct stat sb;
+            if (fstatat(dirfd(d), de->d_name, &sb, 0) < 0)
+                continue;
+            is_dir = S_ISDIR(sb.st_mode);
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct local_ent *ne = realloc(ents, cap * sizeof *ents);
+            if (!ne) {
+                rc = stratus_errf(w->eb, STRATUS_ENOMEM, "list: out of memory");
+                goto out_free;
+            }
+            ents = ne;
+        }
+        ents[n].name = strdup(de->d_name);
+        if (!ents[n].name) {
+            rc = stratus_errf(w->eb, STRATUS_ENOMEM, "list: out of memory");
+            goto out_free;
+        }
+        ents[n].is_dir = is_dir;
+        snprintf(ents[n].sortkey, sizeof ents[n].sortkey, "%s%s", de->d_name, is_dir ? "/" : "");
+        n++;
+    }
+    if (errno) {
+        rc = stratus_errf(w->eb, local_errno(errno), "list %s: %s", w->path, strerror(errno));
+        goto out_free;
+    }
+    qsort(ents, n, sizeof *ents, local_ent_cmp);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t nl = strlen(ents[i].sortkey);
+        if (plen + nl > LOCAL_KEY_MAX)
+            continue; /* cannot be a valid key */
+        memcpy(w->path + plen, ents[i].sortkey, nl + 1);
+        if (ents[i].is_dir) {
+            if (!local_dir_relevant(w, w->path, plen + nl))
+                continue;
+            int sub = openat(dirfd(d), ents[i].name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (sub < 0) {
+                if (errno == ENOENT)
+                    continue; /* deleted meanwhile */
+                rc = stratus_errf(w->eb, local_errno(errno), "list %s: %s", w->path,
+                                  strerror(errno));
+                break;
+            }
+            rc = local_walk_dir(w, sub);
+        } else {
+            struct stat sb;
+            struct stratus_object_info info;
+            if (strncmp(w->path, w->prefix, strlen(w->prefix)) != 0)
+                continue;
+            if (w->start_after[0] && strcmp(w->path, w->start_after) <= 0)
+                continue;
+            if (fstatat(dirfd(d), ents[i].name, &sb, 0) < 0 || !S_ISREG(sb.st_mode))
+                continue; /* deleted meanwhile, or not a file */
+            local_info(w->path, &sb, &info);
+            rc = w->cb(w->arg, &info);
+        }
+    }
+    w->path[plen] = '\0';
+out_free:
+    for (size_t i = 0; i < n; i++)
+        free(ents[i].name);
+    free(ents);
+    closedir(d);
+    return rc;
+}
+
+static int local_list(void *inst, const char *prefix, const char *start_after,
+                      stratus_list_fn *cb, void *arg, struct stratus_errbuf *eb)
+{
+    struct local *l = inst;
+    struct local_walk *w;
+    char dir[LOCAL_KEY_MAX + 1];
+    int dfd, rc;
+
+    if (!prefix)
+        prefix = "";
+    if (strlen(prefix) > LOCAL_KEY_MAX)
+        return stratus_errf(eb, STRATUS_EINVAL, "list: prefix too long");
+    w = calloc(1, sizeof *w);
+    if (!w)
+        return stratus_errf(eb, STRATUS_ENOMEM, "list: out of memory");
+    w->l = l;
+    w->prefix = prefix;
+    w->start_after = start_after ? start_after : "";
+    w->cb = cb;
+    w->arg = arg;
+    w->eb = eb;
+    /* Start at the deepest directory the prefix names completely ("a/b/c" -> "a/b/"). */
+    local_split(prefix, dir);
+    dfd = dir[0] ? openat(l->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                 : openat(l->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        rc = (errno == ENOENT || errno == ENOTDIR)
+                 ? 0
+                 : stratus_errf(eb, local_errno(errno), "list %s: %s", prefix, strerror(errno));
+        free(w);
+        return rc;
+    }
+    snprintf(w->path, sizeof w->path, "%s%s", dir, dir[0] ? "/" : "");
+    rc = local_walk_dir(w, dfd);
+    free(w);
+    return rc;
+}
+
+static const struct stratus_storage_ops local_ops = {
+    .ops_size = sizeof(struct stratus_storage_ops),
+    .open = local_open,
+    .close = local_close,
+    .put = local_put,
+    .get = local_get,
+    .head = local_head,
+    .del = local_del,
+    .list = local_list,
+};
+
+static const struct stratus_plugin_desc local_desc = {
+    .desc_size = sizeof(struct stratus_plugin_desc),
+    .abi_major = STRATUS_ABI_MAJOR,
+    .abi_minor = STRATUS_ABI_MINOR,
+    .build_sig = STRATUS_BUILD_SIG,
+    .kind = STRATUS_PLUGIN_STORAGE,
+    .name = "local",
+    .version = "0.1.0",
+    .description = "Objects as files under a local or shared directory (atomic rename puts)",
+    .params = local_params,
+    .conf_size = sizeof(struct local_conf),
+    .ops = &local_ops,
+};
+
+STRATUS_PLUGIN_DECLARE(local_desc)

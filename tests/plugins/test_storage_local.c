@@ -1,0 +1,129 @@
+/* link: stratus_plugin stratus_conf stratus_metrics stratus_util */
+/* test_storage_local.c - what the local storage plugin promises beyond the conformance kit:
+ * key validation, relative paths, temp files invisible to list, empty directories removed on
+ * delete, the key/directory conflict reported as EINVAL, etags that change on every put.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "plugin/plugin.h"
+#include "test.h"
+
+static struct stratus_storage *st;
+static char root[512];
+
+static int count_cb(void *arg, const struct stratus_object_info *info)
+{
+    (void)info;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int put(const char *k, const char *v, char *etag)
+{
+    struct stratus_errbuf eb = {{0}};
+    return stratus_storage_put(st, k, v, strlen(v), NULL, etag, &eb);
+}
+
+static int exists(const char *rel)
+{
+    char p[1024];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/%s", root, rel);
+    return stat(p, &sb) == 0;
+}
+
+int main(void)
+{
+    struct stratus_errbuf eb = {{0}};
+    struct stratus_conf *c = stratus_conf_new();
+    const char *pd = getenv("STRATUS_PLUGIN_DIR");
+    char cwd[128], set[1024];
+
+    if (!pd) {
+        fprintf(stderr, "run under ctest (STRATUS_PLUGIN_DIR)\n");
+        return 1;
+    }
+    /* A relative path resolves against the working directory. */
+    snprintf(cwd, sizeof cwd, "/tmp/test_storage_local_%d", (int)getpid());
+    mkdir(cwd, 0755);
+    CHECK_EQ(chdir(cwd), 0);
+    snprintf(root, sizeof root, "%s/rel/store", cwd);
+    stratus_conf_set(c, "storage.plugin=local", &eb);
+    stratus_conf_set(c, "storage.path=rel/store", &eb);
+    stratus_conf_set(c, "storage.fsync=false", &eb);
+    CHECK_EQ(stratus_storage_open(c, "storage", pd, &st, &eb), 0);
+    if (!st) {
+        fprintf(stderr, "%s\n", eb.msg);
+        TEST_REPORT();
+    }
+    CHECK_EQ(put("a/b/c", "x", NULL), 0);
+    CHECK(exists("a/b/c"));
+
+    /* Invalid keys. */
+    static const char *const bad[] = {"", "/abs", "a//b", "a/../b", "./a", "a/.", "a/",
+                                      "a/.stratus-tmp-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(put(bad[i], "x", NULL), STRATUS_EINVAL);
+        struct stratus_object_info info;
+        CHECK_EQ(stratus_storage_head(st, bad[i], &info, &eb), STRATUS_EINVAL);
+    }
+    char longkey[1100];
+    memset(longkey, 'k', sizeof longkey);
+    longkey[sizeof longkey - 1] = '\0';
+    CHECK_EQ(put(longkey, "x", NULL), STRATUS_EINVAL);
+
+    /* "a/b" is a directory: it cannot also be an object, and vice versa. */
+    CHECK_EQ(put("a/b", "x", NULL), STRATUS_EINVAL);
+    CHECK_EQ(put("a/b/c/d", "x", NULL), STRATUS_EINVAL);
+    struct stratus_object_info info;
+    CHECK_EQ(stratus_storage_head(st, "a/b", &info, &eb), STRATUS_ENOTFOUND);
+
+    /* A leftover temp file (a crash mid-put) is not an object. */
+    snprintf(set, sizeof set, "%s/a/b/.stratus-tmp-deadbeef", root);
+    FILE *f = fopen(set, "w");
+    fputs("partial", f);
+    fclose(f);
+    int n = 0;
+    CHECK_EQ(stratus_storage_list(st, "", NULL, count_cb, &n, &eb), 0);
+    CHECK_EQ(n, 1);
+    unlink(set);
+
+    /* etags change on every put, even with the same bytes. */
+    char e1[128], e2[128];
+    CHECK_EQ(put("e", "same", e1), 0);
+    CHECK_EQ(put("e", "same", e2), 0);
+    CHECK(strcmp(e1, e2) != 0);
+    CHECK_EQ(stratus_storage_head(st, "e", &info, &eb), 0);
+    CHECK_STR(info.etag, e2);
+
+    /* Deleting the last key of a directory removes the empty directories. */
+    const char *k[] = {"a/b/c"};
+    CHECK_EQ(stratus_storage_del(st, k, 1, &eb), 0);
+    CHECK(!exists("a/b"));
+    CHECK(!exists("a"));
+    CHECK(exists("e"));
+    /* Deleting a "directory" name is a no-op, not an error. */
+    CHECK_EQ(put("d/x", "1", NULL), 0);
+    const char *dk[] = {"d"};
+    CHECK_EQ(stratus_storage_del(st, dk, 1, &eb), 0);
+    CHECK(exists("d/x"));
+
+    stratus_storage_close(st);
+    stratus_conf_free(c);
+
+    /* Open errors: a path that is a file. */
+    c = stratus_conf_new();
+    stratus_conf_set(c, "storage.plugin=local", &eb);
+    stratus_conf_set(c, "storage.path=rel/store/e/sub", &eb);
+    CHECK(stratus_storage_open(c, "storage", pd, &st, &eb) < 0);
+    CHECK(strstr(eb.msg, "rel/store/e") != NULL);
+    stratus_conf_free(c);
+
+    snprintf(set, sizeof set, "rm -rf %s", cwd);
+    CHECK_EQ(system(set), 0);
+    TEST_REPORT();
+}

@@ -1,0 +1,76 @@
+/* link: stratus_stream stratus_index stratus_util */
+/* test_objfmt.c - stream-set object format: build, footer, index round trip, corruption checks,
+ * object keys. SPDX-License-Identifier: Apache-2.0
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream/objfmt.h"
+#include "test.h"
+
+int main(void)
+{
+    struct stratus_objfmt_builder b;
+    struct stratus_errbuf eb;
+    uint8_t batch[200], *obj = NULL;
+    size_t len = 0, n = 0;
+    uint64_t ipos;
+    uint32_t ilen, icrc;
+    struct stratus_objfmt_range *r = NULL;
+    char key[64];
+
+    for (size_t i = 0; i < sizeof batch; i++)
+        batch[i] = (uint8_t)i;
+    stratus_objfmt_init(&b);
+    stratus_objfmt_begin_range(&b, 11);
+    CHECK_EQ(stratus_objfmt_add_batch(&b, batch, 100, 0, 9, 1000), 0);
+    CHECK_EQ(stratus_objfmt_add_batch(&b, batch + 100, 50, 10, 14, 900), 0);
+    stratus_objfmt_end_range(&b);
+    stratus_objfmt_begin_range(&b, 12); /* empty: dropped */
+    stratus_objfmt_end_range(&b);
+    stratus_objfmt_begin_range(&b, 13);
+    CHECK_EQ(stratus_objfmt_add_batch(&b, batch, 200, 100, 100, 5), 0);
+    CHECK_EQ(stratus_objfmt_finish(&b, &obj, &len), 0);
+    CHECK_EQ(len, 350 + 4 + 2 * STRATUS_OBJFMT_RANGE_SIZE + STRATUS_OBJFMT_FOOTER_SIZE);
+    CHECK(memcmp(obj, batch, 150) == 0);
+    CHECK(memcmp(obj + 150, batch, 200) == 0);
+
+    CHECK_EQ(stratus_objfmt_parse_footer(obj + len - STRATUS_OBJFMT_FOOTER_SIZE, len, &ipos, &ilen,
+                                         &icrc, &eb), 0);
+    CHECK_EQ(ipos, 350);
+    CHECK_EQ(stratus_objfmt_parse_index(obj + ipos, ilen, icrc, ipos, &r, &n, &eb), 0);
+    CHECK_EQ(n, 2);
+    if (n == 2) {
+        CHECK_EQ(r[0].stream_id, 11);
+        CHECK_EQ(r[0].base_offset, 0);
+        CHECK_EQ(r[0].last_offset, 14);
+        CHECK_EQ(r[0].max_timestamp, 1000);
+        CHECK_EQ(r[0].position, 0);
+        CHECK_EQ(r[0].length, 150);
+        CHECK_EQ(r[0].batches, 2);
+        CHECK_EQ(r[1].stream_id, 13);
+        CHECK_EQ(r[1].position, 150);
+        CHECK_EQ(r[1].length, 200);
+    }
+    free(r);
+    /* a flipped index byte fails the crc */
+    obj[ipos + 5] ^= 1;
+    CHECK_EQ(stratus_objfmt_parse_index(obj + ipos, ilen, icrc, ipos, &r, &n, &eb),
+             STRATUS_ECORRUPT);
+    obj[ipos + 5] ^= 1;
+    /* bad magic, wrong size */
+    obj[len - 8] ^= 0xff;
+    CHECK_EQ(stratus_objfmt_parse_footer(obj + len - STRATUS_OBJFMT_FOOTER_SIZE, len, &ipos, &ilen,
+                                         &icrc, &eb), STRATUS_ECORRUPT);
+    obj[len - 8] ^= 0xff;
+    CHECK_EQ(stratus_objfmt_parse_footer(obj + len - STRATUS_OBJFMT_FOOTER_SIZE, len + 1, &ipos,
+                                         &ilen, &icrc, &eb), STRATUS_ECORRUPT);
+    free(obj);
+    stratus_objfmt_free(&b);
+
+    stratus_objfmt_key(0x1234, key, sizeof key);
+    CHECK(strncmp(key, "data/", 5) == 0);
+    CHECK_EQ(strlen(key), 5 + 3 + 16 + 4);
+    CHECK_STR(key + 8, "0000000000001234.sso");
+    TEST_REPORT();
+}

@@ -1,0 +1,739 @@
+/* link: stratus_stream stratus_util */
+/* test_wal.c - the write-ahead log: completion order with many appending threads, replay after
+ * close (every record once, in order, intact), trim then reopen, several laps of the ring,
+ * a torn tail (and a torn batch followed by a restart), ring-full backpressure released by
+ * trim, the O_DIRECT path on a real disk (/var/tmp) and the buffered path on /dev/shm.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stream/wal.h"
+#include "test.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define SB_AREA 8192u
+
+static char g_path[512];
+
+/* ---- records: payload = u32 id, u32 len, then bytes derived from id ------------------- */
+
+static size_t rec_make(unsigned char *buf, uint32_t id, uint32_t len)
+{
+    if (len < 8)
+        len = 8;
+    memcpy(buf, &id, 4);
+    memcpy(buf + 4, &len, 4);
+    for (uint32_t i = 8; i < len; i++)
+        buf[i] = (unsigned char)(id * 31u + i * 7u);
+    return len;
+}
+
+static int rec_ok(const unsigned char *buf, size_t len, uint32_t *id)
+{
+    uint32_t l;
+    if (len < 8)
+        return 0;
+    memcpy(id, buf, 4);
+    memcpy(&l, buf + 4, 4);
+    if (l != len)
+        return 0;
+    for (uint32_t i = 8; i < len; i++)
+        if (buf[i] != (unsigned char)(*id * 31u + i * 7u))
+            return 0;
+    return 1;
+}
+
+static uint32_t size_for(uint32_t id)
+{
+    static const uint32_t sizes[] = {8, 100, 1000, 4000, 4096, 5000, 33, 20000, 64, 300};
+    return sizes[(id * 2654435761u >> 8) % 10];
+}
+
+/* ---- completion tracking --------------------------------------------------------------- */
+
+struct tracker {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t done, errors, order_violations;
+    uint64_t last_lsn;
+    int have_last;
+    uint64_t *lsn_of; /* by id, when tracked */
+};
+
+static void tracker_init(struct tracker *t)
+{
+    memset(t, 0, sizeof *t);
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+}
+
+static void tracker_fini(struct tracker *t)
+{
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+}
+
+static void on_done(void *arg, int err, uint64_t lsn)
+{
+    struct tracker *t = arg;
+    pthread_mutex_lock(&t->mu);
+    if (err)
+        t->errors++;
+    if (t->have_last && lsn <= t->last_lsn)
+        t->order_violations++;
+    t->last_lsn = lsn;
+    t->have_last = 1;
+    t->done++;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Waits until t->done >= n or timeout_ms; returns done. */
+static uint64_t tracker_wait(struct tracker *t, uint64_t n, int timeout_ms)
+{
+    int64_t until = stratus_mono_ms() + timeout_ms;
+    pthread_mutex_lock(&t->mu);
+    while (t->done < n && stratus_mono_ms() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+    }
+    uint64_t d = t->done;
+    pthread_mutex_unlock(&t->mu);
+    return d;
+}
+
+/* ---- replay collection ----------------------------------------------------------------- */
+
+struct collect {
+    uint32_t *ids;
+    uint64_t *lsns;
+    size_t n, cap;
+    int bad, order;
+};
+
+static int on_replay(void *arg, uint64_t lsn, const void *rec, size_t len)
+{
+    struct collect *c = arg;
+    uint32_t id;
+    if (!rec_ok(rec, len, &id)) {
+        c->bad++;
+        return 0;
+    }
+    if (c->n && lsn <= c->lsns[c->n - 1])
+        c->order++;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 1024;
+        c->ids = realloc(c->ids, c->cap * sizeof *c->ids);
+        c->lsns = realloc(c->lsns, c->cap * sizeof *c->lsns);
+    }
+    c->ids[c->n] = id;
+    c->lsns[c->n] = lsn;
+    c->n++;
+    return 0;
+}
+
+static void collect_free(struct collect *c)
+{
+    free(c->ids);
+    free(c->lsns);
+    memset(c, 0, sizeof *c);
+}
+
+static struct stratus_wal_conf conf_for(const char *path, uint64_t ring)
+{
+    struct stratus_wal_conf c = {0};
+    c.path = path;
+    c.size_bytes = ring;
+    c.max_write_bytes = 256 * 1024;
+    c.max_inflight = 4;
+    c.max_pending_bytes = 64u << 20;
+    c.skip_zero_fill = ring > (64u << 20);
+    return c;
+}
+
+/* Opens, replays into c (may be NULL), starts. */
+static struct stratus_wal *wal_up(const struct stratus_wal_conf *conf, struct collect *c)
+{
+    struct stratus_wal *wal = NULL;
+    struct stratus_errbuf eb = {{0}};
+    int rc = stratus_wal_open(conf, &wal, &eb);
+    CHECK_EQ(rc, 0);
+    if (rc) {
+        fprintf(stderr, "open: %s\n", eb.msg);
+        return NULL;
+    }
+    if (c) {
+        rc = stratus_wal_replay(wal, on_replay, c, &eb);
+        CHECK_EQ(rc, 0);
+        CHECK_EQ(c->bad, 0);
+        CHECK_EQ(c->order, 0);
+    }
+    rc = stratus_wal_start(wal, &eb);
+    CHECK_EQ(rc, 0);
+    if (rc)
+        fprintf(stderr, "start: %s\n", eb.msg);
+    return wal;
+}
+
+static int append_rec(struct stratus_wal *wal, uint32_t id, uint32_t len, struct tracker *t,
+                      uint64_t *lsn)
+{
+    unsigned char *buf = malloc(len < 8 ? 8 : len);
+    size_t n = rec_make(buf, id, len);
+    /* two pieces, to exercise the iovec path */
+    struct iovec iov[2] = {{buf, n / 2}, {buf + n / 2, n - n / 2}};
+    int rc = stratus_wal_append(wal, iov, 2, on_done, t, lsn);
+    free(buf);
+    return rc;
+}
+
+/* ---- 1. many threads: completion order, then replay returns all once, in order ----------- */
+
+struct appender {
+    struct stratus_wal *wal;
+    struct tracker *t;
+    uint32_t first, count;
+    int failures;
+};
+
+static void *appender_main(void *arg)
+{
+    struct appender *a = arg;
+    for (uint32_t i = 0; i < a->count; i++) {
+        uint32_t id = a->first + i;
+        int rc;
+        while ((rc = append_rec(a->wal, id, size_for(id), a->t, NULL)) == STRATUS_ENOMEM)
+            usleep(100);
+        if (rc)
+            a->failures++;
+        if (i % 64 == 0)
+            usleep(50); /* vary the batching */
+    }
+    return NULL;
+}
+
+static void test_threads(const char *dir, int force_buffered)
+{
+    enum { NTHREADS = 8, PER = 1500 };
+    struct tracker t;
+    struct collect c = {0};
+    pthread_t th[NTHREADS];
+    struct appender ap[NTHREADS];
+
+    snprintf(g_path, sizeof g_path, "%s/threads.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, 64u << 20);
+    conf.force_buffered = force_buffered;
+    tracker_init(&t);
+    struct stratus_wal *wal = wal_up(&conf, &c);
+    if (!wal)
+        return;
+    CHECK_EQ(c.n, 0);
+    for (int i = 0; i < NTHREADS; i++) {
+        ap[i] = (struct appender){wal, &t, (uint32_t)(i * PER), PER, 0};
+        pthread_create(&th[i], NULL, appender_main, &ap[i]);
+    }
+    for (int i = 0; i < NTHREADS; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ(ap[i].failures, 0);
+    }
+    struct stratus_wal_stats st;
+    stratus_wal_close(wal);
+    CHECK_EQ(t.done, NTHREADS * PER);
+    CHECK_EQ(t.errors, 0);
+    CHECK_EQ(t.order_violations, 0);
+
+    wal = wal_up(&conf, &c);
+    if (!wal)
+        return;
+    stratus_wal_get_stats(wal, &st);
+    printf("threads(%s): %zu records replayed, direct=%d\n", dir, c.n, st.direct_io);
+    CHECK_EQ(st.direct_io, force_buffered ? 0 : st.direct_io);
+    CHECK_EQ(c.n, NTHREADS * PER);
+    unsigned char *seen = calloc(NTHREADS * PER, 1);
+    int dups = 0, out_of_range = 0;
+    uint32_t last_of_thread[NTHREADS];
+    int per_thread_order = 0;
+    for (int i = 0; i < NTHREADS; i++)
+        last_of_thread[i] = UINT32_MAX;
+    for (size_t i = 0; i < c.n; i++) {
+        uint32_t id = c.ids[i];
+        if (id >= NTHREADS * PER) {
+            out_of_range++;
+            continue;
+        }
+        dups += seen[id];
+        seen[id] = 1;
+        uint32_t th_i = id / PER;
+        /* one thread's appends return in its own order */
+        if (last_of_thread[th_i] != UINT32_MAX && id <= last_of_thread[th_i])
+            per_thread_order++;
+        last_of_thread[th_i] = id;
+    }
+    CHECK_EQ(dups, 0);
+    CHECK_EQ(out_of_range, 0);
+    CHECK_EQ(per_thread_order, 0);
+    free(seen);
+    stratus_wal_close(wal);
+    collect_free(&c);
+    tracker_fini(&t);
+    unlink(g_path);
+}
+
+/* ---- 2. trim then reopen ---------------------------------------------------------------- */
+
+static void test_trim(const char *dir)
+{
+    enum { N = 200 };
+    struct tracker t;
+    struct collect c = {0};
+    uint64_t lsn[N];
+    struct stratus_errbuf eb;
+
+    snprintf(g_path, sizeof g_path, "%s/trim.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, 8u << 20);
+    tracker_init(&t);
+    struct stratus_wal *wal = wal_up(&conf, NULL);
+    if (!wal)
+        return;
+    for (uint32_t i = 0; i < N; i++) {
+        CHECK_EQ(append_rec(wal, i, size_for(i), &t, &lsn[i]), 0);
+        if (i % 17 == 0)
+            tracker_wait(&t, i + 1, 5000); /* several batches */
+    }
+    CHECK_EQ(tracker_wait(&t, N, 10000), N);
+    CHECK_EQ(stratus_wal_trim(wal, lsn[50], &eb), 0);
+    struct stratus_wal_stats st;
+    stratus_wal_get_stats(wal, &st);
+    CHECK_EQ(st.trim_lsn, lsn[50]);
+    stratus_wal_close(wal);
+
+    wal = wal_up(&conf, &c);
+    CHECK_EQ(c.n, N - 50);
+    CHECK(c.n > 0 && c.ids[0] == 50 && c.ids[c.n - 1] == N - 1);
+    /* trim to a position inside a record: that record is freed too */
+    collect_free(&c);
+    CHECK_EQ(stratus_wal_trim(wal, lsn[120] + 1, &eb), 0);
+    stratus_wal_close(wal);
+    wal = wal_up(&conf, &c);
+    CHECK_EQ(c.n, N - 121);
+    CHECK(c.n > 0 && c.ids[0] == 121);
+    /* trim everything */
+    collect_free(&c);
+    stratus_wal_get_stats(wal, &st);
+    CHECK_EQ(stratus_wal_trim(wal, st.durable_lsn, &eb), 0);
+    stratus_wal_close(wal);
+    wal = wal_up(&conf, &c);
+    CHECK_EQ(c.n, 0);
+    stratus_wal_close(wal);
+    collect_free(&c);
+    tracker_fini(&t);
+    unlink(g_path);
+}
+
+/* ---- 3. several laps, with reopens mid-way ----------------------------------------------- */
+
+static void test_laps(const char *dir)
+{
+    enum { N = 3000 };
+    struct tracker t;
+    struct collect c = {0};
+    static uint64_t lsn[N];
+    struct stratus_errbuf eb;
+    uint32_t kept_from = 0;
+    uint64_t total_bytes = 0;
+
+    snprintf(g_path, sizeof g_path, "%s/laps.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, 256 * 1024);
+    conf.max_write_bytes = 64 * 1024;
+    tracker_init(&t);
+    struct stratus_wal *wal = wal_up(&conf, NULL);
+    if (!wal)
+        return;
+    for (uint32_t i = 0; i < N; i++) {
+        int rc;
+        while ((rc = append_rec(wal, i, size_for(i), &t, &lsn[i])) == STRATUS_ENOMEM)
+            usleep(100);
+        CHECK_EQ(rc, 0);
+        total_bytes += size_for(i);
+        /* keep about 48 KiB un-trimmed: trim to the oldest record within that window */
+        if (i % 8 == 7) {
+            CHECK_EQ(tracker_wait(&t, i + 1, 10000), i + 1);
+            struct stratus_wal_stats st;
+            stratus_wal_get_stats(wal, &st);
+            while (kept_from < i && st.durable_lsn > lsn[kept_from] &&
+                   st.durable_lsn - lsn[kept_from] > 48 * 1024)
+                kept_from++;
+            CHECK_EQ(stratus_wal_trim(wal, lsn[kept_from], &eb), 0);
+        }
+        if (i == N / 3 || i == 2 * N / 3) {
+            /* reopen mid-way: the records after the trim point come back */
+            CHECK_EQ(tracker_wait(&t, i + 1, 10000), i + 1);
+            struct stratus_wal_stats st;
+            stratus_wal_get_stats(wal, &st);
+            uint64_t trim = st.trim_lsn;
+            stratus_wal_close(wal);
+            wal = wal_up(&conf, &c);
+            uint32_t first = 0;
+            while (first <= i && lsn[first] < trim)
+                first++;
+            CHECK_EQ(c.n, i + 1 - first);
+            int mism = 0;
+            for (size_t k = 0; k < c.n; k++)
+                mism += c.ids[k] != first + k || c.lsns[k] != lsn[first + k];
+            CHECK_EQ(mism, 0);
+            collect_free(&c);
+        }
+    }
+    CHECK_EQ(tracker_wait(&t, N, 20000), N);
+    CHECK_EQ(t.errors, 0);
+    CHECK_EQ(t.order_violations, 0);
+    struct stratus_wal_stats st;
+    stratus_wal_get_stats(wal, &st);
+    uint64_t trim = st.trim_lsn;
+    printf("laps: head lsn %llu = %.1f laps of a 256 KiB ring, %llu writes\n",
+           (unsigned long long)st.head_lsn, (double)st.head_lsn / (256 * 1024),
+           (unsigned long long)st.writes);
+    CHECK(st.head_lsn > 5ull * 256 * 1024);
+    stratus_wal_close(wal);
+    wal = wal_up(&conf, &c);
+    uint32_t first = 0;
+    while (first < N && lsn[first] < trim)
+        first++;
+    CHECK_EQ(c.n, N - first);
+    int mism = 0;
+    for (size_t k = 0; k < c.n; k++)
+        mism += c.ids[k] != first + k || c.lsns[k] != lsn[first + k];
+    CHECK_EQ(mism, 0);
+    stratus_wal_close(wal);
+    collect_free(&c);
+    tracker_fini(&t);
+    unlink(g_path);
+}
+
+/* ---- 4. torn tail --------------------------------------------------------------------- */
+
+static void corrupt_at(const char *path, uint64_t ring, uint64_t lsn, uint64_t delta)
+{
+    int fd = open(path, O_RDWR);
+    CHECK(fd >= 0);
+    unsigned char b;
+    off_t off = (off_t)(SB_AREA + lsn % ring + delta);
+    CHECK_EQ(pread(fd, &b, 1, off), 1);
+    b ^= 0x5a;
+    CHECK_EQ(pwrite(fd, &b, 1, off), 1);
+    fsync(fd);
+    close(fd);
+}
+
+static void test_torn_tail(const char *dir)
+{
+    enum { N = 40 };
+    struct tracker t;
+    struct collect c = {0};
+    uint64_t lsn[N + 20];
+    const uint64_t ring = 4u << 20;
+
+    snprintf(g_path, sizeof g_path, "%s/torn.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, ring);
+    tracker_init(&t);
+    struct stratus_wal *wal = wal_up(&conf, NULL);
+    if (!wal)
+        return;
+    for (uint32_t i = 0; i < N; i++) {
+        CHECK_EQ(append_rec(wal, i, 3000, &t, &lsn[i]), 0);
+        tracker_wait(&t, i + 1, 5000); /* one batch each */
+    }
+    stratus_wal_close(wal);
+    /* the last record's payload: replay stops before it */
+    corrupt_at(g_path, ring, lsn[N - 1], 32 + 100);
+    wal = wal_up(&conf, &c);
+    CHECK_EQ(c.n, N - 1);
+    CHECK(c.n == N - 1 && c.ids[N - 2] == N - 2);
+    collect_free(&c);
+    /* appending continues cleanly after the torn record */
+    for (uint32_t i = 100; i < 110; i++)
+        CHECK_EQ(append_rec(wal, i, 3000, &t, &lsn[N + i - 100]), 0);
+    CHECK_EQ(tracker_wait(&t, N + 10, 5000), N + 10);
+    stratus_wal_close(wal);
+    wal = wal_up(&conf, &c);
+    CHECK_EQ(c.n, N - 1 + 10);
+    int mism = 0;
+    for (size_t k = 0; k < c.n; k++)
+        mism += c.ids[k] != (k < N - 1 ? k : 100 + (k - (N - 1)));
+    CHECK_EQ(mism, 0);
+    collect_free(&c);
+    stratus_wal_close(wal);
+
+    /* a torn batch in the middle of the log (the header of record 20): what followed it on disk
+     * belongs to a dead run and must never come back, even after the next run writes less */
+    wal = wal_up(&conf, &c);
+    collect_free(&c);
+    stratus_wal_close(wal);
+    corrupt_at(g_path, ring, lsn[20], 9); /* the lsn field */
+    wal = wal_up(&conf, &c);
+    CHECK_EQ(c.n, 20);
+    collect_free(&c);
+    CHECK_EQ(append_rec(wal, 500, 100, &t, NULL), 0);
+    CHECK_EQ(tracker_wait(&t, N + 11, 5000), N + 11);
+    stratus_wal_close(wal);
+    wal = wal_up(&conf, &c);
+    CHECK_EQ(c.n, 21);
+    CHECK(c.n == 21 && c.ids[19] == 19 && c.ids[20] == 500);
+    collect_free(&c);
+    stratus_wal_close(wal);
+    tracker_fini(&t);
+    unlink(g_path);
+}
+
+/* A torn record inside a batch (not at a block boundary): the next run restarts at the next
+ * block with a GEN record pointing back at it, and replay jumps there. */
+static void test_torn_inside_batch(const char *dir)
+{
+    struct tracker t;
+    struct collect c = {0};
+    uint64_t lsn[3];
+    const uint64_t ring = 1u << 20;
+
+    snprintf(g_path, sizeof g_path, "%s/torn2.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, ring);
+    conf.batch_delay_us = 50000; /* three appends land in one batch */
+    conf.max_inflight = 1;
+    tracker_init(&t);
+    struct stratus_wal *wal = wal_up(&conf, NULL);
+    if (!wal)
+        return;
+    tracker_wait(&t, 0, 100);
+    usleep(100000); /* the GEN batch is written alone */
+    for (uint32_t i = 0; i < 3; i++)
+        CHECK_EQ(append_rec(wal, i, 200, &t, &lsn[i]), 0);
+    CHECK_EQ(tracker_wait(&t, 3, 5000), 3);
+    CHECK(lsn[2] - lsn[0] < 4096 && lsn[0] / 4096 == lsn[2] / 4096);
+    stratus_wal_close(wal);
+    corrupt_at(g_path, ring, lsn[2], 40);
+    for (int round = 0; round < 3; round++) {
+        wal = wal_up(&conf, &c);
+        CHECK_EQ(c.n, 2 + round);
+        collect_free(&c);
+        CHECK_EQ(append_rec(wal, 10 + round, 200, &t, NULL), 0);
+        CHECK_EQ(tracker_wait(&t, 4 + round, 5000), 4 + round);
+        stratus_wal_close(wal);
+    }
+    wal = wal_up(&conf, &c);
+    CHECK_EQ(c.n, 5);
+    CHECK(c.n == 5 && c.ids[0] == 0 && c.ids[1] == 1 && c.ids[2] == 10 && c.ids[4] == 12);
+    collect_free(&c);
+    stratus_wal_close(wal);
+    tracker_fini(&t);
+    unlink(g_path);
+}
+
+/* ---- 5. ring full: appends wait, the ceiling says ENOMEM, trim releases ------------------ */
+
+static void test_ring_full(const char *dir)
+{
+    struct tracker t;
+    struct stratus_errbuf eb;
+    const uint64_t ring = 256 * 1024;
+
+    snprintf(g_path, sizeof g_path, "%s/full.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, ring);
+    conf.max_pending_bytes = 512 * 1024;
+    conf.max_write_bytes = 16 * 1024;
+    tracker_init(&t);
+    struct stratus_wal *wal = wal_up(&conf, NULL);
+    if (!wal)
+        return;
+    uint32_t appended = 0;
+    int rc = 0;
+    while ((rc = append_rec(wal, appended, 8000, &t, NULL)) == 0)
+        appended++;
+    CHECK_EQ(rc, STRATUS_ENOMEM);
+    tracker_wait(&t, appended, 500);
+    uint64_t done = tracker_wait(&t, 0, 0);
+    printf("ring full: %u appended, %llu durable before trim\n", appended,
+           (unsigned long long)done);
+    CHECK(done < appended);
+    CHECK(done * 8000 < ring);
+    struct stratus_wal_stats st;
+    stratus_wal_get_stats(wal, &st);
+    CHECK(st.pending_bytes > ring);
+    usleep(100000);
+    CHECK_EQ(tracker_wait(&t, 0, 0), done); /* nothing moves without a trim */
+    /* trim releases: keep trimming to durable until every append completed */
+    int64_t until = stratus_mono_ms() + 10000;
+    while (tracker_wait(&t, 0, 0) < appended && stratus_mono_ms() < until) {
+        stratus_wal_get_stats(wal, &st);
+        CHECK_EQ(stratus_wal_trim(wal, st.durable_lsn, &eb), 0);
+        tracker_wait(&t, tracker_wait(&t, 0, 0) + 1, 50);
+    }
+    CHECK_EQ(tracker_wait(&t, 0, 0), appended);
+    CHECK_EQ(t.errors, 0);
+    CHECK_EQ(t.order_violations, 0);
+    CHECK_EQ(append_rec(wal, 99999, 8000, &t, NULL), 0);
+    CHECK_EQ(tracker_wait(&t, appended + 1, 5000), appended + 1);
+    /* too large for the ring */
+    unsigned char *big = calloc(1, ring);
+    struct iovec iov = {big, ring / 2};
+    CHECK_EQ(stratus_wal_append(wal, &iov, 1, on_done, &t, NULL), STRATUS_ERANGE);
+    free(big);
+    stratus_wal_close(wal);
+    tracker_fini(&t);
+    unlink(g_path);
+}
+
+/* ---- 6. close with a full ring: the unwritten records complete with ECLOSED ------------ */
+
+static void test_close_full(const char *dir)
+{
+    struct tracker t;
+    const uint64_t ring = 128 * 1024;
+
+    snprintf(g_path, sizeof g_path, "%s/closefull.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, ring);
+    conf.max_pending_bytes = 512 * 1024;
+    conf.max_write_bytes = 16 * 1024;
+    tracker_init(&t);
+    struct stratus_wal *wal = wal_up(&conf, NULL);
+    if (!wal)
+        return;
+    uint32_t n = 0;
+    while (n < 40 && append_rec(wal, n, 8000, &t, NULL) == 0)
+        n++;
+    CHECK_EQ(n, 40);
+    stratus_wal_close(wal);
+    CHECK_EQ(t.done, n);
+    CHECK(t.errors > 0);
+    CHECK_EQ(t.order_violations, 0);
+    struct collect c = {0};
+    wal = wal_up(&conf, &c);
+    CHECK_EQ(c.n + t.errors, n);
+    stratus_wal_close(wal);
+    collect_free(&c);
+    tracker_fini(&t);
+    unlink(g_path);
+}
+
+/* ---- 7. API edges ------------------------------------------------------------------------ */
+
+static void test_edges(const char *dir)
+{
+    struct tracker t;
+    struct stratus_wal *wal = NULL;
+    struct stratus_errbuf eb;
+    unsigned char b[16] = {0};
+    struct iovec iov = {b, sizeof b};
+
+    snprintf(g_path, sizeof g_path, "%s/edges.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, 1u << 20);
+    tracker_init(&t);
+    CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
+    CHECK_EQ(stratus_wal_append(wal, &iov, 1, on_done, &t, NULL), STRATUS_EINVAL); /* not started */
+    CHECK_EQ(stratus_wal_start(wal, &eb), 0);
+    CHECK_EQ(stratus_wal_replay(wal, on_replay, NULL, &eb), STRATUS_EINVAL);
+    CHECK_EQ(stratus_wal_append(wal, &iov, 0, on_done, &t, NULL), STRATUS_EINVAL); /* empty */
+    stratus_wal_close(wal);
+    /* a garbage superblock is refused, not trusted */
+    int fd = open(g_path, O_RDWR);
+    CHECK(fd >= 0);
+    CHECK_EQ(pwrite(fd, "garbage!", 8, 0), 8);
+    CHECK_EQ(pwrite(fd, "garbage!", 8, 4096), 8);
+    close(fd);
+    CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), STRATUS_ECORRUPT);
+    /* one torn superblock slot: the other one is used */
+    unlink(g_path);
+    CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
+    CHECK_EQ(stratus_wal_start(wal, &eb), 0); /* writes slot 0 (seq 2) */
+    stratus_wal_close(wal);
+    fd = open(g_path, O_RDWR);
+    CHECK_EQ(pwrite(fd, "x", 1, 20), 1); /* slot 0 torn */
+    close(fd);
+    CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
+    if (wal)
+        stratus_wal_close(wal);
+    tracker_fini(&t);
+    unlink(g_path);
+}
+
+static void make_dir(char *out, size_t n, const char *base)
+{
+    snprintf(out, n, "%s/stratus-wal-test-%d", base, (int)getpid());
+    mkdir(out, 0755);
+}
+
+int main(void)
+{
+    char disk[256], shm[256];
+    stratus_log_level = STRATUS_LOG_WARN;
+    make_dir(disk, sizeof disk, "/var/tmp");
+    make_dir(shm, sizeof shm, "/dev/shm");
+
+    test_threads(disk, 0);
+    test_threads(shm, 1);
+    test_trim(disk);
+    test_laps(disk);
+    test_laps(shm);
+    test_torn_tail(disk);
+    test_torn_inside_batch(disk);
+    test_ring_full(disk);
+    test_close_full(shm);
+    test_edges(shm);
+
+    /* the O_DIRECT path is taken on a real disk; force_buffered and tmpfs fall back */
+    {
+        struct stratus_wal_stats st;
+        struct stratus_wal *wal;
+        struct stratus_errbuf eb;
+        snprintf(g_path, sizeof g_path, "%s/mode.wal", disk);
+        struct stratus_wal_conf conf = conf_for(g_path, 1u << 20);
+        CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
+        stratus_wal_get_stats(wal, &st);
+        CHECK_EQ(st.direct_io, 1);
+        stratus_wal_close(wal);
+        unlink(g_path);
+        snprintf(g_path, sizeof g_path, "%s/mode.wal", shm);
+        conf.force_buffered = 1;
+        CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
+        stratus_wal_get_stats(wal, &st);
+        CHECK_EQ(st.direct_io, 0);
+        struct tracker t;
+        tracker_init(&t);
+        CHECK_EQ(stratus_wal_start(wal, &eb), 0);
+        CHECK_EQ(append_rec(wal, 1, 100, &t, NULL), 0);
+        CHECK_EQ(tracker_wait(&t, 1, 5000), 1);
+        stratus_wal_get_stats(wal, &st);
+        CHECK(st.fsyncs > 0);
+        stratus_wal_close(wal);
+        tracker_fini(&t);
+        unlink(g_path);
+        conf.force_buffered = 0;
+        CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
+        stratus_wal_get_stats(wal, &st);
+        printf("tmpfs without force_buffered: direct_io=%d\n", st.direct_io);
+        stratus_wal_close(wal);
+        unlink(g_path);
+    }
+    rmdir(disk);
+    rmdir(shm);
+    TEST_REPORT();
+}
