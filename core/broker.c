@@ -94,7 +94,7 @@ struct wal_conf {
 static const struct stratus_param wal_params[] = {
     STRATUS_PARAM_STR("path", NULL, 0, struct wal_conf, path,
                       "WAL file (default DATA_DIR/wal/stratus.wal)"),
-    STRATUS_PARAM_SIZE("size", "1GiB", 0, struct wal_conf, size, 16777216, INT64_MAX,
+    STRATUS_PARAM_SIZE("size", "512MiB", 0, struct wal_conf, size, 16777216, INT64_MAX,
                        "Preallocated ring size"),
     STRATUS_PARAM_SIZE("max_write_size", "1MiB", 0, struct wal_conf, max_write_size, 65536,
                        67108864, "Largest single group-commit write"),

@@ -109,6 +109,7 @@ static void createtopics_on_worker(struct stratus_req *req)
                                               sizeof msg);
         }
         tr->ErrorCode = err;
+        tr->ErrorMessage = KSTR_NULL;
         if (err) {
             tr->ErrorMessage = msg[0] ? api_kstr(req, msg) : KSTR_NULL;
             LOG_INFO("api", "create topic refused topic=%s err=%s msg=%s", name ? name : "?",

@@ -6,6 +6,9 @@
  * block, inserted into the cache. Batches are walked by their headers from the range start,
  * and whole batches are returned from the one holding the offset. No partition lock is held
  * during I/O; nothing here touches the WAL.
+ * Time lookups (ListOffsets by timestamp) skip ranges by their index max timestamp and batches
+ * by their header maxTimestamp, then read the candidate batch whole and walk its records
+ * (decompressing it) for the exact record, as Kafka's time index lookup does.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdlib.h>
@@ -13,9 +16,11 @@
 
 #include "objfmt.h"
 #include "plugin/plugin.h"
+#include "proto/recordit.h"
 #include "proto/records.h"
 #include "stream_int.h"
 #include "util/alloc.h"
+#include "util/log.h"
 
 /* Reads an object through a one-block buffer and the cache plugin. */
 struct objreader {
@@ -213,8 +218,164 @@ out:
     return 0;
 }
 
-int stratus_coldread_offset_for_time(struct stratus_partition *p, int64_t ts, int64_t *offset,
-                                     int64_t *timestamp, struct stratus_errbuf *eb)
+/* ---- offsets by time ---- */
+
+int stratus_coldread_batch_time(struct stratus_partition *p, const uint8_t *batch, size_t len,
+                                int64_t ts, int64_t min_offset, int64_t *offset,
+                                int64_t *timestamp)
+{
+    struct stratus_recordit it;
+    struct stratus_record rec;
+    struct stratus_errbuf eb;
+    int64_t best_off = -1, best_ts = -1;
+    int rc;
+
+    *offset = -1;
+    *timestamp = -1;
+    rc = stratus_recordit_init(&it, batch, len, 0, &eb);
+    while (rc >= 0 && (rc = stratus_recordit_next(&it, &rec, &eb)) == 1) {
+        if (rec.offset < min_offset)
+            continue;
+        if (ts == -3) {
+            if (best_off < 0 || rec.timestamp > best_ts) {
+                best_off = rec.offset;
+                best_ts = rec.timestamp;
+            }
+        } else if (rec.timestamp >= ts) {
+            best_off = rec.offset;
+            best_ts = rec.timestamp;
+            break;
+        }
+    }
+    stratus_recordit_close(&it);
+    if (rc < 0) {
+        struct stratus_batch_info bi;
+        if (rc == STRATUS_ENOMEM)
+            return rc;
+        /* A batch we cannot read record by record: answer at batch granularity. */
+        LOG_WARN("stream", "offset for time topic=%s partition=%d: unreadable batch: %s",
+                 p->topic, p->index, eb.msg);
+        if (stratus_batch_parse(batch, len, &bi, &eb) != 0)
+            return 0;
+        if (ts != -3 && bi.max_timestamp < ts)
+            return 0;
+        if (bi.base_offset + bi.last_offset_delta < min_offset)
+            return 0;
+        *offset = bi.base_offset < min_offset ? min_offset : bi.base_offset;
+        *timestamp = bi.max_timestamp;
+        return 1;
+    }
+    if (best_off < 0)
+        return 0;
+    *offset = best_off;
+    *timestamp = best_ts;
+    return 1;
+}
+
+/* Reads the whole batch at pos (header h) into a new buffer. */
+static int read_batch(struct objreader *r, uint64_t pos, const struct bhdr *h, uint8_t **out,
+                      struct stratus_errbuf *eb)
+{
+    uint8_t *b = malloc(h->size);
+    int rc;
+
+    *out = NULL;
+    if (!b)
+        return stratus_errf(eb, STRATUS_ENOMEM, "offset for time: out of memory (%u bytes)",
+                            h->size);
+    rc = objreader_read(r, pos, h->size, b, eb);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+int stratus_coldread_offset_for_time(struct stratus_partition *p, int64_t ts, int64_t stop_offset,
+                                     int64_t *offset, int64_t *timestamp,
+                                     struct stratus_errbuf *eb)
+{
+    struct stratus_stream *s = p->s;
+    struct stratus_index_iter *it = stratus_index_iter_new(s->idx);
+    uint8_t key[STRATUS_IDX_KEY_MAX];
+    int64_t log_start, hw;
+    size_t klen;
+    struct objreader r;
+    int rc = 0, done = 0;
+
+    *offset = -1;
+    *timestamp = -1;
+    stratus_partition_offsets(p, &log_start, &hw, NULL);
+    if (stop_offset > hw)
+        stop_offset = hw;
+    klen = stratus_index_key_range(key, p->stream_id, log_start);
+    objreader_open(&r, s);
+    for (stratus_index_iter_seek(it, key, klen); !done && stratus_index_iter_has_prefix(it, key, 9);
+         stratus_index_iter_next(it)) {
+        struct stratus_index_range rg;
+        size_t kl, vl;
+        const uint8_t *k = stratus_index_iter_key(it, &kl), *v = stratus_index_iter_value(it, &vl);
+        uint64_t pos, end;
+
+        if (stratus_index_range_decode(k, kl, v, vl, &rg) != 0) {
+            rc = stratus_errf(eb, STRATUS_ECORRUPT, "index: corrupt range");
+            goto out;
+        }
+        if (rg.base_offset >= stop_offset)
+            break;
+        if (rg.max_timestamp < ts)
+            continue;
+        /* The first batch of the range with a record at or after ts. */
+        objreader_set(&r, rg.object_id);
+        pos = rg.position;
+        end = rg.position + rg.length;
+        while (pos < end) {
+            struct bhdr h;
+            uint8_t *batch;
+            int found;
+            rc = read_bhdr(&r, pos, end, &h, eb);
+            if (rc)
+                goto out;
+            if (h.base >= stop_offset) {
+                done = 1;
+                break;
+            }
+            if (h.last < log_start || h.max_ts < ts) {
+                pos += h.size;
+                continue;
+            }
+            rc = read_batch(&r, pos, &h, &batch, eb);
+            if (rc)
+                goto out;
+            found = stratus_coldread_batch_time(p, batch, h.size, ts, log_start, offset,
+                                                timestamp);
+            free(batch);
+            if (found < 0) {
+                rc = stratus_errf(eb, found, "offset for time: out of memory");
+                goto out;
+            }
+            if (found) {
+                if (*offset >= stop_offset) { /* past what the caller already has */
+                    *offset = -1;
+                    *timestamp = -1;
+                }
+                done = 1;
+                break;
+            }
+            pos += h.size;
+        }
+    }
+    if (!done)
+        rc = stratus_index_iter_status(it, eb);
+out:
+    objreader_close(&r);
+    stratus_index_iter_free(it);
+    return rc;
+}
+
+int stratus_coldread_max_time_batch(struct stratus_partition *p, uint8_t **batch, size_t *len,
+                                    int64_t *max_ts, struct stratus_errbuf *eb)
 {
     struct stratus_stream *s = p->s;
     struct stratus_index_iter *it = stratus_index_iter_new(s->idx);
@@ -225,8 +386,9 @@ int stratus_coldread_offset_for_time(struct stratus_partition *p, int64_t ts, in
     struct objreader r;
     int have = 0, rc = 0;
 
-    *offset = -1;
-    *timestamp = -1;
+    *batch = NULL;
+    *len = 0;
+    *max_ts = -1;
     stratus_partition_offsets(p, &log_start, &hw, NULL);
     klen = stratus_index_key_range(key, p->stream_id, log_start);
     objreader_open(&r, s);
@@ -239,46 +401,42 @@ int stratus_coldread_offset_for_time(struct stratus_partition *p, int64_t ts, in
             rc = stratus_errf(eb, STRATUS_ECORRUPT, "index: corrupt range");
             goto out;
         }
-        if (ts == -3) {
-            if (!have || rg.max_timestamp > best.max_timestamp) {
-                best = rg;
-                have = 1;
-            }
-        } else if (rg.max_timestamp >= ts) {
+        if (rg.base_offset >= hw)
+            break;
+        if (!have || rg.max_timestamp > best.max_timestamp) {
             best = rg;
             have = 1;
-            break;
         }
     }
     rc = stratus_index_iter_status(it, eb);
     if (rc || !have)
         goto out;
-    /* The batch inside the range. */
+    /* The first batch of that range with the range's largest max timestamp. */
     {
-        uint64_t pos = best.position, end = best.position + best.length;
-        int64_t bts = -1, boff = -1;
+        uint64_t pos = best.position, end = best.position + best.length, bpos = 0;
+        struct bhdr h, bh = {0};
+        int found = 0;
         objreader_set(&r, best.object_id);
         while (pos < end) {
-            struct bhdr h;
             rc = read_bhdr(&r, pos, end, &h, eb);
             if (rc)
                 goto out;
-            pos += h.size;
-            if (h.last < log_start)
-                continue;
-            if (ts == -3) {
-                if (h.max_ts > bts) {
-                    bts = h.max_ts;
-                    boff = h.last;
-                }
-            } else if (h.max_ts >= ts) {
-                bts = h.max_ts;
-                boff = h.base < log_start ? log_start : h.base;
+            if (h.base >= hw)
                 break;
+            if (h.last >= log_start && (!found || h.max_ts > bh.max_ts)) {
+                bh = h;
+                bpos = pos;
+                found = 1;
             }
+            pos += h.size;
         }
-        *offset = boff;
-        *timestamp = boff >= 0 ? bts : -1;
+        if (!found)
+            goto out;
+        rc = read_batch(&r, bpos, &bh, batch, eb);
+        if (rc)
+            goto out;
+        *len = bh.size;
+        *max_ts = bh.max_ts;
     }
 out:
     objreader_close(&r);

@@ -622,10 +622,76 @@ void stratus_partition_read_cold(struct stratus_partition *p, int64_t offset, si
 
 /* ---- offsets by time ---- */
 
+/* A copy of one log-cache batch, taken under the lock and searched outside it. */
+struct lc_copy {
+    uint8_t *data;
+    size_t len;
+    int64_t base, last, max_ts, log_start;
+};
+
+/* Copies the first cached batch after offset `after` (visible, at or after the log start)
+ * whose max timestamp >= ts; for ts == -3 the first one with the largest max timestamp.
+ * Returns 1 with a copy, 0 when there is none. */
+static int lc_time_candidate(struct stratus_partition *p, int64_t ts, int64_t after,
+                             struct lc_copy *c)
+{
+    struct stratus_lc_batch *pick = NULL;
+
+    memset(c, 0, sizeof *c);
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->lc_n; i++) {
+        struct stratus_lc_batch *b = p->lc[p->lc_head + i];
+        if (b->last >= p->hw)
+            break;
+        if (b->last < p->log_start || b->last <= after)
+            continue;
+        if (ts == -3) {
+            if (!pick || b->max_ts > pick->max_ts)
+                pick = b;
+        } else if (b->max_ts >= ts) {
+            pick = b;
+            break;
+        }
+    }
+    if (pick) {
+        c->data = xmalloc(pick->len);
+        memcpy(c->data, pick->data, pick->len);
+        c->len = pick->len;
+        c->base = pick->base;
+        c->last = pick->last;
+        c->max_ts = pick->max_ts;
+        c->log_start = p->log_start;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return pick != NULL;
+}
+
+/* ts >= 0 in the log cache: the first record at or after ts (Kafka's rule, see stream.h). */
+static int lc_offset_for_time(struct stratus_partition *p, int64_t ts, int64_t *offset,
+                              int64_t *timestamp, struct stratus_errbuf *eb)
+{
+    struct lc_copy c;
+    int64_t after = -1;
+
+    *offset = -1;
+    *timestamp = -1;
+    while (lc_time_candidate(p, ts, after, &c)) {
+        int found = stratus_coldread_batch_time(p, c.data, c.len, ts, c.log_start, offset,
+                                                timestamp);
+        free(c.data);
+        if (found < 0)
+            return stratus_errf(eb, found, "offset for time: out of memory");
+        if (found)
+            return 0;
+        after = c.last;
+    }
+    return 0;
+}
+
 int stratus_partition_offset_for_time(struct stratus_partition *p, int64_t ts, int64_t *offset,
                                       int64_t *timestamp, struct stratus_errbuf *eb)
 {
-    int64_t cold_off = -1, cold_ts = -1, hw;
+    int64_t lc_off = -1, lc_ts = -1, cold_off = -1, cold_ts = -1, hw;
     int rc;
 
     *offset = -1;
@@ -636,35 +702,56 @@ int stratus_partition_offset_for_time(struct stratus_partition *p, int64_t ts, i
         *offset = ts == -2 ? ls : hw;
         return 0;
     }
-    rc = stratus_coldread_offset_for_time(p, ts, &cold_off, &cold_ts, eb);
-    if (rc)
-        return rc;
-    if (ts != -3 && cold_off >= 0) {
-        *offset = cold_off;
-        *timestamp = cold_ts;
+    if (ts == -3) {
+        /* KIP-734: the first batch with the largest max timestamp, from the log cache and from
+         * objects (the earlier one on a tie), then its first record with that timestamp. */
+        struct lc_copy c;
+        uint8_t *cold = NULL, *pick;
+        size_t cold_len = 0, pick_len;
+        int64_t cold_max = -1, min_off;
+        int have_lc = lc_time_candidate(p, -3, -1, &c), found;
+
+        rc = stratus_coldread_max_time_batch(p, &cold, &cold_len, &cold_max, eb);
+        if (rc) {
+            if (have_lc)
+                free(c.data);
+            return rc;
+        }
+        if (have_lc && (!cold || c.max_ts > cold_max ||
+                        (c.max_ts == cold_max && c.base < (int64_t)stratus_be64_get(cold)))) {
+            pick = c.data;
+            pick_len = c.len;
+            min_off = c.log_start;
+        } else {
+            pick = cold;
+            pick_len = cold_len;
+            stratus_partition_offsets(p, &min_off, NULL, NULL);
+        }
+        found = pick ? stratus_coldread_batch_time(p, pick, pick_len, -3, min_off, offset,
+                                                   timestamp)
+                     : 0;
+        if (have_lc)
+            free(c.data);
+        free(cold);
+        if (found < 0)
+            return stratus_errf(eb, found, "offset for time: out of memory");
         return 0;
     }
-    /* The log cache: batches not in objects yet (and those still cached). */
-    pthread_mutex_lock(&p->lock);
-    for (size_t i = 0; i < p->lc_n; i++) {
-        struct stratus_lc_batch *b = p->lc[p->lc_head + i];
-        if (b->last >= p->hw)
-            break;
-        if (b->last < p->log_start)
-            continue;
-        if (ts == -3) {
-            if (b->max_ts > cold_ts) {
-                cold_ts = b->max_ts;
-                cold_off = b->last;
-            }
-        } else if (b->max_ts >= ts) {
-            cold_off = b->base < p->log_start ? p->log_start : b->base;
-            cold_ts = b->max_ts;
-            break;
-        }
+    /* The log cache first, then objects up to what the cache found: a batch evicted from the
+     * cache meanwhile was uploaded before, so the objects have it. The earlier answer wins. */
+    rc = lc_offset_for_time(p, ts, &lc_off, &lc_ts, eb);
+    if (rc)
+        return rc;
+    rc = stratus_coldread_offset_for_time(p, ts, lc_off >= 0 ? lc_off : INT64_MAX, &cold_off,
+                                          &cold_ts, eb);
+    if (rc)
+        return rc;
+    if (cold_off >= 0 && (lc_off < 0 || cold_off < lc_off)) {
+        *offset = cold_off;
+        *timestamp = cold_ts;
+    } else {
+        *offset = lc_off;
+        *timestamp = lc_ts;
     }
-    pthread_mutex_unlock(&p->lock);
-    *offset = cold_off;
-    *timestamp = cold_off >= 0 ? cold_ts : -1;
     return 0;
 }

@@ -220,9 +220,13 @@ typedef void stratus_read_done_fn(void *arg, struct stratus_fetch_result *res);
 void stratus_partition_read_cold(struct stratus_partition *p, int64_t offset, size_t max_bytes,
                                  int min_one, stratus_read_done_fn *done, void *arg);
 
-/* @locality worker. ListOffsets by timestamp: the first offset whose batch max timestamp is
- * >= ts, with that timestamp; *offset = -1 when none. ts = -3 asks for the record with the
- * largest timestamp (KIP-734). */
+/* @locality worker. ListOffsets by timestamp, at record granularity as Kafka answers it: in the
+ * first batch (from the log start) whose max timestamp is >= ts, the first record whose
+ * timestamp is >= ts (records of LogAppendTime batches carry the batch's max timestamp), with
+ * that record's timestamp; *offset = -1 when none. ts = -3 asks for the first record with the
+ * largest timestamp (KIP-734): the first batch with the largest max timestamp, then its first
+ * record with that timestamp. ts = -2 / -1: log start / high watermark (timestamp -1).
+ * Compressed batches are decompressed to find the record. */
 int stratus_partition_offset_for_time(struct stratus_partition *p, int64_t ts, int64_t *offset,
                                       int64_t *timestamp, struct stratus_errbuf *eb);
 

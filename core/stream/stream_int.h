@@ -180,8 +180,25 @@ void stratus_retention_wake(struct stratus_stream *s);
 int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_bytes, int min_one,
                      int64_t hw, uint8_t **out, size_t *len, int64_t *next_offset,
                      struct stratus_errbuf *eb);
-/* Scans the ranges of p for the first batch whose max timestamp >= ts (see stream.h). */
-int stratus_coldread_offset_for_time(struct stratus_partition *p, int64_t ts, int64_t *offset,
-                                     int64_t *timestamp, struct stratus_errbuf *eb);
+/* Time lookup inside one batch (len bytes): for ts >= 0 the first record with offset >=
+ * min_offset and timestamp >= ts; for ts == -3 the first record (offset >= min_offset) with the
+ * largest timestamp. Returns 1 with *offset and *timestamp, 0 when no record qualifies, or
+ * STRATUS_ENOMEM. A batch whose records cannot be read is logged and answered at batch
+ * granularity (its first offset >= min_offset, its max timestamp). Any thread, no lock. */
+int stratus_coldread_batch_time(struct stratus_partition *p, const uint8_t *batch, size_t len,
+                                int64_t ts, int64_t min_offset, int64_t *offset,
+                                int64_t *timestamp);
+/* ts >= 0: the first record in objects, at or after the log start and below
+ * min(stop_offset, high watermark), whose timestamp >= ts: Kafka's rule, the first batch whose
+ * maxTimestamp >= ts that holds such a record (ranges skipped by their index max timestamp).
+ * *offset = -1 when none. Blocking, runs on an I/O thread. */
+int stratus_coldread_offset_for_time(struct stratus_partition *p, int64_t ts, int64_t stop_offset,
+                                     int64_t *offset, int64_t *timestamp,
+                                     struct stratus_errbuf *eb);
+/* The first batch in objects with the largest maxTimestamp (at or after the log start, below
+ * the high watermark), copied into *batch (malloc'd, caller frees; NULL when there is none)
+ * with its size and max timestamp. Blocking, runs on an I/O thread. */
+int stratus_coldread_max_time_batch(struct stratus_partition *p, uint8_t **batch, size_t *len,
+                                    int64_t *max_ts, struct stratus_errbuf *eb);
 
 #endif

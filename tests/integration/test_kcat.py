@@ -17,6 +17,7 @@ from harness import Report  # noqa: E402
 N = int(os.environ.get("STRATUS_ITEST_KCAT_MESSAGES", "100000"))
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 R = Report("test_kcat")
+WANT = {}
 B = None
 
 
@@ -71,15 +72,27 @@ def test_codec(codec):
     R.check("fail" not in err.lower() and "error" not in err.lower(),
             "%s: kcat -P reports no delivery error%s" % (codec, (": " + err[:2000]) if err else ""))
 
+    want = ["%d|%s|h1=v1,hdr-two=value two|%s" % (i, k, v) for i, (k, v) in enumerate(msgs)]
+    WANT[codec] = want
+    consume_and_compare(codec, topic, want, "")
+
+    md = metadata_json()
+    t = [x for x in md["topics"] if x["topic"] == topic]
+    R.check(len(t) == 1 and [pp["leader"] for pp in t[0]["partitions"]] == [1],
+            "%s: kcat -L -J lists %s with partition 0 led by broker 1" % (codec, topic))
+
+
+def consume_and_compare(codec, topic, want, when):
+    t1 = time.monotonic()
     p = kcat(["-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%o|%k|%h|%s\n",
               "-X", "fetch.wait.max.ms=100"])
     t2 = time.monotonic()
+    codec = codec + when
     R.eq(p.returncode, 0, "%s: kcat -C exits 0 in %.1fs (stderr: %s)" % (
         codec, t2 - t1, p.stderr.decode()[:1000].strip()))
     got = p.stdout.decode("utf-8", "replace").split("\n")
     if got and got[-1] == "":
         got.pop()
-    want = ["%d|%s|h1=v1,hdr-two=value two|%s" % (i, k, v) for i, (k, v) in enumerate(msgs)]
     R.eq(len(got), len(want), "%s: consumed message count" % codec)
     first_bad = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), None)
     if first_bad is None and len(got) == len(want):
@@ -90,15 +103,17 @@ def test_codec(codec):
         R.check(False, "%s: first difference at index %d:\n   got  %r\n   want %r" % (
             codec, i, got[i] if i < len(got) else None, want[i] if i < len(want) else None))
 
-    md = metadata_json()
-    t = [x for x in md["topics"] if x["topic"] == topic]
-    R.check(len(t) == 1 and [pp["leader"] for pp in t[0]["partitions"]] == [1],
-            "%s: kcat -L -J lists %s with partition 0 led by broker 1" % (codec, topic))
+
+def test_reread_cold():
+    R.section("re-read every codec's topic after the upload (8 MiB log cache: cold reads)")
+    time.sleep(3.0)  # > [upload] interval (2 s default)
+    for codec, want in WANT.items():
+        consume_and_compare(codec, "kcat-%s" % codec, want, " (re-read from objects)")
 
 
 def main():
     global B
-    B = R.broker("kcat")
+    B = R.broker("kcat", sets={"broker.log_cache_size": "8MiB"})
     try:
         B.start()
     except Exception as e:  # noqa: BLE001
@@ -110,6 +125,7 @@ def main():
         if not B.alive():
             R.check(False, "broker alive after codec %s" % c)
             break
+    R.run(test_reread_cold)
     R.finish()
 
 

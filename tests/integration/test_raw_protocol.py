@@ -1,0 +1,212 @@
+#!/usr/bin/python3
+"""test_raw_protocol.py - protocol corners real clients rely on, checked with hand-encoded
+requests (kwire.py): Produce acks=0 gets no response, errors for unknown topics/partitions,
+Fetch out of range, Fetch long polls (max_wait_ms honoured when empty, woken by a produce),
+KIP-74 (a batch bigger than partition_max_bytes still comes back whole), and offsets
+continuing across a restart.
+SPDX-License-Identifier: Apache-2.0
+"""
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kwire  # noqa: E402
+from harness import Report  # noqa: E402
+
+R = Report("test_raw_protocol")
+B = None
+
+
+def recs(n, tag, size=20):
+    return [(b"k%d" % i, (b"%s-%d-" % (tag, i)) + b"z" * size, []) for i in range(n)]
+
+
+def case_acks0():
+    R.section("Produce acks=0: no response")
+    c = kwire.Conn(B.host, B.port)
+    c.metadata(["acks0"])
+    body = (kwire.string(None) + kwire.i16(0) + kwire.i32(5000) +
+            kwire.array([kwire.string("acks0") + kwire.array(
+                [kwire.i32(0) + kwire.kbytes(kwire.record_batch(recs(3, b"a0")))])]))
+    corr0, fr0 = c.frame(kwire.API_PRODUCE, 3, body)
+    corr1, fr1 = c.frame(kwire.API_APIVERSIONS, 0, b"")
+    c.send_raw(fr0 + fr1)
+    try:
+        got, _ = c.recv_frame()
+        R.eq(got, corr1, "the first response after an acks=0 Produce is the next request's")
+    except Exception as e:  # noqa: BLE001
+        R.check(False, "response after acks=0 produce: %s" % e)
+    deadline = time.monotonic() + 5
+    hw = -1
+    while time.monotonic() < deadline:
+        hw = c.fetch("acks0", 0, 0)[("acks0", 0)]["high_watermark"]
+        if hw == 3:
+            break
+        time.sleep(0.05)
+    R.eq(hw, 3, "the acks=0 batch is stored (high watermark 3)")
+    c.close()
+
+
+def case_errors():
+    R.section("error codes")
+    c = kwire.Conn(B.host, B.port)
+    c.metadata(["errs"])
+    r = c.produce("errs", 7, kwire.record_batch(recs(1, b"e")))
+    R.eq(r[("errs", 7)]["error"], 3, "Produce to partition 7 of a 1-partition topic: "
+         "UNKNOWN_TOPIC_OR_PARTITION (3)")
+    f = c.fetch("no-such-topic-xyz", 0, 0)
+    R.eq(f[("no-such-topic-xyz", 0)]["error"], 3, "Fetch of an unknown topic: "
+         "UNKNOWN_TOPIC_OR_PARTITION (3)")
+    R.check("no-such-topic-xyz" not in c.metadata(None)["topics"],
+            "Fetch does not auto-create the topic")
+    c.produce("errs", 0, kwire.record_batch(recs(5, b"e")))
+    f = c.fetch("errs", 0, 6)[("errs", 0)]
+    R.eq(f["error"], 1, "Fetch at offset 6 with high watermark 5: OFFSET_OUT_OF_RANGE (1)")
+    f = c.fetch("errs", 0, 5, max_wait_ms=0)[("errs", 0)]
+    R.eq((f["error"], f["high_watermark"], f["records"]), (0, 5, b""),
+         "Fetch at the high watermark: no error, no records")
+    f = c.fetch("errs", 0, -5)[("errs", 0)]
+    R.eq(f["error"], 1, "Fetch at offset -5: OFFSET_OUT_OF_RANGE (1)")
+    lo = c.list_offsets("no-such-topic-xyz", 0, -1)
+    R.eq(lo["error"], 3, "ListOffsets of an unknown topic: UNKNOWN_TOPIC_OR_PARTITION (3)")
+    r = c.create_topic("errs", 1)
+    R.eq(r[0], 36, "CreateTopics of an existing topic: TOPIC_ALREADY_EXISTS (36)")
+    r = c.create_topic("bad/name", 1)
+    R.eq(r[0], 17, "CreateTopics 'bad/name': INVALID_TOPIC_EXCEPTION (17)")
+    r = c.create_topic("zero-parts", 0)
+    R.eq(r[0], 37, "CreateTopics with 0 partitions: INVALID_PARTITIONS (37)")
+    r = c.create_topic("bad-config", 1, {"retention.ms": "not-a-number"})
+    R.eq(r[0], 40, "CreateTopics with retention.ms=not-a-number: INVALID_CONFIG (40)")
+    c.close()
+
+
+def case_longpoll():
+    R.section("Fetch long poll")
+    c = kwire.Conn(B.host, B.port)
+    c.metadata(["lp"])
+    t0 = time.monotonic()
+    f = c.fetch("lp", 0, 0, max_wait_ms=800, min_bytes=1)[("lp", 0)]
+    dt = time.monotonic() - t0
+    R.check(f["error"] == 0 and f["records"] == b"" and 0.7 <= dt <= 2.0,
+            "empty partition: Fetch waits max_wait_ms=800 then answers empty (%.2fs, error %d)"
+            % (dt, f["error"]))
+
+    def later():
+        time.sleep(0.3)
+        p = kwire.Conn(B.host, B.port)
+        p.produce("lp", 0, kwire.record_batch(recs(2, b"lp")))
+        p.close()
+
+    th = threading.Thread(target=later)
+    t0 = time.monotonic()
+    th.start()
+    f = c.fetch("lp", 0, 0, max_wait_ms=5000, min_bytes=1)[("lp", 0)]
+    dt = time.monotonic() - t0
+    th.join()
+    got = kwire.decode_batches(f["records"])
+    R.check(f["error"] == 0 and len(got) == 2 and dt < 2.0,
+            "a produce wakes a parked Fetch (max_wait 5s): answered in %.2fs with %d records"
+            % (dt, len(got)))
+    c.close()
+
+
+def case_kip74():
+    R.section("KIP-74: first batch returned whole even if bigger than the limits")
+    c = kwire.Conn(B.host, B.port)
+    c.metadata(["big"])
+    big = recs(4, b"big", size=20000)  # one batch of ~80 KB
+    r = c.produce("big", 0, kwire.record_batch(big))
+    R.eq(r[("big", 0)]["error"], 0, "produce an 80 KB batch")
+    f = c.fetch("big", 0, 0, max_bytes=1000)[("big", 0)]
+    got = kwire.decode_batches(f["records"], verify_crc=True)
+    R.eq([v for _, _, _, v, _ in got], [v for _, v, _ in big],
+         "Fetch with max_bytes 1000 returns the whole 80 KB first batch")
+    c.close()
+
+
+def case_concurrent_producers():
+    R.section("8 connections producing to one partition at once")
+    c = kwire.Conn(B.host, B.port)
+    c.metadata(["conc"])
+    nthreads, nbatches, per = 8, 50, 10
+    results = {}
+
+    def worker(t):
+        p = kwire.Conn(B.host, B.port)
+        out = []
+        try:
+            for b in range(nbatches):
+                batch = [(b"t%d" % t, b"t%d-b%d-r%d" % (t, b, r), []) for r in range(per)]
+                res = p.produce("conc", 0, kwire.record_batch(batch))[("conc", 0)]
+                out.append((res["error"], res["base_offset"]))
+        except Exception as e:  # noqa: BLE001
+            out.append(("exception", str(e)))
+        p.close()
+        results[t] = out
+
+    ths = [threading.Thread(target=worker, args=(t,)) for t in range(nthreads)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    errs = [(t, x) for t, out in results.items() for x in out if x[0] != 0]
+    R.eq(errs[:5], [], "all %d produces acknowledged without error" % (nthreads * nbatches))
+    bases = sorted(b for out in results.values() for e, b in out if e == 0)
+    R.eq(bases, list(range(0, nthreads * nbatches * per, per)),
+         "base offsets are disjoint and cover 0..%d in steps of %d" % (
+             nthreads * nbatches * per - 1, per))
+    got = c.fetch_all("conc", 0, verify_crc=True)
+    by_off = {o: v for o, _, _, v, _ in got}
+    ok = True
+    for t, out in results.items():
+        for b, (e, base) in enumerate(out):
+            for r in range(per):
+                if by_off.get(base + r) != b"t%d-b%d-r%d" % (t, b, r):
+                    ok = False
+    R.check(ok and len(got) == nthreads * nbatches * per,
+            "every batch is stored whole at the base offset its response gave")
+    c.close()
+
+
+def case_restart_offsets():
+    R.section("offsets continue across a restart")
+    c = kwire.Conn(B.host, B.port)
+    c.metadata(["cont"])
+    r1 = c.produce("cont", 0, kwire.record_batch(recs(7, b"c")))
+    c.close()
+    R.eq(B.stop(), 0, "SIGTERM: exit status 0")
+    B.start()
+    c = kwire.Conn(B.host, B.port)
+    r2 = c.produce("cont", 0, kwire.record_batch(recs(3, b"d")))
+    R.eq((r1[("cont", 0)]["base_offset"], r2[("cont", 0)]["base_offset"]), (0, 7),
+         "base offsets 0 then 7 across the restart")
+    got = c.fetch_all("cont", 0, verify_crc=True)
+    R.eq([v for _, _, _, v, _ in got], [v for _, v, _ in recs(7, b"c") + recs(3, b"d")],
+         "all 10 records readable after the restart")
+    md = c.metadata(None)
+    R.check(all(t in md["topics"] for t in ("acks0", "errs", "lp", "big", "cont")),
+            "topics survive the restart: %s" % sorted(md["topics"]))
+    c.close()
+
+
+def main():
+    global B
+    B = R.broker("raw")
+    try:
+        B.start()
+    except Exception as e:  # noqa: BLE001
+        R.check(False, "broker starts: %s" % e)
+        R.finish()
+    for fn in (case_acks0, case_errors, case_longpoll, case_kip74, case_concurrent_producers,
+               case_restart_offsets):
+        R.run(fn)
+        if not B.alive():
+            R.check(False, "broker died after %s" % fn.__name__)
+            break
+    R.finish()
+
+
+if __name__ == "__main__":
+    main()
