@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 BUILD_PKGS="build-essential cmake pkg-config librocksdb-dev libinih-dev libcurl4-openssl-dev
  libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev"
 TEST_PKGS="clang libclang-rt-14-dev kcat librdkafka-dev python3 python3-kafka python3-confluent-kafka
- nodejs npm procps"
+ procps"
 
 pkgs="$BUILD_PKGS"
 [ "${1:-}" = "--build" ] || pkgs="$pkgs $TEST_PKGS"
@@ -21,6 +21,11 @@ missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Node.js: use the machine's own node/npm when present (the Debian npm package conflicts with a
+# node installed from elsewhere); otherwise Debian's.
+if [ "${1:-}" != "--build" ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  missing="$missing nodejs npm"
+fi
 if [ -n "$missing" ]; then
   echo "install-deps: installing:$missing"
   $SUDO apt-get update -qq

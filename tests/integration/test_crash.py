@@ -22,7 +22,7 @@ from harness import Report  # noqa: E402
 R = Report("test_crash")
 TOPIC = "crash"
 PAD = b"." * 150
-RATE = int(os.environ.get("STRATUS_ITEST_CRASH_RATE", "6000"))  # messages per second
+RATE = int(os.environ.get("STRATUS_ITEST_CRASH_RATE", "30000"))  # messages per second
 
 
 def value(seq):
@@ -71,7 +71,7 @@ def crash_cycles(B):
     produced_before_restart = 0
 
     def produce_for(seconds, rate=RATE):
-        """Produce about rate messages a second for seconds, in bursts of 200."""
+        """Produce about rate messages a second for seconds, in bursts of 500."""
         nonlocal seq
         start = time.monotonic()
         sent = 0
@@ -82,7 +82,7 @@ def crash_cycles(B):
             if sent >= (now - start) * rate or len(prod) > 20000:
                 prod.poll(0.002)
                 continue
-            for _ in range(200):
+            for _ in range(500):
                 prod.produce(TOPIC, value=value(seq), key=b"k", partition=0,
                              on_delivery=on_delivery)
                 seq += 1
@@ -140,7 +140,8 @@ def crash_cycles(B):
     R.check(all(s is not None and 0 <= s < seq for s in seqs),
             "every stored record is one the producer sent")
     by_offset = dict(zip(offsets, seqs))
-    missing = sorted(s for s in acked if s not in set(seqs))
+    seqset = set(seqs)
+    missing = sorted(s for s in acked if s not in seqset)
     R.eq(missing[:10], [], "every acknowledged message is present (%d acked)" % len(acked))
     wrong = sorted((s, o, by_offset.get(o)) for s, o in acked.items() if by_offset.get(o) != s)
     R.eq(wrong[:10], [], "every acknowledged message sits at the offset its ack reported")
