@@ -21,7 +21,9 @@
 
 #include "api/api.h"
 #include "conf/conf.h"
+#include "group/group.h"
 #include "net/net.h"
+#include "observe.h"
 #include "plugin/plugin.h"
 #include "stream/stream.h"
 #include "util/alloc.h"
@@ -130,21 +132,55 @@ static const struct stratus_param upload_params[] = {
     STRATUS_PARAM_END,
 };
 
+struct group_conf {
+    int64_t initial_rebalance_delay_ms;
+    int64_t min_session_timeout_ms;
+    int64_t max_session_timeout_ms;
+    int64_t offsets_retention_ms;
+    int64_t offsets_retention_check_ms;
+    uint64_t max_metadata_bytes;
+    int64_t max_size;
+};
+
+static const struct stratus_param group_params[] = {
+    STRATUS_PARAM_MS("initial_rebalance_delay", "3s", 0, struct group_conf,
+                     initial_rebalance_delay_ms, 0, 300000,
+                     "Wait for more members before the first rebalance of an empty group"),
+    STRATUS_PARAM_MS("min_session_timeout", "6s", 0, struct group_conf, min_session_timeout_ms,
+                     1, INT32_MAX, "Smallest session.timeout.ms a member may ask for"),
+    STRATUS_PARAM_MS("max_session_timeout", "30m", 0, struct group_conf, max_session_timeout_ms,
+                     1, INT32_MAX, "Largest session.timeout.ms a member may ask for"),
+    STRATUS_PARAM_MS("offsets_retention", "7d", 0, struct group_conf, offsets_retention_ms, 1000,
+                     INT64_MAX, "Committed offsets of a group without members expire after this"),
+    STRATUS_PARAM_MS("offsets_retention_check_interval", "10m", 0, struct group_conf,
+                     offsets_retention_check_ms, 100, INT64_MAX,
+                     "How often expired committed offsets are removed"),
+    STRATUS_PARAM_SIZE("max_metadata_size", "1MiB", 0, struct group_conf, max_metadata_bytes,
+                       1024, 104857600,
+                       "Largest member metadata or assignment a group member may send"),
+    STRATUS_PARAM_INT("max_size", "0", 0, struct group_conf, max_size, 0, 1000000,
+                      "Members per group (group.max.size; 0 = unlimited)"),
+    STRATUS_PARAM_END,
+};
+
 static const char *const known_sections[] = {"broker", "wal", "index", "upload", "storage",
-                                              "cache", NULL};
+                                              "cache", "group", "metrics", NULL};
 
 struct stratus_broker {
     struct broker_conf bc;
     struct wal_conf wc;
     struct index_conf ic;
     struct upload_conf uc;
+    struct group_conf gc;
     char wal_path[PATH_MAX];
     char index_path[PATH_MAX];
     struct stratus_storage *storage;
     struct stratus_cache *cache;
     struct stratus_stream *stream;
+    struct stratus_group_coord *groups;
     struct stratus_api_ctx api;
     struct stratus_net *net;
+    struct stratus_observe *obs; /* [metrics]: listener and collectors; NULL when off */
 };
 
 /* ---- listeners ---- */
@@ -237,6 +273,7 @@ static void free_confs(struct stratus_broker *b)
     stratus_conf_free_struct(wal_params, &b->wc);
     stratus_conf_free_struct(index_params, &b->ic);
     stratus_conf_free_struct(upload_params, &b->uc);
+    stratus_conf_free_struct(group_params, &b->gc);
 }
 
 static int apply_confs(const struct stratus_conf *conf, struct stratus_broker *b,
@@ -250,7 +287,8 @@ static int apply_confs(const struct stratus_conf *conf, struct stratus_broker *b
         (rc = stratus_conf_apply(conf, "broker", broker_params, NULL, &b->bc, eb)) ||
         (rc = stratus_conf_apply(conf, "wal", wal_params, NULL, &b->wc, eb)) ||
         (rc = stratus_conf_apply(conf, "index", index_params, NULL, &b->ic, eb)) ||
-        (rc = stratus_conf_apply(conf, "upload", upload_params, NULL, &b->uc, eb)))
+        (rc = stratus_conf_apply(conf, "upload", upload_params, NULL, &b->uc, eb)) ||
+        (rc = stratus_conf_apply(conf, "group", group_params, NULL, &b->gc, eb)))
         return rc;
     if (stratus_log_parse_level(b->bc.log_level) < 0)
         return keyerr(conf, "broker", "log_level",
@@ -303,6 +341,8 @@ int stratus_broker_check_config(const struct stratus_conf *conf, struct stratus_
         rc = stratus_storage_check(conf, "storage", plugin_dir, eb);
         if (rc == 0)
             rc = stratus_cache_check(conf, "cache", plugin_dir, eb);
+        if (rc == 0)
+            rc = stratus_observe_check(conf, eb);
     }
     free_confs(&b);
     return rc;
@@ -446,6 +486,20 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     if (!b->api.advertised_host[0] || strcmp(b->api.advertised_host, "0.0.0.0") == 0 ||
         strcmp(b->api.advertised_host, "::") == 0)
         gethostname(b->api.advertised_host, sizeof b->api.advertised_host - 1);
+    {
+        struct stratus_group_conf grc;
+        stratus_group_conf_defaults(&grc);
+        grc.initial_rebalance_delay_ms = b->gc.initial_rebalance_delay_ms;
+        grc.min_session_timeout_ms = b->gc.min_session_timeout_ms;
+        grc.max_session_timeout_ms = b->gc.max_session_timeout_ms;
+        grc.offsets_retention_ms = b->gc.offsets_retention_ms;
+        grc.retention_check_interval_ms = b->gc.offsets_retention_check_ms;
+        grc.max_metadata_bytes = (int64_t)b->gc.max_metadata_bytes;
+        grc.max_group_size = (int32_t)b->gc.max_size;
+        if ((rc = stratus_group_open(&grc, b->stream, &b->groups, eb)))
+            goto out_stream;
+    }
+    b->api.groups = b->groups;
     stratus_api_init(&b->api);
 
     memset(&nc, 0, sizeof nc);
@@ -463,7 +517,7 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     nc.idle_ms = b->bc.idle_timeout_ms;
     nc.max_inflight = (int)b->bc.max_inflight;
     if ((rc = stratus_net_start(&nc, &b->api, &b->net, eb)))
-        goto out_stream;
+        goto out_groups;
     /* A listener on port 0 advertises the port it got. */
     if (b->api.advertised_port == 0 && !b->bc.advertised_listeners)
         b->api.advertised_port = stratus_net_port(b->net, 0);
@@ -473,9 +527,16 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
              b->api.node_id, ls[0].host, stratus_net_port(b->net, 0), b->api.advertised_host,
              b->api.advertised_port, b->api.cluster_id, stratus_storage_name(b->storage),
              nc.threads);
+    struct stratus_observe_deps od = {b->stream, b->net, b->cache, &b->api, b->wc.size};
+    if ((rc = stratus_observe_start(conf, &od, &b->obs, eb))) {
+        stratus_broker_stop(b, 0);
+        return rc;
+    }
     *out = b;
     return 0;
 
+out_groups:
+    stratus_group_close(b->groups);
 out_stream:
     stratus_stream_close(b->stream);
 out_cache:
@@ -486,6 +547,26 @@ out_free:
     free_confs(b);
     free(b);
     return rc;
+}
+
+const struct stratus_param *stratus_broker_section_params(const char *section)
+{
+    static const struct {
+        const char *name;
+        const struct stratus_param *params;
+    } secs[] = {{"broker", broker_params}, {"wal", wal_params},     {"index", index_params},
+                {"upload", upload_params}, {"group", group_params}};
+    for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++)
+        if (strcmp(section, secs[i].name) == 0)
+            return secs[i].params;
+    if (strcmp(section, "metrics") == 0)
+        return stratus_observe_params();
+    return NULL;
+}
+
+int stratus_broker_metrics_port(const struct stratus_broker *b)
+{
+    return stratus_observe_port(b->obs);
 }
 
 int stratus_broker_port(const struct stratus_broker *b)
@@ -500,7 +581,10 @@ void stratus_broker_stop(struct stratus_broker *b, long timeout_ms)
     if (timeout_ms < 0)
         timeout_ms = b->bc.shutdown_timeout_ms;
     LOG_INFO("broker", "shutting down timeout_ms=%ld", timeout_ms);
+    stratus_observe_stop(b->obs);
+    stratus_group_drain(b->groups); /* parked JoinGroup/SyncGroup answered, commits durable */
     stratus_net_shutdown(b->net, timeout_ms);
+    stratus_group_close(b->groups);
     stratus_stream_close(b->stream);
     stratus_net_free(b->net);
     stratus_cache_close(b->cache);

@@ -2,7 +2,8 @@
  * and tears them down in reverse. The start and stop order lives only in broker.c.
  *
  * Configuration sections the core reads (keys documented in conf/stratus.ini and README.md):
- * [broker], [wal], [index], [upload], [storage] (plugin + its keys), [cache] (plugin + its keys).
+ * [broker], [wal], [index], [upload], [storage] (plugin + its keys), [cache] (plugin + its keys),
+ * [metrics] (core/observe.h).
  * SPDX-License-Identifier: Apache-2.0
  */
 #ifndef STRATUS_BROKER_H
@@ -23,6 +24,13 @@ int stratus_broker_check_config(const struct stratus_conf *conf, struct stratus_
  * borrowed and must outlive the broker. */
 int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker **out,
                          struct stratus_errbuf *eb);
+
+/* The parameter table of a core section ("broker", "wal", "index", "upload", "group",
+ * "metrics"), or NULL (storage and cache keys belong to their plugins). For `stratus config`. */
+struct stratus_param;
+const struct stratus_param *stratus_broker_section_params(const char *section);
+/* The bound port of the [metrics] listener, 0 when off. */
+int stratus_broker_metrics_port(const struct stratus_broker *b);
 
 /* The bound port of the first listener. */
 int stratus_broker_port(const struct stratus_broker *b);

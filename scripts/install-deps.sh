@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install-deps.sh - installs every Debian 12 package Stratus needs to build and test, and the
-# npm packages of tests/ (kafkajs). Installs only what is missing; uses sudo when not root.
+# npm packages of tests/ (kafkajs, azurite). Installs only what is missing; uses sudo when not root.
 #   scripts/install-deps.sh          build + test dependencies
 #   scripts/install-deps.sh --build  build dependencies only
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 BUILD_PKGS="build-essential cmake pkg-config librocksdb-dev libinih-dev libcurl4-openssl-dev
  libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev"
 TEST_PKGS="clang libclang-rt-14-dev kcat librdkafka-dev python3 python3-kafka python3-confluent-kafka
- procps"
+ procps prometheus"
 
 pkgs="$BUILD_PKGS"
 [ "${1:-}" = "--build" ] || pkgs="$pkgs $TEST_PKGS"
@@ -33,7 +33,7 @@ if [ -n "$missing" ]; then
 fi
 
 if [ "${1:-}" != "--build" ] && [ -f tests/package.json ]; then
-  if [ ! -d tests/node_modules/kafkajs ]; then
+  if [ ! -d tests/node_modules/kafkajs ] || [ ! -d tests/node_modules/azurite ]; then
     echo "install-deps: npm install in tests/"
     (cd tests && npm install --no-audit --no-fund --loglevel=error)
   fi

@@ -18,6 +18,7 @@
 struct stratus_stream;
 struct stratus_conf;
 struct stratus_loop;
+struct stratus_group_coord;
 
 /* Broker-wide state the handlers read; built by broker.c, read-only while serving. */
 struct stratus_api_ctx {
@@ -30,6 +31,7 @@ struct stratus_api_ctx {
     int auto_create_topics;     /* auto.create.topics.enable */
     int32_t default_partitions; /* num.partitions */
     int64_t max_request_bytes;
+    struct stratus_group_coord *groups; /* the group coordinator (core/group) */
 };
 
 enum { STRATUS_API_DONE = 0, STRATUS_API_PENDING = 1 };

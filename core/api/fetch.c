@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "metrics/metrics.h"
 #include "stream/stream.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -133,6 +134,9 @@ static void fetch_respond(struct fetch_ctx *fc, int from_handler)
             pd->PreferredReadReplica = -1;
             pd->Records.p = fp->res.data;
             pd->Records.len = (int32_t)fp->res.len;
+            if (fp->p)
+                stratus_metrics_topic_io(STRATUS_METRICS_TOPIC_OUT, stratus_partition_topic(fp->p),
+                                         fp->res.data, fp->res.len);
         }
     }
     FetchResponse_encode(&req->resp, req->api_version, &rs);

@@ -20,6 +20,21 @@ int api_createpartitions(struct stratus_req *req);
 int api_describeconfigs(struct stratus_req *req);
 int api_describecluster(struct stratus_req *req);
 int api_findcoordinator(struct stratus_req *req);
+/* Every group and committed-offset API (groups.c): JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+ * DescribeGroups, ListGroups, DeleteGroups, OffsetCommit, OffsetFetch. */
+int api_groups(struct stratus_req *req);
+/* Idempotent producers (producer.c) and the rest of the admin surface (admin2.c). */
+int api_initproducerid(struct stratus_req *req);
+int api_describeproducers(struct stratus_req *req);
+int api_deleterecords(struct stratus_req *req);
+int api_alterconfigs(struct stratus_req *req);
+int api_incrementalalterconfigs(struct stratus_req *req);
+int api_listpartitionreassignments(struct stratus_req *req);
+int api_alterpartitionreassignments(struct stratus_req *req);
+int api_describelogdirs(struct stratus_req *req);
+int api_describeacls(struct stratus_req *req);
+int api_createacls(struct stratus_req *req);
+int api_deleteacls(struct stratus_req *req);
 
 /* Marks req as malformed: no response, and the connection closes (as Kafka does). */
 int api_protocol_error(struct stratus_req *req, const char *what);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "metrics/metrics.h"
 #include "stream/stream.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -171,6 +172,8 @@ int api_produce(struct stratus_req *req)
                 continue;
             }
             pr->BaseOffset = res.base_offset;
+            stratus_metrics_topic_io(STRATUS_METRICS_TOPIC_IN, topic, pd->Records.p,
+                                     (size_t)pd->Records.len);
             pr->LogAppendTimeMs = res.log_append_time;
             pr->LogStartOffset = res.log_start_offset;
         }

@@ -20,8 +20,37 @@
  *   'O' <u64 object id>              objects table: u8 version=1, u64 size, u32 live ranges,
  *        i64 created ms, u16 key len, key. live ranges 0 = to delete from storage.
  *   'C' <name>                       counter: u64 next value ("object", "stream")
- *   'M' <name>                       metadata (schema version...)
- *   'G', 'P'                         reserved: group offsets, producer state
+ *   'M' <name>                       metadata (schema version...); "timeidx" = u8 1 once the
+ *                                    time index below exists for every stream
+ *   'X' <u64 stream id><i64 ts>      time index (ListOffsets by timestamp): u8 version=1,
+ *        i64 base offset, i64 last offset of one range. Invariant: a stream's 'X' entries are
+ *        exactly the points where the running maximum of its ranges' max timestamps, taken in
+ *        offset order over the ranges the index holds for it, strictly rises; entry (T, range)
+ *        says that range is the first whose max timestamp reaches T. Entries rise in both
+ *        timestamp and offset, so "the first range whose max timestamp >= ts" (Kafka's first
+ *        batch with maxTimestamp >= ts, at range granularity) is the range of the first entry
+ *        at or after 'X' sid ts: one seek, however many ranges the stream has; the stream's
+ *        last entry holds its largest timestamp and the first range with it (ListOffsets -3).
+ *        Upkeep, always in the write batch that changes the ranges, under the stream engine's
+ *        meta_lock: the uploader adds the entries of the ranges it commits, continuing from
+ *        the stream's last entry (the persisted running maximum: nothing to rebuild after a
+ *        restart). Retention, dropping a stream's oldest ranges, deletes their entries and
+ *        rebuilds the entries of the remaining ranges that lie before the first surviving
+ *        entry. Why rebuild rather than only delete: a dropped range with a large timestamp
+ *        suppressed the entries of later, smaller ranges, and without them a lookup for a
+ *        smaller target would have to scan every range from the log start. The surviving
+ *        entries stay right (each one's timestamp exceeds every earlier range's, dropped or
+ *        not), and the rebuilt ones all sit below the first of them. Ranges of a deleted
+ *        stream lose their entries with them. An index written before 'X' existed (no 'M'
+ *        "timeidx") gets its entries built from 'R' at open.
+ *   'P' <u64 stream id>              idempotent-producer snapshot of a partition, replaced
+ *        at each upload commit (in the same batch as its ranges) and rebuilt further by WAL
+ *        replay: u8 version=1, u32 count, per producer {i64 producer id, i16 epoch,
+ *        i64 last offset, i64 updated ms, u8 nbatches, per batch {i32 first seq, i32 last seq,
+ *        i64 base offset, i64 last offset, i64 max timestamp}} (encoded by
+ *        core/stream/producer.c; only batches durable at the snapshot). 'C' "producer" is the
+ *        producer id counter (InitProducerId; ids are never reused).
+ *   'G'                              reserved: group offsets
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "index.h"
@@ -105,6 +134,8 @@ static int64_t unflip(uint64_t v)
     return (int64_t)(v ^ 0x8000000000000000ull);
 }
 
+static int time_index_upgrade(struct stratus_index *idx, struct stratus_errbuf *eb);
+
 /* ---- open / close ---- */
 
 int stratus_index_open(const struct stratus_index_conf *conf, struct stratus_index **out,
@@ -140,6 +171,9 @@ int stratus_index_open(const struct stratus_index_conf *conf, struct stratus_ind
         rocksdb_free(err);
         goto fail;
     }
+    rc = time_index_upgrade(idx, eb);
+    if (rc)
+        goto fail;
     *out = idx;
     return 0;
 fail:
@@ -417,6 +451,11 @@ size_t stratus_index_key_counter(uint8_t *buf, const char *name)
     return key_name(buf, STRATUS_IDX_COUNTER, name);
 }
 
+size_t stratus_index_key_producer(uint8_t *buf, uint64_t stream_id)
+{
+    return key_id(buf, STRATUS_IDX_PRODUCER, stream_id);
+}
+
 int stratus_index_parse_range_key(const uint8_t *k, size_t klen, uint64_t *stream_id,
                                   int64_t *last_offset)
 {
@@ -513,4 +552,171 @@ int stratus_index_stream_decode(const uint8_t *v, size_t vlen, struct stratus_in
         return STRATUS_ECORRUPT;
     st->log_start_offset = (int64_t)stratus_be64_get(v + 1);
     return 0;
+}
+
+/* ---- time index ---- */
+
+size_t stratus_index_key_time(uint8_t *buf, uint64_t stream_id, int64_t timestamp)
+{
+    key_id(buf, STRATUS_IDX_TIME, stream_id);
+    stratus_be64_put(buf + 9, flip(timestamp));
+    return 17;
+}
+
+void stratus_index_time_encode(const struct stratus_index_time *t,
+                               uint8_t out[STRATUS_IDX_TIME_VALUE_SIZE])
+{
+    out[0] = 1;
+    stratus_be64_put(out + 1, (uint64_t)t->base_offset);
+    stratus_be64_put(out + 9, (uint64_t)t->last_offset);
+}
+
+int stratus_index_time_decode(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
+                              struct stratus_index_time *t)
+{
+    if (klen != 17 || k[0] != STRATUS_IDX_TIME)
+        return STRATUS_ECORRUPT;
+    if (vlen < STRATUS_IDX_TIME_VALUE_SIZE || v[0] != 1)
+        return STRATUS_ECORRUPT;
+    t->stream_id = stratus_be64_get(k + 1);
+    t->timestamp = unflip(stratus_be64_get(k + 9));
+    t->base_offset = (int64_t)stratus_be64_get(v + 1);
+    t->last_offset = (int64_t)stratus_be64_get(v + 9);
+    if (t->base_offset > t->last_offset)
+        return STRATUS_ECORRUPT;
+    return 0;
+}
+
+int stratus_index_time_step(struct stratus_index_batch *b, struct stratus_index_time_run *run,
+                            const struct stratus_index_range *r)
+{
+    struct stratus_index_time t = {.stream_id = r->stream_id, .timestamp = r->max_timestamp,
+                                   .base_offset = r->base_offset,
+                                   .last_offset = r->last_offset};
+    uint8_t key[STRATUS_IDX_KEY_MAX], val[STRATUS_IDX_TIME_VALUE_SIZE];
+    size_t klen;
+
+    if (run->have && r->max_timestamp <= run->max_ts)
+        return 0;
+    run->have = 1;
+    run->max_ts = r->max_timestamp;
+    if (b) {
+        klen = stratus_index_key_time(key, r->stream_id, r->max_timestamp);
+        stratus_index_time_encode(&t, val);
+        stratus_index_batch_put(b, key, klen, val, sizeof val);
+    }
+    return 1;
+}
+
+/* Decodes the entry under it when it belongs to stream_id. */
+static int time_here(struct stratus_index_iter *it, uint64_t stream_id,
+                     struct stratus_index_time *out, struct stratus_errbuf *eb)
+{
+    uint8_t prefix[9];
+    size_t kl, vl;
+    const uint8_t *k, *v;
+    int rc;
+
+    key_id(prefix, STRATUS_IDX_TIME, stream_id);
+    if (!stratus_index_iter_has_prefix(it, prefix, sizeof prefix)) {
+        rc = stratus_index_iter_status(it, eb);
+        return rc ? rc : STRATUS_ENOTFOUND;
+    }
+    k = stratus_index_iter_key(it, &kl);
+    v = stratus_index_iter_value(it, &vl);
+    if (stratus_index_time_decode(k, kl, v, vl, out) != 0)
+        return stratus_errf(eb, STRATUS_ECORRUPT, "index: corrupt time entry of stream %llu",
+                            (unsigned long long)stream_id);
+    return 0;
+}
+
+int stratus_index_time_seek(struct stratus_index_iter *it, uint64_t stream_id, int64_t ts,
+                            struct stratus_index_time *out, struct stratus_errbuf *eb)
+{
+    uint8_t key[STRATUS_IDX_KEY_MAX];
+    size_t klen = stratus_index_key_time(key, stream_id, ts);
+
+    stratus_index_iter_seek(it, key, klen);
+    return time_here(it, stream_id, out, eb);
+}
+
+int stratus_index_time_last(struct stratus_index_iter *it, uint64_t stream_id,
+                            struct stratus_index_time *out, struct stratus_errbuf *eb)
+{
+    uint8_t key[STRATUS_IDX_KEY_MAX];
+    size_t klen = stratus_index_key_time(key, stream_id, INT64_MAX);
+
+    stratus_index_iter_seek_for_prev(it, key, klen);
+    return time_here(it, stream_id, out, eb);
+}
+
+int stratus_index_time_run_load(struct stratus_index *idx, uint64_t stream_id,
+                                struct stratus_index_time_run *run, struct stratus_errbuf *eb)
+{
+    struct stratus_index_iter *it = stratus_index_iter_new(idx);
+    struct stratus_index_time t;
+    int rc = stratus_index_time_last(it, stream_id, &t, eb);
+
+    stratus_index_iter_free(it);
+    run->have = 0;
+    run->max_ts = 0;
+    if (rc == STRATUS_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    run->have = 1;
+    run->max_ts = t.timestamp;
+    return 0;
+}
+
+/* Builds the 'X' entries of every stream from its 'R' ranges when the index predates them
+ * (no 'M' "timeidx"), then writes the marker. Idempotent: the entries are a function of the
+ * ranges, so a crash halfway simply redoes it at the next open. */
+static int time_index_upgrade(struct stratus_index *idx, struct stratus_errbuf *eb)
+{
+    uint8_t mkey[STRATUS_IDX_KEY_MAX], prefix = STRATUS_IDX_RANGE, one = 1, *v = NULL;
+    size_t mklen = key_name(mkey, STRATUS_IDX_META, "timeidx"), vlen = 0, entries = 0;
+    struct stratus_index_batch *b = NULL;
+    struct stratus_index_iter *it = NULL;
+    struct stratus_index_time_run run = {0};
+    uint64_t cur = 0;
+    int rc = stratus_index_get(idx, mkey, mklen, &v, &vlen, eb);
+
+    free(v);
+    if (rc != STRATUS_ENOTFOUND)
+        return rc; /* 0: already there */
+    b = stratus_index_batch_new();
+    it = stratus_index_iter_new(idx);
+    for (stratus_index_iter_seek(it, &prefix, 1); stratus_index_iter_has_prefix(it, &prefix, 1);
+         stratus_index_iter_next(it)) {
+        struct stratus_index_range r;
+        size_t kl, vl;
+        const uint8_t *k = stratus_index_iter_key(it, &kl), *val = stratus_index_iter_value(it, &vl);
+        if (stratus_index_range_decode(k, kl, val, vl, &r) != 0) {
+            rc = stratus_errf(eb, STRATUS_ECORRUPT, "index: corrupt range record");
+            goto out;
+        }
+        if (entries == 0 || r.stream_id != cur) {
+            cur = r.stream_id;
+            run.have = 0;
+        }
+        entries++;
+        stratus_index_time_step(b, &run, &r);
+        if (stratus_index_batch_count(b) >= 65536) {
+            rc = stratus_index_batch_write(idx, b, 0, eb);
+            if (rc)
+                goto out;
+            stratus_index_batch_free(b);
+            b = stratus_index_batch_new();
+        }
+    }
+    rc = stratus_index_iter_status(it, eb);
+    if (rc)
+        goto out;
+    stratus_index_batch_put(b, mkey, mklen, &one, 1);
+    rc = stratus_index_batch_write(idx, b, 1, eb);
+out:
+    stratus_index_iter_free(it);
+    stratus_index_batch_free(b);
+    return rc;
 }

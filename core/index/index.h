@@ -30,6 +30,7 @@ struct stratus_index_iter;
 #define STRATUS_IDX_GROUP   'G' /* reserved: committed group offsets */
 #define STRATUS_IDX_PRODUCER 'P' /* reserved: producer state (idempotence, transactions) */
 #define STRATUS_IDX_META    'M' /* 'M' name                       -> schema version, cluster id */
+#define STRATUS_IDX_TIME    'X' /* 'X' stream id, running max ts  -> time index entry */
 
 #define STRATUS_IDX_KEY_MAX 300
 
@@ -91,6 +92,7 @@ size_t stratus_index_key_delstream(uint8_t *buf, uint64_t stream_id);
 size_t stratus_index_key_range(uint8_t *buf, uint64_t stream_id, int64_t last_offset);
 size_t stratus_index_key_object(uint8_t *buf, uint64_t object_id);
 size_t stratus_index_key_counter(uint8_t *buf, const char *name);
+size_t stratus_index_key_producer(uint8_t *buf, uint64_t stream_id); /* 'P' snapshot */
 /* Decoders of the numeric parts; 0 or STRATUS_ECORRUPT when the key has the wrong shape. */
 int stratus_index_parse_range_key(const uint8_t *k, size_t klen, uint64_t *stream_id,
                                   int64_t *last_offset);
@@ -136,6 +138,45 @@ struct stratus_index_stream {
 void stratus_index_stream_encode(const struct stratus_index_stream *st,
                                  uint8_t out[STRATUS_IDX_STREAM_VALUE_SIZE]);
 int stratus_index_stream_decode(const uint8_t *v, size_t vlen, struct stratus_index_stream *st);
+
+/* ---- time index ('X'; the invariant and its upkeep are described in index.c) ---- */
+
+/* One time index entry: the stream's running maximum of range max timestamps rose to
+ * `timestamp` at the range [base_offset, last_offset] (the first range reaching it). */
+struct stratus_index_time {
+    uint64_t stream_id;
+    int64_t timestamp;
+    int64_t base_offset;
+    int64_t last_offset;
+};
+#define STRATUS_IDX_TIME_VALUE_SIZE 17
+size_t stratus_index_key_time(uint8_t *buf, uint64_t stream_id, int64_t timestamp);
+void stratus_index_time_encode(const struct stratus_index_time *t,
+                               uint8_t out[STRATUS_IDX_TIME_VALUE_SIZE]);
+int stratus_index_time_decode(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
+                              struct stratus_index_time *t);
+
+/* The running maximum of a stream while its entries are built in offset order. */
+struct stratus_index_time_run {
+    int have;       /* 0: no range yet */
+    int64_t max_ts; /* when have */
+};
+/* Adds to b (when not NULL) the entry of range r if r's max timestamp raises run, and updates
+ * run. Ranges must be fed in offset order. Returns 1 when r makes an entry, else 0. */
+int stratus_index_time_step(struct stratus_index_batch *b, struct stratus_index_time_run *run,
+                            const struct stratus_index_range *r);
+/* Both lookups position `it` (the caller's iterator, so that a following range seek reads the
+ * same consistent view) and return 0 with *out, STRATUS_ENOTFOUND, or STRATUS_ECORRUPT/EIO.
+ * _seek: the stream's first entry with timestamp >= ts, i.e. the first range whose max
+ * timestamp >= ts. _last: the stream's last entry (its largest max timestamp, and the first
+ * range that has it). */
+int stratus_index_time_seek(struct stratus_index_iter *it, uint64_t stream_id, int64_t ts,
+                            struct stratus_index_time *out, struct stratus_errbuf *eb);
+int stratus_index_time_last(struct stratus_index_iter *it, uint64_t stream_id,
+                            struct stratus_index_time *out, struct stratus_errbuf *eb);
+/* The stream's running maximum as its entries stand (run->have = 0 when it has none). */
+int stratus_index_time_run_load(struct stratus_index *idx, uint64_t stream_id,
+                                struct stratus_index_time_run *run, struct stratus_errbuf *eb);
 
 /* Big-endian helpers shared with the encoders of other files. */
 void stratus_be64_put(uint8_t *p, uint64_t v);

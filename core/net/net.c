@@ -27,9 +27,11 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "metrics/metrics.h"
 #include "proto/codec.h"
 #include "proto/kerr.h"
 #include "proto/kafka.h"
+#include "proto/proto_gen.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -47,6 +49,7 @@ struct preq {
     int done;       /* the response body is complete */
     int in_handler; /* stratus_api_handle() is on the stack */
     int finished_in_handler;
+    int64_t t0_us; /* when the frame was complete (request latency metric) */
 };
 
 struct conn {
@@ -93,6 +96,71 @@ static void conn_update_events(struct conn *c);
 static void conn_flush(struct conn *c);
 static void conn_close(struct conn *c, const char *why);
 static void conn_process(struct conn *c);
+
+/* ---- request metrics: stratus_requests_total{api,version}, stratus_request_errors_total{api},
+ * stratus_request_duration_seconds{api} (frame complete -> response written, parked time
+ * included). Handles are registered on first use and cached here. */
+#define NET_MAX_API 128
+#define NET_MAX_VER 32
+static struct stratus_metric *_Atomic net_m_requests[NET_MAX_API][NET_MAX_VER];
+static struct stratus_metric *_Atomic net_m_errors[NET_MAX_API + 1];
+static struct stratus_metric *_Atomic net_m_latency[NET_MAX_API];
+
+static const char *net_api_name(int16_t key)
+{
+    const struct kapi_info *ki = kapi_lookup(key);
+    return ki ? ki->name : "unknown";
+}
+
+static void net_count_request(int16_t key, int16_t ver)
+{
+    char name[160];
+    if (key < 0 || key >= NET_MAX_API || ver < 0 || ver >= NET_MAX_VER)
+        key = -1, ver = 0;
+    struct stratus_metric *m = key >= 0 ? atomic_load(&net_m_requests[key][ver]) : NULL;
+    if (!m) {
+        if (key >= 0)
+            snprintf(name, sizeof name, "stratus_requests_total{api=\"%s\",version=\"%d\"}",
+                     net_api_name(key), ver);
+        else
+            snprintf(name, sizeof name, "stratus_requests_total{api=\"unknown\",version=\"0\"}");
+        m = stratus_metrics_counter(name, "Kafka requests received, by API and version");
+        if (key >= 0)
+            atomic_store(&net_m_requests[key][ver], m);
+    }
+    stratus_metric_add(m, 1);
+}
+
+static void net_count_error(int16_t key)
+{
+    char name[160];
+    int i = key >= 0 && key < NET_MAX_API ? key : NET_MAX_API;
+    struct stratus_metric *m = atomic_load(&net_m_errors[i]);
+    if (!m) {
+        snprintf(name, sizeof name, "stratus_request_errors_total{api=\"%s\"}",
+                 i < NET_MAX_API ? net_api_name(key) : "unknown");
+        m = stratus_metrics_counter(name, "Requests that failed as a protocol error and closed "
+                                          "the connection, by API");
+        atomic_store(&net_m_errors[i], m);
+    }
+    stratus_metric_add(m, 1);
+}
+
+static void net_observe_latency(int16_t key, int64_t t0_us)
+{
+    char name[160];
+    if (key < 0 || key >= NET_MAX_API || t0_us == 0)
+        return;
+    struct stratus_metric *m = atomic_load(&net_m_latency[key]);
+    if (!m) {
+        snprintf(name, sizeof name, "stratus_request_duration_seconds{api=\"%s\"}",
+                 net_api_name(key));
+        m = stratus_metrics_histogram(name, "Time from a complete request frame to its response "
+                                            "written (long-poll waits included), by API");
+        atomic_store(&net_m_latency[key], m);
+    }
+    stratus_metric_observe_us(m, stratus_mono_us() - t0_us);
+}
 
 /* ---- connections ---------------------------------------------------------------------- */
 
@@ -222,6 +290,8 @@ static void conn_flush(struct conn *c)
         if (!c->head)
             c->tail = NULL;
         c->inflight--;
+        if (!r->req.no_response && !r->req.close_after)
+            net_observe_latency(r->req.api_key, r->t0_us);
         int close_after = r->req.close_after;
         atomic_fetch_sub(&t->net->busy, 1);
         preq_free(r);
@@ -276,6 +346,7 @@ static void conn_handle_frame(struct conn *c, uint8_t *frame, size_t len)
 
     r->conn = c;
     r->frame = frame;
+    r->t0_us = stratus_mono_us();
     r->req.ctx = t->net->ctx;
     r->req.loop = t->loop;
     r->req.finish_fn = finish_wrapper;
@@ -295,6 +366,7 @@ static void conn_handle_frame(struct conn *c, uint8_t *frame, size_t len)
     c->tail = r;
     if ((rc != 0 && rc != STRATUS_ENOTSUP) || rd.err) {
         atomic_fetch_add(&t->net->proto_errors, 1);
+        net_count_error(-1);
         LOG_WARN("net", "unparsable request header peer=%s len=%zu", c->peer, len);
         r->req.no_response = 1;
         r->req.close_after = 1;
@@ -304,6 +376,7 @@ static void conn_handle_frame(struct conn *c, uint8_t *frame, size_t len)
     r->req.api_key = h.RequestApiKey;
     r->req.api_version = h.RequestApiVersion;
     r->req.correlation_id = h.CorrelationId;
+    net_count_request(h.RequestApiKey, h.RequestApiVersion);
     if (h.ClientId.len > 0) {
         size_t n = (size_t)h.ClientId.len < sizeof r->req.client_id - 1
                        ? (size_t)h.ClientId.len
@@ -323,8 +396,10 @@ static void conn_handle_frame(struct conn *c, uint8_t *frame, size_t len)
     } else if (r->finished_in_handler) {
         r->done = 1; /* finish_wrapper already patched the frame size */
     }
-    if (r->req.close_after)
+    if (r->req.close_after) {
         atomic_fetch_add(&t->net->proto_errors, 1);
+        net_count_error(r->req.api_key);
+    }
 }
 
 /* Extracts and handles every complete frame in the read buffer. */

@@ -61,6 +61,8 @@ void stratus_storage_close(struct stratus_storage *st);
 int stratus_storage_check(const struct stratus_conf *conf, const char *section,
                           const char *plugin_dir, struct stratus_errbuf *eb);
 const char *stratus_storage_name(const struct stratus_storage *st);
+/* The keys of a storage section the core itself reads (plugin, retry_*), for `stratus config`. */
+const struct stratus_param *stratus_storage_core_params(void);
 
 int stratus_storage_put(struct stratus_storage *st, const char *key, const void *data, size_t len,
                         const struct stratus_put_opts *opts, char *etag_out /* 128 or NULL */,

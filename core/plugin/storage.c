@@ -7,7 +7,9 @@
  * [0, min(max_delay, base_delay * 2^attempt)]), up to retry_max_attempts attempts in all; any
  * other error returns at once. They count calls, failures, retries, bytes and microseconds per
  * op, both in the handle (stratus_storage_stats) and in the metrics registry as
- * stratus_storage_<what>_total{section="...",op="..."}.
+ * stratus_storage_<what>_total{section="...",op="..."} (calls, failures, retries, bytes) and
+ * the histogram stratus_storage_call_duration_seconds{section="...",op="..."} (retries and
+ * backoff included).
  * Core keys of the section: plugin, retry_max_attempts, retry_base_delay, retry_max_delay.
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -42,6 +44,11 @@ static const struct stratus_param storage_core_params[] = {
     STRATUS_PARAM_END,
 };
 
+const struct stratus_param *stratus_storage_core_params(void)
+{
+    return storage_core_params;
+}
+
 static const char *const storage_core_keys[] = {"plugin", "retry_max_attempts",
                                                 "retry_base_delay", "retry_max_delay", NULL};
 
@@ -71,6 +78,14 @@ static struct stratus_metric *storage_metric(const char *section, const char *wh
     snprintf(name, sizeof name, "stratus_storage_%s_total{section=\"%s\",op=\"%s\"}", what,
              section, op);
     return stratus_metrics_counter(name, help);
+}
+
+static struct stratus_metric *storage_histogram(const char *section, const char *op)
+{
+    char name[200];
+    snprintf(name, sizeof name,
+             "stratus_storage_call_duration_seconds{section=\"%s\",op=\"%s\"}", section, op);
+    return stratus_metrics_histogram(name, "Time spent in storage calls, retries included");
 }
 
 /* Loads the plugin of [section] and parses the section (plugin keys and core keys) into st.
@@ -140,7 +155,7 @@ int stratus_storage_open(const struct stratus_conf *conf, const char *section,
         c->m_failures = storage_metric(section, "failures", op, "Storage calls that failed");
         c->m_retries = storage_metric(section, "retries", op, "Attempts retried after EAGAIN");
         c->m_bytes = storage_metric(section, "bytes", op, "Bytes written by put, read by get");
-        c->m_usec = storage_metric(section, "usec", op, "Time spent in storage calls");
+        c->m_usec = storage_histogram(section, op);
     }
     st->hctx = stratus_plugin_hctx_new(st->plugin->desc.name, conf);
     rc = st->ops->open(&st->hctx->host, st->plugconf, &st->inst, &oeb);
@@ -225,7 +240,7 @@ static void storage_account(struct storage_counters *c, int rc, int64_t usec)
     atomic_fetch_add(&c->calls, 1);
     stratus_metric_add(c->m_calls, 1);
     atomic_fetch_add(&c->usec, (uint64_t)usec);
-    stratus_metric_add(c->m_usec, usec);
+    stratus_metric_observe_us(c->m_usec, usec);
     /* "Not found" and "precondition failed" are answers, not failures of the store. */
     if (rc < 0 && rc != STRATUS_ENOTFOUND && rc != STRATUS_EEXIST) {
         atomic_fetch_add(&c->failures, 1);
@@ -263,6 +278,9 @@ static int storage_run(struct stratus_storage *st, int op, storage_thunk *thunk,
         storage_backoff(&st->retry, attempt);
     }
     storage_account(c, rc, stratus_mono_us() - t0);
+    if (rc == STRATUS_EAGAIN && st->retry.max_attempts > 1)
+        LOG_WARN("storage", "[%s] %s: giving up after %d attempts: %s", st->section,
+                 storage_op_names[op], st->retry.max_attempts, eb ? eb->msg : "");
     if (rc < 0 && eb && !eb->msg[0])
         stratus_errf(eb, rc, "%s", stratus_strerror(rc));
     return rc;

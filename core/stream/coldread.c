@@ -6,9 +6,15 @@
  * block, inserted into the cache. Batches are walked by their headers from the range start,
  * and whole batches are returned from the one holding the offset. No partition lock is held
  * during I/O; nothing here touches the WAL.
- * Time lookups (ListOffsets by timestamp) skip ranges by their index max timestamp and batches
- * by their header maxTimestamp, then read the candidate batch whole and walk its records
- * (decompressing it) for the exact record, as Kafka's time index lookup does.
+ * Time lookups (ListOffsets by timestamp) start at the range the time index ('X', index.c)
+ * names: the first entry with timestamp >= ts is the first range whose max timestamp >= ts
+ * (for -3, the last entry is the first range with the largest one), one seek whatever the
+ * number of ranges. From there ranges are skipped by their index max timestamp and batches by
+ * their header maxTimestamp, and the candidate batch is read whole and its records walked
+ * (decompressing it) for the exact record, as Kafka's time index lookup does. The entries
+ * describe the ranges the index holds, which retention drops whole as it moves the log
+ * start; should the log start ever sit past an entry's range (a log start moved without
+ * dropping ranges), the lookup starts at the log start and scans forward: right, only slower.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdlib.h>
@@ -297,20 +303,32 @@ int stratus_coldread_offset_for_time(struct stratus_partition *p, int64_t ts, in
                                      struct stratus_errbuf *eb)
 {
     struct stratus_stream *s = p->s;
-    struct stratus_index_iter *it = stratus_index_iter_new(s->idx);
+    struct stratus_index_iter *it;
+    struct stratus_index_time te;
     uint8_t key[STRATUS_IDX_KEY_MAX];
-    int64_t log_start, hw;
+    int64_t log_start, hw, start;
     size_t klen;
     struct objreader r;
     int rc = 0, done = 0;
 
     *offset = -1;
     *timestamp = -1;
+    /* The log start before the iterator's view: ranges retention drops meanwhile are gone
+     * from the view, never the other way round. */
     stratus_partition_offsets(p, &log_start, &hw, NULL);
+    it = stratus_index_iter_new(s->idx);
     if (stop_offset > hw)
         stop_offset = hw;
-    klen = stratus_index_key_range(key, p->stream_id, log_start);
     objreader_open(&r, s);
+    rc = stratus_index_time_seek(it, p->stream_id, ts, &te, eb);
+    if (rc == STRATUS_ENOTFOUND) { /* no range reaches ts */
+        rc = 0;
+        goto out;
+    }
+    if (rc)
+        goto out;
+    start = te.base_offset > log_start ? te.base_offset : log_start;
+    klen = stratus_index_key_range(key, p->stream_id, start);
     for (stratus_index_iter_seek(it, key, klen); !done && stratus_index_iter_has_prefix(it, key, 9);
          stratus_index_iter_next(it)) {
         struct stratus_index_range rg;
@@ -374,12 +392,38 @@ out:
     return rc;
 }
 
+/* The largest header max timestamp of the batches of range rg that end at or after log_start
+ * and start below hw; *found = 0 when there is none. */
+static int range_tail_max(struct objreader *r, const struct stratus_index_range *rg,
+                          int64_t log_start, int64_t hw, int64_t *max_ts, int *found,
+                          struct stratus_errbuf *eb)
+{
+    uint64_t pos = rg->position, end = rg->position + rg->length;
+
+    *found = 0;
+    while (pos < end) {
+        struct bhdr h;
+        int rc = read_bhdr(r, pos, end, &h, eb);
+        if (rc)
+            return rc;
+        if (h.base >= hw)
+            break;
+        if (h.last >= log_start && (!*found || h.max_ts > *max_ts)) {
+            *max_ts = h.max_ts;
+            *found = 1;
+        }
+        pos += h.size;
+    }
+    return 0;
+}
+
 int stratus_coldread_max_time_batch(struct stratus_partition *p, uint8_t **batch, size_t *len,
                                     int64_t *max_ts, struct stratus_errbuf *eb)
 {
     struct stratus_stream *s = p->s;
-    struct stratus_index_iter *it = stratus_index_iter_new(s->idx);
+    struct stratus_index_iter *it;
     struct stratus_index_range best = {0};
+    struct stratus_index_time te;
     uint8_t key[STRATUS_IDX_KEY_MAX];
     int64_t log_start, hw;
     size_t klen;
@@ -389,10 +433,36 @@ int stratus_coldread_max_time_batch(struct stratus_partition *p, uint8_t **batch
     *batch = NULL;
     *len = 0;
     *max_ts = -1;
-    stratus_partition_offsets(p, &log_start, &hw, NULL);
-    klen = stratus_index_key_range(key, p->stream_id, log_start);
+    stratus_partition_offsets(p, &log_start, &hw, NULL); /* before the view, as above */
+    it = stratus_index_iter_new(s->idx);
     objreader_open(&r, s);
-    for (stratus_index_iter_seek(it, key, klen); stratus_index_iter_has_prefix(it, key, 9);
+    /* The time index's last entry is the first range with the largest max timestamp. */
+    rc = stratus_index_time_last(it, p->stream_id, &te, eb);
+    if (rc == STRATUS_ENOTFOUND) {
+        rc = 0;
+        goto out;
+    }
+    if (rc)
+        goto out;
+    if (te.base_offset >= log_start && te.base_offset < hw) {
+        klen = stratus_index_key_range(key, p->stream_id, te.last_offset);
+        stratus_index_iter_seek(it, key, klen);
+        if (stratus_index_iter_has_prefix(it, key, 9)) {
+            size_t kl, vl;
+            const uint8_t *k = stratus_index_iter_key(it, &kl),
+                          *v = stratus_index_iter_value(it, &vl);
+            if (stratus_index_range_decode(k, kl, v, vl, &best) == 0 &&
+                best.base_offset == te.base_offset && best.last_offset == te.last_offset &&
+                best.max_timestamp == te.timestamp)
+                have = 1;
+        }
+    }
+    /* Otherwise (the log start inside or past that range, or an entry that disagrees with
+     * its range) every range from the log start is looked at. */
+    klen = stratus_index_key_range(key, p->stream_id, log_start);
+    if (!have)
+        stratus_index_iter_seek(it, key, klen);
+    for (int scan = !have; scan && stratus_index_iter_has_prefix(it, key, 9);
          stratus_index_iter_next(it)) {
         struct stratus_index_range rg;
         size_t kl, vl;
@@ -403,6 +473,17 @@ int stratus_coldread_max_time_batch(struct stratus_partition *p, uint8_t **batch
         }
         if (rg.base_offset >= hw)
             break;
+        if (rg.base_offset < log_start) {
+            /* The range holding the log start: its index max may come from batches below it,
+             * so it counts by the batches at or after the log start. */
+            int any = 0;
+            objreader_set(&r, rg.object_id);
+            rc = range_tail_max(&r, &rg, log_start, hw, &rg.max_timestamp, &any, eb);
+            if (rc)
+                goto out;
+            if (!any)
+                continue;
+        }
         if (!have || rg.max_timestamp > best.max_timestamp) {
             best = rg;
             have = 1;

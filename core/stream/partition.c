@@ -62,6 +62,12 @@ void stratus_partition_release(struct stratus_partition *p)
         return;
     lc_free_all(p);
     free(p->lc);
+    stratus_pstate_clear(&p->producers);
+    while (p->dup_waiters) { /* none: every waiter's WAL completion holds a reference */
+        struct stratus_dup_wait *w = p->dup_waiters;
+        p->dup_waiters = w->next;
+        free(w);
+    }
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
@@ -137,6 +143,8 @@ int stratus_partition_load_offsets(struct stratus_partition *p, struct stratus_e
     p->log_start = st.log_start_offset;
     p->hw = p->log_end = end;
     pthread_mutex_unlock(&p->lock);
+    if (rc == 0)
+        rc = stratus_pstate_load(p, eb);
     return rc;
 }
 
@@ -234,6 +242,8 @@ static void append_wal_done(void *arg, int err, uint64_t lsn)
     struct append_ctx *c = arg;
     struct stratus_partition *p = c->p;
 
+    struct stratus_dup_wait *ready = NULL, **wp;
+
     (void)lsn;
     pthread_mutex_lock(&p->lock);
     if (err == 0) {
@@ -242,7 +252,23 @@ static void append_wal_done(void *arg, int err, uint64_t lsn)
     } else {
         p->wal_failed = 1;
     }
+    for (wp = &p->dup_waiters; *wp;) { /* duplicates whose original is now durable */
+        struct stratus_dup_wait *w = *wp;
+        if (err || w->need <= p->hw) {
+            *wp = w->next;
+            w->next = ready;
+            ready = w;
+        } else {
+            wp = &w->next;
+        }
+    }
     pthread_mutex_unlock(&p->lock);
+    while (ready) {
+        struct stratus_dup_wait *w = ready;
+        ready = w->next;
+        w->done(w->arg, err ? KAFKA_ERR_KAFKA_STORAGE_ERROR : KAFKA_ERR_NONE);
+        free(w);
+    }
     if (err) {
         LOG_ERROR("stream", "WAL write failed topic=%s partition=%d: %s", p->topic, p->index,
                   stratus_strerror(err));
@@ -274,6 +300,9 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
     struct stratus_stream *s = p->s;
     struct stratus_errbuf eb = {{0}};
     struct stratus_lc_batch **bs = NULL;
+    struct stratus_batch_info *bis = NULL;
+    struct stratus_pentry *work = NULL; /* working copies of the producers' entries */
+    int nwork = 0;
     struct iovec *iov = NULL;
     struct append_ctx *ctx = NULL;
     uint8_t hdr[STRATUS_WALREC_HEADER_SIZE];
@@ -299,6 +328,7 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
     }
     /* Copy every batch outside the lock. */
     bs = xcalloc((size_t)nb, sizeof *bs);
+    bis = xcalloc((size_t)nb, sizeof *bis);
     for (int i = 0; i < nb; i++) {
         struct stratus_batch_info bi;
         if (stratus_batch_parse(records + pos, len - pos, &bi, &eb) != 0) {
@@ -313,6 +343,7 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
         bs[i]->base = 0;
         bs[i]->last = bi.last_offset_delta; /* relative until offsets are assigned */
         bs[i]->max_ts = bi.max_timestamp;
+        bis[i] = bi;
         pos += (size_t)bi.size;
         total += (uint64_t)bi.size;
     }
@@ -341,6 +372,62 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
                      "max.message.bytes=%lld", bs[i]->len, (long long)mmb);
             goto fail;
         }
+    /* Idempotent producers (producer.c): each batch against a working copy of its producer's
+     * entry; a duplicate answers the whole append with the original offsets, as Kafka does. */
+    for (int i = 0; i < nb; i++) {
+        struct stratus_pentry *w = NULL;
+        struct stratus_pbatch dup;
+        int16_t kerr;
+        if (bis[i].producer_id < 0)
+            continue;
+        for (int k = 0; k < nwork; k++)
+            if (work[k].pid == bis[i].producer_id)
+                w = &work[k];
+        if (!w) {
+            const struct stratus_pentry *e = stratus_pstate_find(&p->producers,
+                                                                 bis[i].producer_id);
+            if (!work)
+                work = xcalloc((size_t)nb, sizeof *work);
+            w = &work[nwork++];
+            if (e) {
+                *w = *e;
+            } else {
+                w->pid = bis[i].producer_id;
+                w->epoch = -1;
+                w->last_off = -1;
+            }
+        }
+        kerr = (int16_t)stratus_pstate_check(w, bis[i].producer_epoch, bis[i].base_sequence,
+                                             bis[i].last_offset_delta, &dup, res->msg,
+                                             sizeof res->msg);
+        if (kerr == STRATUS_PSTATE_DUP) {
+            int durable = dup.last < p->hw;
+            res->base_offset = dup.base;
+            res->log_append_time = p->log_append_time ? dup.ts : -1;
+            res->log_start_offset = p->log_start;
+            if (!durable) { /* answer once the original is durable, never before */
+                struct stratus_dup_wait *dw = xcalloc(1, sizeof *dw);
+                dw->need = dup.last + 1;
+                dw->done = done;
+                dw->arg = arg;
+                dw->next = p->dup_waiters;
+                p->dup_waiters = dw;
+            }
+            pthread_mutex_unlock(&p->lock);
+            LOG_DEBUG("stream", "duplicate batch topic=%s partition=%d producer=%lld seq=%d "
+                      "offset=%lld durable=%d", p->topic, p->index,
+                      (long long)bis[i].producer_id, bis[i].base_sequence,
+                      (long long)dup.base, durable);
+            if (durable)
+                done(arg, KAFKA_ERR_NONE);
+            goto fail; /* frees the copies; res->error stays NONE */
+        }
+        if (kerr != KAFKA_ERR_NONE) {
+            pthread_mutex_unlock(&p->lock);
+            res->error = kerr;
+            goto fail;
+        }
+    }
     if (p->log_append_time)
         now = stratus_wall_ms();
     base = off = p->log_end;
@@ -389,6 +476,31 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
         bs[i]->lsn = lsn;
         lc_push(p, bs[i]);
     }
+    if (nwork) { /* record the producers' batches with their offsets */
+        int64_t wall = stratus_wall_ms();
+        for (int i = 0; i < nb; i++) {
+            int32_t fs = bis[i].base_sequence, ls;
+            if (bis[i].producer_id < 0)
+                continue;
+            ls = stratus_pstate_seq_add(fs, bis[i].last_offset_delta);
+            for (int k = 0; k < nwork; k++) {
+                struct stratus_pentry *w = &work[k];
+                if (w->pid != bis[i].producer_id)
+                    continue;
+                for (int j = 0; j < w->nb; j++)
+                    if (w->b[j].base < 0 && w->b[j].first_seq == fs && w->b[j].last_seq == ls) {
+                        w->b[j].base = bs[i]->base;
+                        w->b[j].last = bs[i]->last;
+                        w->b[j].ts = bs[i]->max_ts;
+                        break;
+                    }
+                w->last_off = bs[i]->last;
+                w->updated_ms = wall;
+            }
+        }
+        for (int k = 0; k < nwork; k++)
+            stratus_pstate_put(&p->producers, &work[k]);
+    }
     p->log_end = off;
     res->base_offset = base;
     res->log_append_time = now;
@@ -405,12 +517,16 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
         atomic_load(&s->lc_bytes) > s->conf.log_cache_bytes)
         stratus_uploader_wake(s);
     free(bs);
+    free(bis);
+    free(work);
     free(iov);
     return;
 fail:
     for (int i = 0; i < nb; i++)
         free(bs[i]);
     free(bs);
+    free(bis);
+    free(work);
     free(iov);
     free(ctx);
 }
@@ -435,6 +551,11 @@ int stratus_partition_replay_record(struct stratus_stream *s, struct stratus_par
         if (stratus_batch_parse(rec + pos, len - pos, &bi, NULL) != 0)
             break;
         last = bi.base_offset + bi.last_offset_delta;
+        if (bi.producer_id >= 0) /* idempotent: snapshot + replay overlap is fine */
+            stratus_pstate_replay(&p->producers, bi.producer_id, bi.producer_epoch,
+                                  bi.base_sequence,
+                                  stratus_pstate_seq_add(bi.base_sequence, bi.last_offset_delta),
+                                  bi.base_offset, last, bi.max_timestamp);
         if (last < p->log_end) { /* already in an uploaded object */
             pos += (size_t)bi.size;
             continue;

@@ -4,10 +4,11 @@
  * Per live partition, whole ranges are dropped from the oldest while retention.ms (by the
  * range's max timestamp) or retention.bytes (Kafka's rule: drop while size - range >= limit)
  * says so; the log start moves past them. One synced index batch drops the ranges, persists the
- * new log start ('S') and decrements the objects' live range counts; an object reaching 0 is
+ * new log start ('S'), keeps the time index ('X') right for the remaining ranges (see
+ * time_index_drop) and decrements the objects' live range counts; an object reaching 0 is
  * kept in the objects table with live 0 until its storage delete succeeds, so a crash between
  * the two leaks nothing (the next pass finishes it). Streams of deleted topics ('D') lose every
- * range, then their 'D' and 'S' records. Index commits hold s->meta_lock (shared with the
+ * range and time index entry, then their 'D' and 'S' records. Index commits hold s->meta_lock (shared with the
  * uploader and topic deletion). Only this thread (or stratus_stream_run_retention) runs it.
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -126,6 +127,86 @@ static void delete_dead_objects(struct stratus_stream *s)
     free(dead);
 }
 
+/* Keeps a stream's time index right as its ranges wholly below new_start go (the invariant is
+ * in index.c, 'X'): deletes the entries of the dropped ranges (a prefix of the entries, which
+ * rise in offset as in timestamp) and, when there were any, rebuilds from a fresh running
+ * maximum the entries of the remaining ranges before the first surviving entry. The surviving
+ * entries stay right: each one's timestamp exceeds every earlier range's. The rebuilt ones are
+ * all below the first survivor's timestamp; the deletes are added to ib before the puts, so a
+ * rebuilt entry with a deleted one's timestamp wins. The scan ends at the first survivor, which
+ * for timestamps that mostly rise is the first remaining range. Caller holds meta_lock, so no
+ * range or entry lands meanwhile. */
+static int time_index_drop(struct stratus_stream *s, struct stratus_index_batch *ib,
+                           uint64_t sid, int64_t new_start, struct stratus_errbuf *eb)
+{
+    struct stratus_index_iter *it = stratus_index_iter_new(s->idx);
+    struct stratus_index_time_run run = {0};
+    uint8_t key[STRATUS_IDX_KEY_MAX];
+    size_t klen = stratus_index_key_time(key, sid, INT64_MIN), dropped = 0;
+    int64_t until = INT64_MAX;
+    int rc = 0;
+
+    for (stratus_index_iter_seek(it, key, klen); stratus_index_iter_has_prefix(it, key, 9);
+         stratus_index_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = stratus_index_iter_key(it, &kl), *v = stratus_index_iter_value(it, &vl);
+        struct stratus_index_time te;
+        if (stratus_index_time_decode(k, kl, v, vl, &te) != 0) {
+            rc = stratus_errf(eb, STRATUS_ECORRUPT, "index: corrupt time entry of stream %llu",
+                              (unsigned long long)sid);
+            goto out;
+        }
+        if (te.last_offset >= new_start) {
+            until = te.base_offset;
+            break;
+        }
+        stratus_index_batch_delete(ib, k, kl);
+        dropped++;
+    }
+    rc = stratus_index_iter_status(it, eb);
+    if (rc || dropped == 0)
+        goto out;
+    klen = stratus_index_key_range(key, sid, new_start);
+    for (stratus_index_iter_seek(it, key, klen); stratus_index_iter_has_prefix(it, key, 9);
+         stratus_index_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = stratus_index_iter_key(it, &kl), *v = stratus_index_iter_value(it, &vl);
+        struct stratus_index_range r;
+        if (stratus_index_range_decode(k, kl, v, vl, &r) != 0) {
+            rc = stratus_errf(eb, STRATUS_ECORRUPT, "index: corrupt range of stream %llu",
+                              (unsigned long long)sid);
+            goto out;
+        }
+        if (r.base_offset >= until)
+            break;
+        stratus_index_time_step(ib, &run, &r);
+    }
+    rc = stratus_index_iter_status(it, eb);
+out:
+    stratus_index_iter_free(it);
+    return rc;
+}
+
+/* Adds to ib the deletion of every time index entry of stream sid; caller holds meta_lock. */
+static int time_index_delete_all(struct stratus_stream *s, struct stratus_index_batch *ib,
+                                 uint64_t sid, struct stratus_errbuf *eb)
+{
+    struct stratus_index_iter *it = stratus_index_iter_new(s->idx);
+    uint8_t key[STRATUS_IDX_KEY_MAX];
+    size_t klen = stratus_index_key_time(key, sid, INT64_MIN);
+    int rc;
+
+    for (stratus_index_iter_seek(it, key, klen); stratus_index_iter_has_prefix(it, key, 9);
+         stratus_index_iter_next(it)) {
+        size_t kl;
+        const uint8_t *k = stratus_index_iter_key(it, &kl);
+        stratus_index_batch_delete(ib, k, kl);
+    }
+    rc = stratus_index_iter_status(it, eb);
+    stratus_index_iter_free(it);
+    return rc;
+}
+
 static int retain_partition(struct stratus_stream *s, struct stratus_partition *p, int64_t now,
                             struct stratus_errbuf *eb)
 {
@@ -192,7 +273,9 @@ static int retain_partition(struct stratus_stream *s, struct stratus_partition *
         stratus_index_batch_put(ib, key, klen, v, sizeof v);
     }
     pthread_mutex_lock(&s->meta_lock);
-    rc = objects_decrement(s, ib, &ds, eb);
+    rc = time_index_drop(s, ib, p->stream_id, new_start, eb);
+    if (rc == 0)
+        rc = objects_decrement(s, ib, &ds, eb);
     if (rc == 0)
         rc = stratus_index_batch_write(s->idx, ib, 1, eb);
     pthread_mutex_unlock(&s->meta_lock);
@@ -261,6 +344,10 @@ static int collect_deleted_streams(struct stratus_stream *s, struct stratus_errb
         stratus_index_batch_delete(ib, key, klen);
         klen = stratus_index_key_delstream(key, sids[i]);
         stratus_index_batch_delete(ib, key, klen);
+        klen = stratus_index_key_producer(key, sids[i]);
+        stratus_index_batch_delete(ib, key, klen);
+        if (rc == 0)
+            rc = time_index_delete_all(s, ib, sids[i], eb);
         if (rc == 0)
             rc = objects_decrement(s, ib, &ds, eb);
         if (rc == 0)
@@ -331,4 +418,63 @@ void *stratus_retention_main(void *arg)
     }
     pthread_mutex_unlock(&s->ret_lock);
     return NULL;
+}
+
+/* DeleteRecords (logadmin.c): the ranges wholly below new_start go, the log start moves. */
+int stratus_retention_set_log_start(struct stratus_stream *s, struct stratus_partition *p,
+                                    int64_t new_start, struct stratus_errbuf *eb)
+{
+    struct stratus_index_iter *it;
+    struct stratus_index_batch *ib = stratus_index_batch_new();
+    struct dropset ds = {0};
+    uint8_t key[STRATUS_IDX_KEY_MAX];
+    size_t klen, dropped = 0;
+    int rc;
+
+    pthread_mutex_lock(&s->ret_run);
+    pthread_mutex_lock(&s->meta_lock); /* no range of this stream lands meanwhile */
+    it = stratus_index_iter_new(s->idx);
+    klen = stratus_index_key_range(key, p->stream_id, INT64_MIN);
+    for (stratus_index_iter_seek(it, key, klen); stratus_index_iter_has_prefix(it, key, 9);
+         stratus_index_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = stratus_index_iter_key(it, &kl), *v = stratus_index_iter_value(it, &vl);
+        struct stratus_index_range r;
+        if (stratus_index_range_decode(k, kl, v, vl, &r) != 0)
+            continue;
+        if (r.last_offset >= new_start)
+            break;
+        stratus_index_batch_delete(ib, k, kl);
+        dropset_add(&ds, r.object_id);
+        dropped++;
+    }
+    rc = stratus_index_iter_status(it, eb);
+    stratus_index_iter_free(it);
+    if (rc == 0)
+        rc = time_index_drop(s, ib, p->stream_id, new_start, eb);
+    if (rc == 0) {
+        struct stratus_index_stream st = {.log_start_offset = new_start};
+        uint8_t v[STRATUS_IDX_STREAM_VALUE_SIZE];
+        stratus_index_stream_encode(&st, v);
+        klen = stratus_index_key_stream(key, p->stream_id);
+        stratus_index_batch_put(ib, key, klen, v, sizeof v);
+        rc = objects_decrement(s, ib, &ds, eb);
+    }
+    if (rc == 0)
+        rc = stratus_index_batch_write(s->idx, ib, 1, eb);
+    pthread_mutex_unlock(&s->meta_lock);
+    if (rc == 0) {
+        pthread_mutex_lock(&p->lock);
+        if (new_start > p->log_start)
+            p->log_start = new_start;
+        pthread_mutex_unlock(&p->lock);
+        stratus_partition_evict(p, 0);
+        LOG_INFO("stream", "delete records topic=%s partition=%d log_start=%lld "
+                 "ranges_dropped=%zu", p->topic, p->index, (long long)new_start, dropped);
+        stratus_partition_notify(p);
+    }
+    pthread_mutex_unlock(&s->ret_run);
+    stratus_index_batch_free(ib);
+    free(ds.v);
+    return rc;
 }

@@ -389,3 +389,8 @@ int stratus_stream_run_retention(struct stratus_stream *s, struct stratus_errbuf
 {
     return stratus_retention_run(s, eb);
 }
+
+struct stratus_index *stratus_stream_index(struct stratus_stream *s)
+{
+    return s->idx;
+}

@@ -230,6 +230,40 @@ void stratus_partition_read_cold(struct stratus_partition *p, int64_t offset, si
 int stratus_partition_offset_for_time(struct stratus_partition *p, int64_t ts, int64_t *offset,
                                       int64_t *timestamp, struct stratus_errbuf *eb);
 
+/* ---- idempotent producers and log admin (producer.c, logadmin.c) ------------------------ */
+
+/* An active idempotent producer of a partition, as DescribeProducers reports it. */
+struct stratus_producer_info {
+    int64_t producer_id;
+    int16_t epoch;
+    int32_t last_sequence;
+    int64_t last_timestamp;
+};
+
+/* @locality any. The partition's producers with at least one batch; *out malloc'd (caller
+ * frees; NULL when n is 0). */
+int stratus_partition_producers(struct stratus_partition *p, struct stratus_producer_info **out,
+                                size_t *n);
+
+/* @locality worker. A new producer id from the persisted counter (synced: never reused). */
+int stratus_stream_new_producer_id(struct stratus_stream *s, int64_t *pid,
+                                   struct stratus_errbuf *eb);
+
+/* @locality worker. DeleteRecords: moves the log start to offset (-1 = high watermark)
+ * durably; *low_watermark gets the log start after the call. Returns a Kafka error:
+ * OFFSET_OUT_OF_RANGE beyond the high watermark (or below -1), KAFKA_STORAGE_ERROR when the
+ * index or the storage failed, UNKNOWN_TOPIC_OR_PARTITION for a deleted topic. */
+int16_t stratus_partition_delete_records(struct stratus_partition *p, int64_t offset,
+                                         int64_t *low_watermark, char *msg, size_t msgcap);
+
+/* @locality worker. Bytes of the partition at or after its log start: in objects (the offset
+ * index's ranges) plus what is in the log cache and not uploaded yet. */
+int stratus_partition_size_bytes(struct stratus_partition *p, uint64_t *bytes,
+                                 struct stratus_errbuf *eb);
+
+/* The storage plugin's name (for DescribeLogDirs' "remote://NAME"). */
+const char *stratus_stream_storage_name(struct stratus_stream *s);
+
 /* ---- observability ---------------------------------------------------------------------- */
 
 struct stratus_stream_stats {
@@ -248,5 +282,9 @@ int stratus_stream_flush(struct stratus_stream *s, struct stratus_errbuf *eb);
 /* @locality worker. Runs one retention pass now (what the retention thread does every
  * retention_check_ms): time/size retention, deleted topics' ranges, unreferenced objects. */
 int stratus_stream_run_retention(struct stratus_stream *s, struct stratus_errbuf *eb);
+
+/* @locality any. The engine's RocksDB index (borrowed; lives until stratus_stream_close()), for
+ * subsystems that keep their own records in it (group offsets, 'G' keys). */
+struct stratus_index *stratus_stream_index(struct stratus_stream *s);
 
 #endif

@@ -35,6 +35,35 @@ struct stratus_lc_batch {
     uint8_t data[];
 };
 
+/* Idempotent-producer state of one partition (producer.c): per producer id its epoch and the
+ * last STRATUS_PRODUCER_BATCHES batches it appended here, oldest first. */
+#define STRATUS_PRODUCER_BATCHES 5
+struct stratus_pbatch {
+    int32_t first_seq, last_seq;
+    int64_t base, last; /* offsets */
+    int64_t ts;         /* the batch's max timestamp (after LogAppendTime) */
+};
+struct stratus_pentry {
+    int64_t pid;
+    int16_t epoch;
+    uint8_t nb;
+    struct stratus_pbatch b[STRATUS_PRODUCER_BATCHES];
+    int64_t last_off;   /* last offset of the newest batch ever applied (replay skips older) */
+    int64_t updated_ms; /* wall clock of the last append (producer.id.expiration.ms) */
+};
+struct stratus_pstate {
+    struct stratus_pentry *v; /* sorted by pid */
+    size_t n, cap;
+};
+/* A Produce retry answered as a duplicate of a batch not yet durable: done(arg) runs once the
+ * high watermark reaches `need` (or with KAFKA_STORAGE_ERROR when the WAL fails). */
+struct stratus_dup_wait {
+    struct stratus_dup_wait *next;
+    int64_t need;
+    stratus_append_done_fn *done;
+    void *arg;
+};
+
 /* A partition. Shared by the network threads (append, read), the WAL writer (completions),
  * the uploader, retention and the I/O pool; refcounted (the topic holds one reference).
  * Fields marked [const] never change after creation; [lock] are guarded by `lock`, which is
@@ -63,6 +92,8 @@ struct stratus_partition {
     int log_append_time;
     int deleted;    /* [lock] topic deleted: no appends, nothing uploaded */
     int wal_failed; /* [lock] a WAL write failed: appends refused */
+    struct stratus_pstate producers;      /* [lock] idempotent producers (producer.c) */
+    struct stratus_dup_wait *dup_waiters; /* [lock] duplicates waiting for durability */
 };
 
 /* A topic of the catalog. Every field is guarded by the stream's cat_lock (written with it held
@@ -163,12 +194,50 @@ uint64_t stratus_partition_evict(struct stratus_partition *p, uint64_t want_byte
 void stratus_partition_mark_deleted(struct stratus_partition *p);
 void stratus_partition_notify(struct stratus_partition *p);
 
+/* ---- producer.c (idempotent producers; callers hold the partition lock unless noted) ---- */
+#define STRATUS_PRODUCER_EXPIRATION_MS (24 * 3600 * 1000LL) /* producer.id.expiration.ms */
+struct stratus_pentry *stratus_pstate_find(struct stratus_pstate *ps, int64_t pid);
+/* Checks one batch of producer `w->pid` against w (a working copy of its entry; a new producer
+ * has epoch -1 and no batches), following Kafka 3.x's ProducerStateManager. Returns
+ * KAFKA_ERR_NONE and appends the batch to w (offsets filled later by the caller), or
+ * STRATUS_PSTATE_DUP with *dup set to the original batch, or a Kafka error (INVALID_PRODUCER_EPOCH,
+ * OUT_OF_ORDER_SEQUENCE_NUMBER) with a message. */
+#define STRATUS_PSTATE_DUP (-2)
+int stratus_pstate_check(struct stratus_pentry *w, int16_t epoch, int32_t first_seq,
+                         int32_t nrecords_minus_1, struct stratus_pbatch *dup, char *msg,
+                         size_t msgcap);
+/* Replaces or inserts e (by pid). */
+void stratus_pstate_put(struct stratus_pstate *ps, const struct stratus_pentry *e);
+/* Applies a stored batch (WAL replay): idempotent, batches at or below the entry's last_off
+ * are skipped. */
+void stratus_pstate_replay(struct stratus_pstate *ps, int64_t pid, int16_t epoch,
+                           int32_t first_seq, int32_t last_seq, int64_t base, int64_t last,
+                           int64_t ts);
+void stratus_pstate_clear(struct stratus_pstate *ps);
+/* The last sequence after first_seq + delta (wrapping at INT32_MAX as Kafka does). */
+int32_t stratus_pstate_seq_add(int32_t first_seq, int32_t delta);
+/* Snapshot of the durable part (batches with last < hw) of ps; entries idle for longer than
+ * STRATUS_PRODUCER_EXPIRATION_MS are dropped from ps first. *out malloc'd; format in
+ * producer.c. */
+void stratus_pstate_encode(struct stratus_pstate *ps, int64_t hw, int64_t now_ms, uint8_t **out,
+                           size_t *len);
+/* Loads a snapshot into ps (cleared first). 0 or STRATUS_ECORRUPT. */
+int stratus_pstate_decode(struct stratus_pstate *ps, const uint8_t *v, size_t len);
+/* Adds to ib the 'P' snapshot of p (takes p->lock). */
+void stratus_pstate_snapshot(struct stratus_partition *p, struct stratus_index_batch *ib);
+/* Loads p's 'P' snapshot from the index (startup; takes p->lock). */
+int stratus_pstate_load(struct stratus_partition *p, struct stratus_errbuf *eb);
+
 /* ---- uploader.c ---- */
 void *stratus_uploader_main(void *arg);
 int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb);
 void stratus_uploader_wake(struct stratus_stream *s);
 
 /* ---- retention.c ---- */
+/* Moves p's log start up to new_start (DeleteRecords): drops the ranges wholly below it and
+ * persists the log start in one synced index batch, serialized with retention passes. */
+int stratus_retention_set_log_start(struct stratus_stream *s, struct stratus_partition *p,
+                                    int64_t new_start, struct stratus_errbuf *eb);
 void *stratus_retention_main(void *arg);
 int stratus_retention_run(struct stratus_stream *s, struct stratus_errbuf *eb);
 void stratus_retention_wake(struct stratus_stream *s);

@@ -6,7 +6,8 @@
  * each partition's lock, the durable batches not yet uploaded (a prefix of each partition's
  * pending batches) into one object (objfmt.c), allocates the object id from the index counter
  * BEFORE the put, puts it through stratus_storage_put (which retries), then commits every range
- * to the offset index and the object to the objects table in ONE synced write batch. Only then
+ * to the offset index (with its time index entry when it raises the stream's running maximum
+ * timestamp, see index.c) and the object to the objects table in ONE synced write batch. Only then
  * are the batches marked uploaded (evictable), and the WAL trimmed up to the lowest LSN still
  * needed by data not yet uploaded. A failed put leaves everything pending for the next round
  * (the allocated id is simply never used). In a cluster the commit becomes a metastore
@@ -36,6 +37,19 @@ void stratus_uploader_wake(struct stratus_stream *s)
     pthread_mutex_lock(&s->up_lock);
     pthread_cond_signal(&s->up_cond);
     pthread_mutex_unlock(&s->up_lock);
+}
+
+/* Adds to ib the time index entry of range r when it raises the stream's running maximum (its
+ * last 'X' entry). The caller holds meta_lock, under which every 'X' writer runs. */
+static int time_index_add(struct stratus_stream *s, struct stratus_index_batch *ib,
+                          const struct stratus_index_range *r, struct stratus_errbuf *eb)
+{
+    struct stratus_index_time_run run;
+    int rc = stratus_index_time_run_load(s->idx, r->stream_id, &run, eb);
+
+    if (rc == 0)
+        stratus_index_time_step(ib, &run, r);
+    return rc;
 }
 
 static uint64_t max_object_bytes(struct stratus_stream *s)
@@ -169,12 +183,22 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
             stratus_index_range_encode(&ir, rv);
             klen = stratus_index_key_range(key, r->stream_id, r->last_offset);
             stratus_index_batch_put(ib, key, klen, rv, sizeof rv);
+            rc = time_index_add(s, ib, &ir, eb);
+            if (rc) { /* nothing committed: the object is garbage, as below */
+                const char *keys[1] = {okey};
+                struct stratus_errbuf eb2;
+                pthread_mutex_unlock(&s->meta_lock);
+                stratus_storage_del(s->st, keys, 1, &eb2);
+                goto fail;
+            }
             pthread_mutex_lock(&tk[i].p->lock);
             deleted = tk[i].p->deleted;
             pthread_mutex_unlock(&tk[i].p->lock);
             if (deleted) { /* deleted meanwhile: make sure retention collects the range */
                 klen = stratus_index_key_delstream(key, r->stream_id);
                 stratus_index_batch_put(ib, key, klen, "", 0);
+            } else { /* the producer state travels with the data (producer.c) */
+                stratus_pstate_snapshot(tk[i].p, ib);
             }
         }
         klen = stratus_index_key_object(key, oid);

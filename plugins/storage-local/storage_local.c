@@ -624,7 +624,8 @@ static int local_walk_dir(struct local_walk *w, int dfd)
         rc = stratus_errf(w->eb, local_errno(errno), "list %s: %s", w->path, strerror(errno));
         goto out_free;
     }
-    qsort(ents, n, sizeof *ents, local_ent_cmp);
+    if (n)
+        qsort(ents, n, sizeof *ents, local_ent_cmp);
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t nl = strlen(ents[i].sortkey);
         if (plen + nl > LOCAL_KEY_MAX)

@@ -56,8 +56,11 @@ class BrokerError(Exception):
 class Broker:
     """One stratusd process on 127.0.0.1:<free port> with its own fresh data directory."""
 
-    def __init__(self, name="itest", sets=None, wal_size="64MiB", keep=False):
+    def __init__(self, name="itest", sets=None, wal_size="64MiB", keep=False, storage=None):
+        """storage: the keys of [storage] (e.g. {"plugin": "s3", "bucket": ...}) instead of
+        the default storage-local under <root>/objects."""
         self.name = name
+        self.storage = dict(storage) if storage else None
         self.sets = dict(sets or {})
         self.wal_size = wal_size
         self.keep = keep or bool(os.environ.get("STRATUS_ITEST_KEEP"))
@@ -84,7 +87,12 @@ class Broker:
             f.write("data_dir = %s\n" % self.data_dir)
             f.write("plugin_dir = %s\n" % plugin_dir())
             f.write("[wal]\nsize = %s\n" % self.wal_size)
-            f.write("[storage]\nplugin = local\npath = %s\n" % self.objects_dir)
+            if self.storage:
+                f.write("[storage]\n")
+                for k, v in self.storage.items():
+                    f.write("%s = %s\n" % (k, v))
+            else:
+                f.write("[storage]\nplugin = local\npath = %s\n" % self.objects_dir)
             f.write("[cache]\nplugin = memory\ncapacity = 64MiB\n")
 
     @property

@@ -1,0 +1,283 @@
+/* limits.c - the machine's own limits, the ceiling the benchmark harness compares Stratus to:
+ *   tcp     loopback TCP bandwidth: a sender thread writes 1 MiB buffers to a receiver thread
+ *           over 127.0.0.1 for a few seconds.
+ *   disk    aligned O_DIRECT|O_DSYNC sequential writes of 256 KiB and 1 MiB (the WAL's write
+ *           sizes) to a preallocated file in the given directory, with 1 and 4 writers (the
+ *           WAL keeps 4 writes in flight): MB/s and per-write latency p50/p99/p99.9/max.
+ * Usage: stratus-limits [-d DIR] [-t SECONDS] [tcp] [disk]   (both by default; DIR=/var/tmp)
+ * Prints a human line per figure on stderr and one `RESULT {json}` line per figure on stdout.
+ * The scratch file (DIR/stratus-limits.<pid>, 1 GiB) is removed at exit.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FILE_SIZE (1024ull << 20)
+#define TCP_BUF (1u << 20)
+
+static double g_secs = 3.0;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- loopback TCP ---------------------------------------------------------------------- */
+struct tcp_rx {
+    int fd;
+    uint64_t bytes;
+};
+
+static void *tcp_receiver(void *arg)
+{
+    struct tcp_rx *rx = arg;
+    char *buf = malloc(TCP_BUF);
+    for (;;) {
+        ssize_t n = read(rx->fd, buf, TCP_BUF);
+        if (n <= 0)
+            break;
+        rx->bytes += (uint64_t)n;
+    }
+    free(buf);
+    return NULL;
+}
+
+static int run_tcp(void)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 1) ||
+        getsockname(ls, (struct sockaddr *)&a, &alen)) {
+        perror("stratus-limits: tcp listen");
+        return -1;
+    }
+    int cs = socket(AF_INET, SOCK_STREAM, 0);
+    if (cs < 0 || connect(cs, (struct sockaddr *)&a, sizeof a)) {
+        perror("stratus-limits: tcp connect");
+        return -1;
+    }
+    setsockopt(cs, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct tcp_rx rx = {.fd = accept(ls, NULL, NULL)};
+    if (rx.fd < 0) {
+        perror("stratus-limits: accept");
+        return -1;
+    }
+    pthread_t t;
+    pthread_create(&t, NULL, tcp_receiver, &rx);
+    char *buf = malloc(TCP_BUF);
+    memset(buf, 0x5a, TCP_BUF);
+    uint64_t t0 = mono_ns(), end = t0 + (uint64_t)(g_secs * 1e9), sent = 0;
+    while (mono_ns() < end) {
+        size_t off = 0;
+        while (off < TCP_BUF) {
+            ssize_t n = write(cs, buf + off, TCP_BUF - off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                perror("stratus-limits: tcp write");
+                return -1;
+            }
+            off += (size_t)n;
+        }
+        sent += TCP_BUF;
+    }
+    shutdown(cs, SHUT_WR);
+    pthread_join(t, NULL);
+    double secs = (double)(mono_ns() - t0) / 1e9;
+    double mbs = (double)rx.bytes / secs / 1e6;
+    fprintf(stderr, "limits tcp loopback: %.0f MB/s (1 MiB writes, %.1f s)\n", mbs, secs);
+    printf("RESULT {\"limit\":\"tcp\",\"mb_s\":%.1f,\"secs\":%.2f}\n", mbs, secs);
+    close(cs);
+    close(rx.fd);
+    close(ls);
+    free(buf);
+    return 0;
+}
+
+/* ---- O_DIRECT|O_DSYNC writes ------------------------------------------------------------- */
+struct disk_w {
+    pthread_t tid;
+    int fd;
+    size_t bs;
+    uint64_t base, span; /* this writer's region of the file */
+    uint64_t end_ns;
+    uint32_t *lat_us;
+    size_t nlat, cap;
+    int err;
+};
+
+static void *disk_writer(void *arg)
+{
+    struct disk_w *w = arg;
+    void *buf;
+    if (posix_memalign(&buf, 4096, w->bs)) {
+        w->err = ENOMEM;
+        return NULL;
+    }
+    memset(buf, 0xa5, w->bs);
+    uint64_t off = 0;
+    while (mono_ns() < w->end_ns) {
+        uint64_t t0 = mono_ns();
+        ssize_t n = pwrite(w->fd, buf, w->bs, (off_t)(w->base + off));
+        if (n != (ssize_t)w->bs) {
+            w->err = n < 0 ? errno : EIO;
+            break;
+        }
+        uint64_t dt = (mono_ns() - t0) / 1000;
+        if (w->nlat == w->cap) {
+            w->cap = w->cap ? w->cap * 2 : 4096;
+            w->lat_us = realloc(w->lat_us, w->cap * sizeof *w->lat_us);
+        }
+        w->lat_us[w->nlat++] = (uint32_t)(dt > UINT32_MAX ? UINT32_MAX : dt);
+        off += w->bs;
+        if (off + w->bs > w->span)
+            off = 0;
+    }
+    free(buf);
+    return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(const uint32_t *v, size_t n, double p)
+{
+    if (!n)
+        return 0;
+    size_t i = (size_t)((double)n * p / 100.0);
+    if (i >= n)
+        i = n - 1;
+    return (double)v[i] / 1000.0;
+}
+
+static int run_disk_case(int fd, size_t bs, int writers)
+{
+    struct disk_w w[8];
+    memset(w, 0, sizeof w);
+    uint64_t end = mono_ns() + (uint64_t)(g_secs * 1e9), t0 = mono_ns();
+    uint64_t span = (FILE_SIZE / (uint64_t)writers) & ~((uint64_t)(1 << 20) - 1);
+    for (int i = 0; i < writers; i++) {
+        w[i].fd = fd;
+        w[i].bs = bs;
+        w[i].base = span * (uint64_t)i;
+        w[i].span = span;
+        w[i].end_ns = end;
+        pthread_create(&w[i].tid, NULL, disk_writer, &w[i]);
+    }
+    size_t total = 0;
+    for (int i = 0; i < writers; i++) {
+        pthread_join(w[i].tid, NULL);
+        if (w[i].err) {
+            fprintf(stderr, "stratus-limits: O_DIRECT write: %s\n", strerror(w[i].err));
+            return -1;
+        }
+        total += w[i].nlat;
+    }
+    double secs = (double)(mono_ns() - t0) / 1e9;
+    uint32_t *all = malloc((total ? total : 1) * sizeof *all);
+    size_t k = 0;
+    for (int i = 0; i < writers; i++) {
+        memcpy(all + k, w[i].lat_us, w[i].nlat * sizeof *all);
+        k += w[i].nlat;
+        free(w[i].lat_us);
+    }
+    qsort(all, total, sizeof *all, cmp_u32);
+    double mbs = (double)total * (double)bs / secs / 1e6;
+    fprintf(stderr,
+            "limits disk O_DIRECT|O_DSYNC %zu KiB x%d writers: %.0f MB/s %.0f writes/s, "
+            "latency ms p50 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
+            bs >> 10, writers, mbs, (double)total / secs, pct(all, total, 50), pct(all, total, 99),
+            pct(all, total, 99.9), total ? (double)all[total - 1] / 1000.0 : 0.0);
+    printf("RESULT {\"limit\":\"disk\",\"write_kib\":%zu,\"writers\":%d,\"mb_s\":%.1f,"
+           "\"writes_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f}\n",
+           bs >> 10, writers, mbs, (double)total / secs, pct(all, total, 50), pct(all, total, 99),
+           pct(all, total, 99.9), total ? (double)all[total - 1] / 1000.0 : 0.0);
+    free(all);
+    return 0;
+}
+
+static int run_disk(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/stratus-limits.%d", dir, (int)getpid());
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_DSYNC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "stratus-limits: open %s O_DIRECT|O_DSYNC: %s\n", path, strerror(errno));
+        return -1;
+    }
+    unlink(path);
+    /* allocate and write the file once so the runs measure overwrites, as the WAL ring does */
+    int rc = posix_fallocate(fd, 0, (off_t)FILE_SIZE);
+    if (rc) {
+        fprintf(stderr, "stratus-limits: fallocate: %s\n", strerror(rc));
+        close(fd);
+        return -1;
+    }
+    void *buf;
+    if (posix_memalign(&buf, 4096, 1 << 20)) {
+        close(fd);
+        return -1;
+    }
+    memset(buf, 0, 1 << 20);
+    for (uint64_t off = 0; off < FILE_SIZE; off += 1 << 20)
+        if (pwrite(fd, buf, 1 << 20, (off_t)off) != 1 << 20) {
+            fprintf(stderr, "stratus-limits: prefill: %s\n", strerror(errno));
+            free(buf);
+            close(fd);
+            return -1;
+        }
+    free(buf);
+    rc = 0;
+    static const size_t sizes[] = {256u << 10, 1u << 20};
+    static const int writers[] = {1, 4};
+    for (size_t s = 0; s < 2 && !rc; s++)
+        for (size_t w = 0; w < 2 && !rc; w++)
+            rc = run_disk_case(fd, sizes[s], writers[w]);
+    close(fd);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = "/var/tmp";
+    int ch, want_tcp = 0, want_disk = 0, rc = 0;
+    while ((ch = getopt(argc, argv, "d:t:h")) != -1) {
+        switch (ch) {
+        case 'd': dir = optarg; break;
+        case 't': g_secs = atof(optarg); break;
+        default:
+            fprintf(stderr, "usage: stratus-limits [-d DIR] [-t SECONDS] [tcp] [disk]\n");
+            return 2;
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (!strcmp(argv[i], "tcp"))
+            want_tcp = 1;
+        else if (!strcmp(argv[i], "disk"))
+            want_disk = 1;
+    }
+    if (!want_tcp && !want_disk)
+        want_tcp = want_disk = 1;
+    if (want_tcp && run_tcp())
+        rc = 1;
+    if (want_disk && run_disk(dir))
+        rc = 1;
+    return rc;
+}
