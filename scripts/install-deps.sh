@@ -3,6 +3,7 @@
 # npm packages of tests/ (kafkajs, azurite). Installs only what is missing; uses sudo when not root.
 #   scripts/install-deps.sh          build + test dependencies
 #   scripts/install-deps.sh --build  build dependencies only
+#   scripts/install-deps.sh --bench  also what tests/bench/run.sh uses (jq, perf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,8 +12,11 @@ BUILD_PKGS="build-essential cmake pkg-config librocksdb-dev libinih-dev libcurl4
 TEST_PKGS="clang libclang-rt-14-dev kcat librdkafka-dev python3 python3-kafka python3-confluent-kafka
  procps prometheus"
 
+BENCH_PKGS="jq linux-perf"
+
 pkgs="$BUILD_PKGS"
 [ "${1:-}" = "--build" ] || pkgs="$pkgs $TEST_PKGS"
+[ "${1:-}" != "--bench" ] || pkgs="$pkgs $BENCH_PKGS"
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -10,11 +10,11 @@
  * coordinator thread afterwards.
  * SPDX-License-Identifier: Apache-2.0
  */
-#include <string.h>
-
 #include "group/group.h"
 #include "handlers.h"
 #include "util/log.h"
+
+#include <string.h>
 
 struct group_call {
     struct stratus_group_op op;
@@ -34,7 +34,8 @@ static void group_done(struct stratus_group_op *op)
 }
 
 /* OffsetCommit's response has the request's shape: one entry per topic and partition. */
-static int shape_commit_response(struct stratus_req *req, const struct OffsetCommitRequest *rq,
+static int shape_commit_response(struct stratus_req *req,
+                                 const struct OffsetCommitRequest *rq,
                                  struct OffsetCommitResponse *rs)
 {
     int32_t nt = rq->Topics.count > 0 ? rq->Topics.count : 0;

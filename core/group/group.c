@@ -29,14 +29,6 @@
  */
 #include "group.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-#include <sys/random.h>
-
 #include "group_int.h"
 #include "index/index.h"
 #include "proto/kerr.h"
@@ -46,6 +38,14 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/loop.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
 
 enum gstate { G_EMPTY, G_PREPARING, G_COMPLETING, G_STABLE, G_DEAD };
 
@@ -63,17 +63,17 @@ struct member {
     struct group *g;
     struct stratus_group_coord *c;
     char *id;
-    char *instance_id;   /* NULL for a dynamic member */
+    char *instance_id; /* NULL for a dynamic member */
     char *client_id, *client_host;
     int32_t session_ms, rebalance_ms;
     struct gproto *protos;
     int nprotos;
-    uint8_t *assign;     /* the leader's assignment for this member (NULL = none) */
+    uint8_t *assign; /* the leader's assignment for this member (NULL = none) */
     int32_t alen;
     struct stratus_group_op *join_op; /* parked JoinGroup */
     struct stratus_group_op *sync_op; /* parked SyncGroup */
-    int64_t last_seen_ms; /* monotonic: last heartbeat / join / sync */
-    uint64_t timer;       /* session timer id, 0 = none */
+    int64_t last_seen_ms;             /* monotonic: last heartbeat / join / sync */
+    uint64_t timer;                   /* session timer id, 0 = none */
 };
 
 /* A member id handed out with MEMBER_ID_REQUIRED, not yet used to join. */
@@ -106,8 +106,8 @@ struct group {
 struct commit_wait {
     struct commit_wait *next;
     struct stratus_group_op *op;
-    struct group *g;     /* NULL when nothing to write (all partitions refused) */
-    size_t n;            /* entries below */
+    struct group *g; /* NULL when nothing to write (all partitions refused) */
+    size_t n;        /* entries below */
     struct commit_ent {
         const char *topic; /* borrowed from the request */
         int32_t partition;
@@ -115,8 +115,8 @@ struct commit_wait {
         int32_t epoch;
         const char *meta;
         size_t metalen;
-        int16_t *err;    /* the response slot */
-    } *ents;
+        int16_t *err; /* the response slot */
+    } * ents;
 };
 
 struct stratus_group_coord {
@@ -125,8 +125,8 @@ struct stratus_group_coord {
     struct stratus_index *idx;
     struct stratus_loop *loop;
     pthread_t thread;
-    int draining;        /* coordinator thread */
-    atomic_int closed;   /* submit refuses */
+    int draining;      /* coordinator thread */
+    atomic_int closed; /* submit refuses */
     pthread_mutex_t drain_lock;
     pthread_cond_t drain_cond;
     int drained;
@@ -304,8 +304,8 @@ static char *new_member_id(const char *client_id, struct kstr instance)
         snprintf(prefix, sizeof prefix, "%.200s", client_id ? client_id : "");
     snprintf(buf, sizeof buf,
              "%s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", prefix,
-             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-             r[13], r[14], r[15]);
+             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+             r[14], r[15]);
     return xstrdup(buf);
 }
 
@@ -358,8 +358,8 @@ static void op_fail(struct stratus_group_op *op, int16_t err)
         const struct DescribeGroupsRequest *rq = op->rq;
         struct DescribeGroupsResponse *rs = op->rs;
         int32_t n = rq->Groups.count > 0 ? rq->Groups.count : 0;
-        rs->Groups.items =
-            arena_calloc(op->arena, (size_t)n, sizeof(struct DescribeGroupsResponse_DescribedGroup));
+        rs->Groups.items = arena_calloc(op->arena, (size_t)n,
+                                        sizeof(struct DescribeGroupsResponse_DescribedGroup));
         rs->Groups.count = rs->Groups.items ? n : 0;
         for (int32_t i = 0; i < rs->Groups.count; i++) {
             DescribeGroupsResponse_DescribedGroup_init(&rs->Groups.items[i]);
@@ -398,8 +398,8 @@ static void op_fail(struct stratus_group_op *op, int16_t err)
         rs->ErrorCode = err;
         if (op->api_version >= 8) {
             int32_t n = rq->Groups.count > 0 ? rq->Groups.count : 0;
-            rs->Groups.items = arena_calloc(op->arena, (size_t)n,
-                                            sizeof(struct OffsetFetchResponse_OffsetFetchResponseGroup));
+            rs->Groups.items = arena_calloc(
+                op->arena, (size_t)n, sizeof(struct OffsetFetchResponse_OffsetFetchResponseGroup));
             rs->Groups.count = rs->Groups.items ? n : 0;
             for (int32_t i = 0; i < rs->Groups.count; i++) {
                 OffsetFetchResponse_OffsetFetchResponseGroup_init(&rs->Groups.items[i]);
@@ -427,8 +427,8 @@ static void try_complete_join(struct stratus_group_coord *c, struct group *g);
 static void member_schedule(struct stratus_group_coord *c, struct member *m)
 {
     if (!m->timer)
-        m->timer = stratus_loop_timer_at(c->loop, m->last_seen_ms + m->session_ms,
-                                         session_timer_fn, m);
+        m->timer =
+            stratus_loop_timer_at(c->loop, m->last_seen_ms + m->session_ms, session_timer_fn, m);
 }
 
 static void member_touch(struct stratus_group_coord *c, struct member *m)
@@ -438,8 +438,8 @@ static void member_touch(struct stratus_group_coord *c, struct member *m)
 }
 
 /* Unlinks and frees m; its parked requests get err. Does not rebalance. */
-static void member_remove(struct stratus_group_coord *c, struct group *g, struct member *m,
-                          int16_t err)
+static void
+member_remove(struct stratus_group_coord *c, struct group *g, struct member *m, int16_t err)
 {
     struct member **pp = &g->members;
     while (*pp && *pp != m)
@@ -506,7 +506,8 @@ static int protos_equal(const struct member *m, const struct JoinGroupRequest *r
         if (!kstr_is(p->Name, m->protos[i].name))
             return 0;
         int32_t len = p->Metadata.len > 0 ? p->Metadata.len : 0;
-        if (len != m->protos[i].len || (len && memcmp(p->Metadata.p, m->protos[i].meta, (size_t)len)))
+        if (len != m->protos[i].len ||
+            (len && memcmp(p->Metadata.p, m->protos[i].meta, (size_t)len)))
             return 0;
     }
     return 1;
@@ -547,7 +548,8 @@ static int member_supports(const struct member *m, const char *name)
 }
 
 /* Every member supports at least one of rq's protocols in common with all the others. */
-static int protocols_compatible(const struct group *g, const struct JoinGroupRequest *rq,
+static int protocols_compatible(const struct group *g,
+                                const struct JoinGroupRequest *rq,
                                 const struct member *except)
 {
     if (g->nmembers == 0 || (g->nmembers == 1 && except && g->members == except))
@@ -607,7 +609,9 @@ static char *select_protocol(const struct group *g)
 }
 
 /* Fills op's JoinGroupResponse for member m from the current generation. */
-static void join_answer(struct stratus_group_coord *c, struct group *g, struct member *m,
+static void join_answer(struct stratus_group_coord *c,
+                        struct group *g,
+                        struct member *m,
                         struct stratus_group_op *op)
 {
     struct JoinGroupResponse *rs = op->rs;
@@ -615,8 +619,8 @@ static void join_answer(struct stratus_group_coord *c, struct group *g, struct m
     rs->ErrorCode = KAFKA_ERR_NONE;
     rs->GenerationId = g->generation;
     rs->ProtocolType = ks(g->protocol_type);
-    rs->ProtocolName = g->protocol ? ks(g->protocol)
-                                   : (op->api_version >= 7 ? KSTR_NULL : KSTR_LIT(""));
+    rs->ProtocolName =
+        g->protocol ? ks(g->protocol) : (op->api_version >= 7 ? KSTR_NULL : KSTR_LIT(""));
     rs->Leader = ks(g->leader ? g->leader : "");
     rs->MemberId = ks(m->id);
     rs->SkipAssignment = 0;
@@ -634,8 +638,8 @@ static void join_answer(struct stratus_group_coord *c, struct group *g, struct m
             struct JoinGroupResponse_JoinGroupResponseMember *e = &rs->Members.items[n++];
             e->MemberId = ks(x->id);
             e->GroupInstanceId = ks(x->instance_id);
-            e->Metadata = p ? (struct kbytes){p->meta, p->len}
-                            : (struct kbytes){(const uint8_t *)"", 0};
+            e->Metadata =
+                p ? (struct kbytes){p->meta, p->len} : (struct kbytes){(const uint8_t *)"", 0};
         }
         rs->Members.count = n;
     }
@@ -726,7 +730,8 @@ static void join_timer_fn(void *arg)
     if (g->in_initial_delay) {
         /* Kafka's InitialDelayedJoin: wait another delay while members keep arriving, within
          * the rebalance timeout. */
-        if (g->joined_during_delay && now + c->conf.initial_rebalance_delay_ms < g->join_deadline_ms) {
+        if (g->joined_during_delay &&
+            now + c->conf.initial_rebalance_delay_ms < g->join_deadline_ms) {
             g->joined_during_delay = 0;
             g->join_timer = stratus_loop_timer_at(c->loop, now + c->conf.initial_rebalance_delay_ms,
                                                   join_timer_fn, g);
@@ -789,8 +794,8 @@ static void prepare_rebalance(struct stratus_group_coord *c, struct group *g, co
     if (g->join_timer)
         stratus_loop_timer_cancel(c->loop, g->join_timer);
     g->join_timer = 0;
-    LOG_INFO("group", "preparing rebalance group=%s generation=%d reason=%s", g->id,
-             g->generation, why);
+    LOG_INFO("group", "preparing rebalance group=%s generation=%d reason=%s", g->id, g->generation,
+             why);
     if (was_empty && c->conf.initial_rebalance_delay_ms > 0) {
         g->in_initial_delay = 1;
         g->joined_during_delay = 0;
@@ -804,8 +809,11 @@ static void prepare_rebalance(struct stratus_group_coord *c, struct group *g, co
     try_complete_join(c, g);
 }
 
-static struct member *member_add(struct stratus_group_coord *c, struct group *g, char *id,
-                                 const struct JoinGroupRequest *rq, struct stratus_group_op *op)
+static struct member *member_add(struct stratus_group_coord *c,
+                                 struct group *g,
+                                 char *id,
+                                 const struct JoinGroupRequest *rq,
+                                 struct stratus_group_op *op)
 {
     struct member *m = xcalloc(1, sizeof *m);
     m->g = g;
@@ -830,8 +838,11 @@ static struct member *member_add(struct stratus_group_coord *c, struct group *g,
 }
 
 /* Parks op as m's JoinGroup (answering a previous one first) and moves the rebalance on. */
-static void member_park_join(struct stratus_group_coord *c, struct group *g, struct member *m,
-                             const struct JoinGroupRequest *rq, struct stratus_group_op *op)
+static void member_park_join(struct stratus_group_coord *c,
+                             struct group *g,
+                             struct member *m,
+                             const struct JoinGroupRequest *rq,
+                             struct stratus_group_op *op)
 {
     if (m->join_op) {
         struct stratus_group_op *old = m->join_op;
@@ -923,8 +934,8 @@ static void do_join(struct stratus_group_coord *c, struct stratus_group_op *op)
                 old->sync_op = NULL;
                 sync_fail(o, KAFKA_ERR_FENCED_INSTANCE_ID);
             }
-            LOG_INFO("group", "static member rejoined group=%s instance=%s old=%s new=%s",
-                     g->id, old->instance_id, old->id, nid);
+            LOG_INFO("group", "static member rejoined group=%s instance=%s old=%s new=%s", g->id,
+                     old->instance_id, old->id, nid);
             free(old->id);
             old->id = nid;
             if (was_leader) {
@@ -1029,8 +1040,11 @@ static void do_join(struct stratus_group_coord *c, struct stratus_group_op *op)
 }
 
 /* Common checks of SyncGroup / Heartbeat / OffsetCommit: the member and its generation. */
-static int16_t check_member(struct group *g, struct kstr member_id, struct kstr instance,
-                            int32_t generation, struct member **out)
+static int16_t check_member(struct group *g,
+                            struct kstr member_id,
+                            struct kstr instance,
+                            int32_t generation,
+                            struct member **out)
 {
     struct member *m;
     *out = NULL;
@@ -1056,8 +1070,8 @@ static void sync_answer(struct group *g, struct member *m, struct stratus_group_
     rs->ErrorCode = KAFKA_ERR_NONE;
     rs->ProtocolType = ks(g->protocol_type);
     rs->ProtocolName = ks(g->protocol);
-    rs->Assignment = m->assign ? (struct kbytes){m->assign, m->alen}
-                               : (struct kbytes){(const uint8_t *)"", 0};
+    rs->Assignment =
+        m->assign ? (struct kbytes){m->assign, m->alen} : (struct kbytes){(const uint8_t *)"", 0};
     op_finish(op);
 }
 
@@ -1153,8 +1167,11 @@ static void do_heartbeat(struct stratus_group_coord *c, struct stratus_group_op 
     op_finish(op);
 }
 
-static int16_t leave_one(struct stratus_group_coord *c, struct group *g, struct kstr member_id,
-                         struct kstr instance, int *left)
+static int16_t leave_one(struct stratus_group_coord *c,
+                         struct group *g,
+                         struct kstr member_id,
+                         struct kstr instance,
+                         int *left)
 {
     struct member *m = NULL;
 
@@ -1200,8 +1217,8 @@ static void do_leave(struct stratus_group_coord *c, struct stratus_group_op *op)
         rs->ErrorCode = leave_one(c, g, rq->MemberId, KSTR_NULL, &left);
     } else {
         int32_t n = rq->Members.count > 0 ? rq->Members.count : 0;
-        rs->Members.items = arena_calloc(op->arena, (size_t)n,
-                                         sizeof(struct LeaveGroupResponse_MemberResponse));
+        rs->Members.items =
+            arena_calloc(op->arena, (size_t)n, sizeof(struct LeaveGroupResponse_MemberResponse));
         if (n && !rs->Members.items) {
             op_fail(op, KAFKA_ERR_UNKNOWN_SERVER_ERROR);
             return;
@@ -1213,8 +1230,8 @@ static void do_leave(struct stratus_group_coord *c, struct stratus_group_op *op)
             const struct LeaveGroupRequest_MemberIdentity *mi = &rq->Members.items[i];
             rs->Members.items[i].MemberId = mi->MemberId;
             rs->Members.items[i].GroupInstanceId = mi->GroupInstanceId;
-            rs->Members.items[i].ErrorCode = leave_one(c, g, mi->MemberId, mi->GroupInstanceId,
-                                                       &left);
+            rs->Members.items[i].ErrorCode =
+                leave_one(c, g, mi->MemberId, mi->GroupInstanceId, &left);
         }
     }
     if (left && g)
@@ -1230,8 +1247,8 @@ static void do_describe(struct stratus_group_coord *c, struct stratus_group_op *
     struct DescribeGroupsResponse *rs = op->rs;
     int32_t n = rq->Groups.count > 0 ? rq->Groups.count : 0;
 
-    rs->Groups.items = arena_calloc(op->arena, (size_t)n,
-                                    sizeof(struct DescribeGroupsResponse_DescribedGroup));
+    rs->Groups.items =
+        arena_calloc(op->arena, (size_t)n, sizeof(struct DescribeGroupsResponse_DescribedGroup));
     if (n && !rs->Groups.items) {
         op_finish(op);
         return;
@@ -1272,8 +1289,8 @@ static void do_describe(struct stratus_group_coord *c, struct stratus_group_op *
             dm->GroupInstanceId = ks(m->instance_id);
             dm->ClientId = ks(m->client_id);
             dm->ClientHost = ks(m->client_host);
-            dm->MemberMetadata = p ? (struct kbytes){p->meta, p->len}
-                                   : (struct kbytes){(const uint8_t *)"", 0};
+            dm->MemberMetadata =
+                p ? (struct kbytes){p->meta, p->len} : (struct kbytes){(const uint8_t *)"", 0};
             dm->MemberAssignment = stable && m->assign ? (struct kbytes){m->assign, m->alen}
                                                        : (struct kbytes){(const uint8_t *)"", 0};
         }
@@ -1288,8 +1305,8 @@ static void do_list(struct stratus_group_coord *c, struct stratus_group_op *op)
     struct ListGroupsResponse *rs = op->rs;
     int32_t n = 0;
 
-    rs->Groups.items = arena_calloc(op->arena, c->ngroups,
-                                    sizeof(struct ListGroupsResponse_ListedGroup));
+    rs->Groups.items =
+        arena_calloc(op->arena, c->ngroups, sizeof(struct ListGroupsResponse_ListedGroup));
     if (c->ngroups && !rs->Groups.items) {
         op_fail(op, KAFKA_ERR_UNKNOWN_SERVER_ERROR);
         return;
@@ -1329,8 +1346,8 @@ static void do_list(struct stratus_group_coord *c, struct stratus_group_op *op)
 }
 
 /* Deletes every offset record of g from the index (synced). */
-static int group_delete_offsets(struct stratus_group_coord *c, struct group *g,
-                                struct stratus_errbuf *eb)
+static int
+group_delete_offsets(struct stratus_group_coord *c, struct group *g, struct stratus_errbuf *eb)
 {
     struct stratus_index_batch *b = stratus_index_batch_new();
     uint8_t key[STRATUS_GROUP_KEY_MAX];
@@ -1424,8 +1441,8 @@ static void flush_commits(void *arg)
             }
             /* cw->g is valid: a group with commits queued is never freed (see
              * group_busy()). */
-            stratus_offsets_set(&cw->g->offs, e->topic, e->partition, e->offset, e->epoch,
-                                e->meta, e->metalen, now);
+            stratus_offsets_set(&cw->g->offs, e->topic, e->partition, e->offset, e->epoch, e->meta,
+                                e->metalen, now);
             c->stats.commits++;
         }
         op_finish(cw->op);
@@ -1457,8 +1474,7 @@ static void do_commit(struct stratus_group_coord *c, struct stratus_group_op *op
         /* Offsets of a group without members (admin tools, manual assignment). */
     } else {
         struct member *m;
-        err = check_member(g, rq->MemberId, rq->GroupInstanceId, rq->GenerationIdOrMemberEpoch,
-                           &m);
+        err = check_member(g, rq->MemberId, rq->GroupInstanceId, rq->GenerationIdOrMemberEpoch, &m);
         if (!err && g->state == G_COMPLETING)
             err = KAFKA_ERR_REBALANCE_IN_PROGRESS;
         if (err) {
@@ -1504,9 +1520,9 @@ static void do_commit(struct stratus_group_coord *c, struct stratus_group_op *op
             }
             size_t kl = stratus_offsets_key(key, g->id, strlen(g->id), t->Name.s,
                                             (size_t)t->Name.len, p->PartitionIndex);
-            size_t vl = stratus_offsets_value_encode(val, p->CommittedOffset,
-                                                     p->CommittedLeaderEpoch, stratus_wall_ms(),
-                                                     p->CommittedMetadata.s, ml);
+            size_t vl =
+                stratus_offsets_value_encode(val, p->CommittedOffset, p->CommittedLeaderEpoch,
+                                             stratus_wall_ms(), p->CommittedMetadata.s, ml);
             stratus_index_batch_put(c->batch, key, kl, val, vl);
             struct commit_ent *e = &cw->ents[cw->n++];
             e->topic = topic_copy ? topic_copy : (topic_copy = arena_strdup(op->arena, topic));
@@ -1533,8 +1549,12 @@ static void do_commit(struct stratus_group_coord *c, struct stratus_group_op *op
 }
 
 /* Fills one partition's answer from g's table (-1 / "" when nothing is committed). */
-static void fetch_fill(struct group *g, const char *topic, int32_t partition, int64_t *off,
-                       int32_t *epoch, struct kstr *meta)
+static void fetch_fill(struct group *g,
+                       const char *topic,
+                       int32_t partition,
+                       int64_t *off,
+                       int32_t *epoch,
+                       struct kstr *meta)
 {
     long i = g ? stratus_offsets_find(&g->offs, topic, partition) : -1;
     if (i < 0) {
@@ -1549,7 +1569,8 @@ static void fetch_fill(struct group *g, const char *topic, int32_t partition, in
 }
 
 /* The v8+ topics of one group: those asked for, or (null) every committed one. */
-static int fetch_group_topics(struct stratus_group_op *op, struct group *g,
+static int fetch_group_topics(struct stratus_group_op *op,
+                              struct group *g,
                               const struct OffsetFetchRequest_OffsetFetchRequestGroup *rg,
                               struct OffsetFetchResponse_OffsetFetchResponseGroup *out)
 {
@@ -1620,8 +1641,8 @@ static void do_fetch(struct stratus_group_coord *c, struct stratus_group_op *op)
 
     if (op->api_version >= 8) {
         int32_t n = rq->Groups.count > 0 ? rq->Groups.count : 0;
-        rs->Groups.items = arena_calloc(op->arena, (size_t)n,
-                                        sizeof(struct OffsetFetchResponse_OffsetFetchResponseGroup));
+        rs->Groups.items = arena_calloc(
+            op->arena, (size_t)n, sizeof(struct OffsetFetchResponse_OffsetFetchResponseGroup));
         if (n && !rs->Groups.items) {
             op_fail(op, KAFKA_ERR_UNKNOWN_SERVER_ERROR);
             return;
@@ -1682,8 +1703,8 @@ static void do_fetch(struct stratus_group_coord *c, struct stratus_group_op *op)
         struct OffsetFetchResponse_OffsetFetchResponseTopic *t = &rs->Topics.items[i];
         int32_t np = gr.Topics.items[i].Partitions.count;
         t->Name = gr.Topics.items[i].Name;
-        t->Partitions.items = arena_calloc(op->arena, (size_t)np,
-                                           sizeof(struct OffsetFetchResponse_OffsetFetchResponsePartition));
+        t->Partitions.items = arena_calloc(
+            op->arena, (size_t)np, sizeof(struct OffsetFetchResponse_OffsetFetchResponsePartition));
         if (np && !t->Partitions.items) {
             op_fail(op, KAFKA_ERR_UNKNOWN_SERVER_ERROR);
             return;
@@ -1861,13 +1882,15 @@ static int load_offsets(struct stratus_group_coord *c, struct stratus_errbuf *eb
     rc = stratus_index_iter_status(it, eb);
     stratus_index_iter_free(it);
     if (rc == 0)
-        LOG_INFO("group", "loaded committed offsets groups=%zu offsets=%zu skipped=%zu",
-                 c->ngroups, n, bad);
+        LOG_INFO("group", "loaded committed offsets groups=%zu offsets=%zu skipped=%zu", c->ngroups,
+                 n, bad);
     return rc;
 }
 
-int stratus_group_open(const struct stratus_group_conf *conf, struct stratus_stream *stream,
-                       struct stratus_group_coord **out, struct stratus_errbuf *eb)
+int stratus_group_open(const struct stratus_group_conf *conf,
+                       struct stratus_stream *stream,
+                       struct stratus_group_coord **out,
+                       struct stratus_errbuf *eb)
 {
     struct stratus_group_coord *c = xcalloc(1, sizeof *c);
     int rc;
@@ -1969,11 +1992,12 @@ void stratus_group_close(struct stratus_group_coord *c)
     atomic_store(&c->closed, 1);
     if (stratus_loop_post(c->loop, stop_task, c) == 0)
         pthread_join(c->thread, NULL);
-    /* Ops posted after stop_task were answered by nobody: the network is gone by now. */
-    stratus_loop_free(c->loop);
+    /* The loop thread has returned: its timers may be cancelled from here. Ops posted after
+     * stop_task were answered by nobody: the network is gone by now. */
     for (size_t i = 0; i < c->nbuckets; i++)
         while (c->buckets[i])
             group_unlink_free(c, c->buckets[i]);
+    stratus_loop_free(c->loop);
     free(c->buckets);
     stratus_index_batch_free(c->batch);
     pthread_mutex_destroy(&c->drain_lock);

@@ -18,10 +18,10 @@
 #ifndef STRATUS_GROUP_GROUP_H
 #define STRATUS_GROUP_GROUP_H
 
-#include <stdint.h>
-
 #include "proto/arena.h"
 #include "stratus/stratus_err.h"
+
+#include <stdint.h>
 
 struct stratus_stream;
 struct stratus_group_coord;
@@ -41,11 +41,11 @@ void stratus_group_conf_defaults(struct stratus_group_conf *c);
 
 struct stratus_group_op {
     /* Set by the submitter; read-only for the coordinator. */
-    int16_t api_key;     /* KAPI_JoinGroup ... KAPI_OffsetFetch, KAPI_DeleteGroups */
+    int16_t api_key; /* KAPI_JoinGroup ... KAPI_OffsetFetch, KAPI_DeleteGroups */
     int16_t api_version;
-    const void *rq;      /* the decoded request, e.g. const struct JoinGroupRequest * */
-    void *rs;            /* the response, after M_init(); OffsetCommit: pre-shaped like the
-                          * request (one entry per topic and partition, in request order) */
+    const void *rq;              /* the decoded request, e.g. const struct JoinGroupRequest * */
+    void *rs;                    /* the response, after M_init(); OffsetCommit: pre-shaped like the
+                                  * request (one entry per topic and partition, in request order) */
     struct stratus_arena *arena; /* for response arrays; used by one thread at a time */
     const char *client_id;       /* borrowed until done */
     const char *client_host;     /* borrowed until done ("" when unknown) */
@@ -58,8 +58,10 @@ struct stratus_group_op {
 
 /* @locality startup. Loads the committed offsets from the engine's index and starts the
  * coordinator thread. The stream is borrowed and must outlive the coordinator. */
-int stratus_group_open(const struct stratus_group_conf *conf, struct stratus_stream *stream,
-                       struct stratus_group_coord **out, struct stratus_errbuf *eb);
+int stratus_group_open(const struct stratus_group_conf *conf,
+                       struct stratus_stream *stream,
+                       struct stratus_group_coord **out,
+                       struct stratus_errbuf *eb);
 
 /* @locality any. Runs op on the coordinator thread; op->done() is called exactly once, on the
  * coordinator thread, or on the caller's thread before this returns when the coordinator is
@@ -86,12 +88,21 @@ void stratus_group_get_stats(struct stratus_group_coord *c, struct stratus_group
 
 /* Key: 'G' u16be group len, group, u16be topic len, topic, i32be partition (sign-flipped).
  * Returns the length, 0 when a name is too long (group <= 255 bytes, topic <= 249). */
-#define STRATUS_GROUP_ID_MAX 255
+#define STRATUS_GROUP_ID_MAX  255
 #define STRATUS_GROUP_KEY_MAX (1 + 2 + STRATUS_GROUP_ID_MAX + 2 + 249 + 4)
-size_t stratus_offsets_key(uint8_t *buf, const char *group, size_t glen, const char *topic,
-                          size_t tlen, int32_t partition);
+size_t stratus_offsets_key(uint8_t *buf,
+                           const char *group,
+                           size_t glen,
+                           const char *topic,
+                           size_t tlen,
+                           int32_t partition);
 /* Parses a key; the name pointers point into k. 0 or STRATUS_ECORRUPT. */
-int stratus_offsets_key_parse(const uint8_t *k, size_t klen, const char **group, size_t *glen,
-                              const char **topic, size_t *tlen, int32_t *partition);
+int stratus_offsets_key_parse(const uint8_t *k,
+                              size_t klen,
+                              const char **group,
+                              size_t *glen,
+                              const char **topic,
+                              size_t *tlen,
+                              int32_t *partition);
 
 #endif

@@ -17,8 +17,8 @@ struct stratus_offset {
     int32_t partition;
     int64_t offset;
     int32_t leader_epoch;
-    char *meta;          /* never NULL ("" when none) */
-    int64_t commit_ms;   /* wall clock of the commit */
+    char *meta;        /* never NULL ("" when none) */
+    int64_t commit_ms; /* wall clock of the commit */
 };
 
 /* A group's offsets, sorted by (topic, partition). Coordinator thread only. */
@@ -30,8 +30,13 @@ struct stratus_offsets {
 /* Index of (topic, partition), or -1. */
 long stratus_offsets_find(const struct stratus_offsets *o, const char *topic, int32_t partition);
 /* Sets (inserting or replacing) an entry; copies the strings. */
-void stratus_offsets_set(struct stratus_offsets *o, const char *topic, int32_t partition,
-                         int64_t offset, int32_t leader_epoch, const char *meta, size_t metalen,
+void stratus_offsets_set(struct stratus_offsets *o,
+                         const char *topic,
+                         int32_t partition,
+                         int64_t offset,
+                         int32_t leader_epoch,
+                         const char *meta,
+                         size_t metalen,
                          int64_t commit_ms);
 void stratus_offsets_remove_at(struct stratus_offsets *o, size_t i);
 void stratus_offsets_free(struct stratus_offsets *o);
@@ -39,11 +44,19 @@ void stratus_offsets_free(struct stratus_offsets *o);
 /* Value: u8 version=1, i64 offset, i32 leader epoch, i64 commit ms, u16 metadata len, metadata.
  * Returns the length (out must hold 23 + metalen bytes). */
 #define STRATUS_OFFSETS_VALUE_FIXED 23
-size_t stratus_offsets_value_encode(uint8_t *out, int64_t offset, int32_t leader_epoch,
-                                    int64_t commit_ms, const char *meta, size_t metalen);
+size_t stratus_offsets_value_encode(uint8_t *out,
+                                    int64_t offset,
+                                    int32_t leader_epoch,
+                                    int64_t commit_ms,
+                                    const char *meta,
+                                    size_t metalen);
 /* 0 or STRATUS_ECORRUPT; *meta points into v. */
-int stratus_offsets_value_decode(const uint8_t *v, size_t vlen, int64_t *offset,
-                                 int32_t *leader_epoch, int64_t *commit_ms, const char **meta,
+int stratus_offsets_value_decode(const uint8_t *v,
+                                 size_t vlen,
+                                 int64_t *offset,
+                                 int32_t *leader_epoch,
+                                 int64_t *commit_ms,
+                                 const char **meta,
                                  size_t *metalen);
 
 #endif

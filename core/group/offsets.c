@@ -9,16 +9,16 @@
  * The table is owned by the coordinator thread (group.c); nothing here locks.
  * SPDX-License-Identifier: Apache-2.0
  */
-#include <stdlib.h>
-#include <string.h>
-
 #include "group.h"
 #include "group_int.h"
 #include "index/index.h"
 #include "util/alloc.h"
 
-size_t stratus_offsets_key(uint8_t *buf, const char *group, size_t glen, const char *topic,
-                           size_t tlen, int32_t partition)
+#include <stdlib.h>
+#include <string.h>
+
+size_t stratus_offsets_key(
+    uint8_t *buf, const char *group, size_t glen, const char *topic, size_t tlen, int32_t partition)
 {
     size_t n = 0;
 
@@ -37,8 +37,13 @@ size_t stratus_offsets_key(uint8_t *buf, const char *group, size_t glen, const c
     return n + 4;
 }
 
-int stratus_offsets_key_parse(const uint8_t *k, size_t klen, const char **group, size_t *glen,
-                              const char **topic, size_t *tlen, int32_t *partition)
+int stratus_offsets_key_parse(const uint8_t *k,
+                              size_t klen,
+                              const char **group,
+                              size_t *glen,
+                              const char **topic,
+                              size_t *tlen,
+                              int32_t *partition)
 {
     size_t n = 1;
 
@@ -60,8 +65,12 @@ int stratus_offsets_key_parse(const uint8_t *k, size_t klen, const char **group,
     return 0;
 }
 
-size_t stratus_offsets_value_encode(uint8_t *out, int64_t offset, int32_t leader_epoch,
-                                    int64_t commit_ms, const char *meta, size_t metalen)
+size_t stratus_offsets_value_encode(uint8_t *out,
+                                    int64_t offset,
+                                    int32_t leader_epoch,
+                                    int64_t commit_ms,
+                                    const char *meta,
+                                    size_t metalen)
 {
     out[0] = 1;
     stratus_be64_put(out + 1, (uint64_t)offset);
@@ -73,8 +82,12 @@ size_t stratus_offsets_value_encode(uint8_t *out, int64_t offset, int32_t leader
     return STRATUS_OFFSETS_VALUE_FIXED + metalen;
 }
 
-int stratus_offsets_value_decode(const uint8_t *v, size_t vlen, int64_t *offset,
-                                 int32_t *leader_epoch, int64_t *commit_ms, const char **meta,
+int stratus_offsets_value_decode(const uint8_t *v,
+                                 size_t vlen,
+                                 int64_t *offset,
+                                 int32_t *leader_epoch,
+                                 int64_t *commit_ms,
+                                 const char **meta,
                                  size_t *metalen)
 {
     if (vlen < STRATUS_OFFSETS_VALUE_FIXED || v[0] != 1)
@@ -98,8 +111,8 @@ static int offsets_cmp(const struct stratus_offset *e, const char *topic, int32_
 }
 
 /* The first index whose entry is >= (topic, partition). */
-static size_t offsets_lower_bound(const struct stratus_offsets *o, const char *topic,
-                                  int32_t partition)
+static size_t
+offsets_lower_bound(const struct stratus_offsets *o, const char *topic, int32_t partition)
 {
     size_t lo = 0, hi = o->n;
     while (lo < hi) {
@@ -120,8 +133,13 @@ long stratus_offsets_find(const struct stratus_offsets *o, const char *topic, in
     return -1;
 }
 
-void stratus_offsets_set(struct stratus_offsets *o, const char *topic, int32_t partition,
-                         int64_t offset, int32_t leader_epoch, const char *meta, size_t metalen,
+void stratus_offsets_set(struct stratus_offsets *o,
+                         const char *topic,
+                         int32_t partition,
+                         int64_t offset,
+                         int32_t leader_epoch,
+                         const char *meta,
+                         size_t metalen,
                          int64_t commit_ms)
 {
     size_t i = offsets_lower_bound(o, topic, partition);

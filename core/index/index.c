@@ -50,7 +50,12 @@
  *        i64 base offset, i64 last offset, i64 max timestamp}} (encoded by
  *        core/stream/producer.c; only batches durable at the snapshot). 'C' "producer" is the
  *        producer id counter (InitProducerId; ids are never reused).
- *   'G'                              reserved: group offsets
+ *   'G' <u16 glen><group><u16 tlen><topic><u32 partition ^ 0x80000000>
+ *                                    committed offset of a consumer group (core/group/offsets.c):
+ *        u8 version=1, i64 offset, i32 leader epoch, i64 commit time (wall ms), u16 metadata
+ *        len, metadata (<= 4096 bytes). One group's offsets share the prefix 'G' glen group.
+ *        Written in synced batches by the group coordinator; loaded at startup; deleted by
+ *        DeleteGroups and by offsets retention of groups without members.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "index.h"

@@ -4,18 +4,18 @@
  */
 #include "azblob_auth.h"
 
+#include "common/enc.h"
+#include "common/hash.h"
+#include "common/json.h"
+#include "common/sigv4.h"
+
 #include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "common/enc.h"
-#include "common/hash.h"
-#include "common/json.h"
-#include "common/sigv4.h"
-
-#define AZBLOB_DEFAULT_IMDS "http://169.254.169.254/metadata/identity/oauth2/token"
+#define AZBLOB_DEFAULT_IMDS     "http://169.254.169.254/metadata/identity/oauth2/token"
 #define AZBLOB_DEFAULT_RESOURCE "https://storage.azure.com/"
 #define AZBLOB_REFRESH_AHEAD_MS (5 * 60 * 1000)
 
@@ -110,8 +110,10 @@ static int azblob_query_params(const char *q, struct azblob_kv **out, size_t *n)
     return 0;
 }
 
-int azblob_sharedkey_string_to_sign(const struct stratus_http_req *rq, const char *account,
-                                    struct stratus_sbuf *out, struct stratus_errbuf *eb)
+int azblob_sharedkey_string_to_sign(const struct stratus_http_req *rq,
+                                    const char *account,
+                                    struct stratus_sbuf *out,
+                                    struct stratus_errbuf *eb)
 {
     struct stratus_sbuf host = {0}, path = {0}, query = {0};
     struct azblob_kv *hk = NULL, *qk = NULL;
@@ -121,8 +123,8 @@ int azblob_sharedkey_string_to_sign(const struct stratus_http_req *rq, const cha
         rc = stratus_errf(eb, STRATUS_EINVAL, "shared key: cannot parse the request URL");
         goto out;
     }
-    int with_body = rq->body || strcmp(rq->method, "PUT") == 0 ||
-                    strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PATCH") == 0;
+    int with_body = rq->body || strcmp(rq->method, "PUT") == 0 || strcmp(rq->method, "POST") == 0 ||
+                    strcmp(rq->method, "PATCH") == 0;
     const char *ct = stratus_http_req_get_header(rq, "Content-Type");
     if (!ct)
         ct = with_body ? "application/octet-stream" : "";
@@ -194,8 +196,11 @@ out:
     return rc;
 }
 
-int azblob_sharedkey_sign(struct stratus_http_req *rq, const char *account, const uint8_t *key,
-                          size_t key_len, struct stratus_errbuf *eb)
+int azblob_sharedkey_sign(struct stratus_http_req *rq,
+                          const char *account,
+                          const uint8_t *key,
+                          size_t key_len,
+                          struct stratus_errbuf *eb)
 {
     struct stratus_sbuf sts = {0};
     uint8_t mac[STRATUS_SHA256_LEN];
@@ -233,7 +238,8 @@ static char *azblob_dup(const char *s, int *fail)
     return d;
 }
 
-int azblob_token_new(const struct azblob_token_conf *conf, struct azblob_token **out,
+int azblob_token_new(const struct azblob_token_conf *conf,
+                     struct azblob_token **out,
                      struct stratus_errbuf *eb)
 {
     int fail = 0, rc;
@@ -242,12 +248,10 @@ int azblob_token_new(const struct azblob_token_conf *conf, struct azblob_token *
     if (!t)
         return stratus_errf(eb, STRATUS_ENOMEM, "managed identity: out of memory");
     pthread_mutex_init(&t->mu, NULL);
-    t->endpoint = azblob_dup(conf->endpoint && *conf->endpoint ? conf->endpoint
-                                                               : AZBLOB_DEFAULT_IMDS,
-                             &fail);
+    t->endpoint =
+        azblob_dup(conf->endpoint && *conf->endpoint ? conf->endpoint : AZBLOB_DEFAULT_IMDS, &fail);
     t->identity_header = azblob_dup(conf->identity_header, &fail);
-    t->client_id = azblob_dup(conf->client_id && *conf->client_id ? conf->client_id : NULL,
-                              &fail);
+    t->client_id = azblob_dup(conf->client_id && *conf->client_id ? conf->client_id : NULL, &fail);
     t->resource = azblob_dup(conf->resource ? conf->resource : AZBLOB_DEFAULT_RESOURCE, &fail);
     t->now_ms = conf->now_ms;
     t->now_ctx = conf->now_ctx;
@@ -303,8 +307,8 @@ static int azblob_token_fetch(struct azblob_token *t, int64_t now, struct stratu
     int rc;
     stratus_sbuf_puts(&u, t->endpoint);
     stratus_sbuf_putc(&u, strchr(t->endpoint, '?') ? '&' : '?');
-    stratus_sbuf_printf(&u, "api-version=%s&resource=",
-                        t->identity_header ? "2019-08-01" : "2018-02-01");
+    stratus_sbuf_printf(
+        &u, "api-version=%s&resource=", t->identity_header ? "2019-08-01" : "2018-02-01");
     stratus_enc_uri(&u, t->resource, strlen(t->resource), 0);
     if (t->client_id) {
         stratus_sbuf_puts(&u, "&client_id=");
@@ -354,8 +358,7 @@ static int azblob_token_fetch(struct azblob_token *t, int64_t now, struct stratu
     return rc;
 }
 
-int azblob_token_get(struct azblob_token *t, char *out, int64_t *age_ms,
-                     struct stratus_errbuf *eb)
+int azblob_token_get(struct azblob_token *t, char *out, int64_t *age_ms, struct stratus_errbuf *eb)
 {
     int rc = 0;
     pthread_mutex_lock(&t->mu);

@@ -18,13 +18,13 @@
 #ifndef STRATUS_AZBLOB_AUTH_H
 #define STRATUS_AZBLOB_AUTH_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 #include "common/http.h"
 #include "common/sbuf.h"
 
-#define AZBLOB_KEY_MAX 128    /* decoded account key bytes (Azure's are 64) */
+#include <stddef.h>
+#include <stdint.h>
+
+#define AZBLOB_KEY_MAX   128  /* decoded account key bytes (Azure's are 64) */
 #define AZBLOB_TOKEN_MAX 8192 /* bearer token bytes incl. NUL */
 
 /* Appends the Shared Key string-to-sign of rq (which must already carry x-ms-date and every
@@ -40,13 +40,18 @@
  * "/devstoreaccount1/devstoreaccount1/container/blob"), then for each query parameter, sorted by
  * lowercased name, "\nname:v1,v2" with the values URL-decoded and sorted.
  * 0, or STRATUS_EINVAL (unparsable URL) / STRATUS_ENOMEM. */
-int azblob_sharedkey_string_to_sign(const struct stratus_http_req *rq, const char *account,
-                                    struct stratus_sbuf *out, struct stratus_errbuf *eb);
+int azblob_sharedkey_string_to_sign(const struct stratus_http_req *rq,
+                                    const char *account,
+                                    struct stratus_sbuf *out,
+                                    struct stratus_errbuf *eb);
 
 /* Signs rq: adds "Authorization: SharedKey <account>:<base64 HMAC-SHA256(key, string)>".
  * key is the decoded account key. 0 or STRATUS_E*. */
-int azblob_sharedkey_sign(struct stratus_http_req *rq, const char *account, const uint8_t *key,
-                          size_t key_len, struct stratus_errbuf *eb);
+int azblob_sharedkey_sign(struct stratus_http_req *rq,
+                          const char *account,
+                          const uint8_t *key,
+                          size_t key_len,
+                          struct stratus_errbuf *eb);
 
 /* ---- managed identity tokens ------------------------------------------------------------- */
 
@@ -63,15 +68,15 @@ struct azblob_token_conf {
 struct azblob_token;
 
 /* Creates the provider (it does not fetch yet). strings are copied. 0 or STRATUS_E*. */
-int azblob_token_new(const struct azblob_token_conf *conf, struct azblob_token **out,
+int azblob_token_new(const struct azblob_token_conf *conf,
+                     struct azblob_token **out,
                      struct stratus_errbuf *eb);
 void azblob_token_free(struct azblob_token *t);
 /* Copies a valid bearer token into out (AZBLOB_TOKEN_MAX bytes), fetching or refreshing it
  * first when needed; *age_ms (may be NULL) gets the time since the token was fetched.
  * 0, or STRATUS_EAGAIN (endpoint unreachable / 5xx / 429), STRATUS_EAUTH (the endpoint
  * refused: no identity, wrong client_id...), STRATUS_EPROTO (reply without a token). */
-int azblob_token_get(struct azblob_token *t, char *out, int64_t *age_ms,
-                     struct stratus_errbuf *eb);
+int azblob_token_get(struct azblob_token *t, char *out, int64_t *age_ms, struct stratus_errbuf *eb);
 /* Drops the cached token: the next azblob_token_get() fetches a new one. */
 void azblob_token_invalidate(struct azblob_token *t);
 /* The token URL in use (for logs). */

@@ -390,7 +390,11 @@ static int gcs_put_resumable(struct gcs *g, const char *key, const void *data, s
             stratus_http_req_body(&rq, NULL, 0);
             rc = gcs_send(g, &rq, &rs, chunk_what, 1, eb);
         }
-        if (rc == 0 && rs.status == 308) {
+        if (rc < 0 && (rs.status == 404 || rs.status == 410)) {
+            /* the session expired or was lost: the core's retry starts a new one */
+            rc = stratus_errf(eb, STRATUS_EAGAIN, "%s: upload session gone (HTTP %ld)",
+                              chunk_what, rs.status);
+        } else if (rc == 0 && rs.status == 308) {
             uint64_t c;
             if (gcs_committed(&rs, &c) < 0 || c > len) {
                 rc = stratus_errf(eb, STRATUS_EPROTO, "%s: bad Range in the 308 reply",

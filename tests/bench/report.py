@@ -106,6 +106,8 @@ def main():
     w("- machine: %s, %s CPUs (%s), %s GiB RAM, Linux %s" % (m.get("host"), m.get("cpus"),
                                                          m.get("cpu_model"), m.get("mem_gb"),
                                                          m.get("kernel")))
+    w("- load average at the start: %s (2 cores; anything above ~0.5 is other work competing)"
+      % m.get("load_start"))
     w("- command: `%s` (workloads: %s; %s s per run; catch-up %s GiB; latency %s s, linger %s ms)"
       % (a.command, m.get("args"), m.get("dur"), m.get("catchup_gib"), m.get("lat_secs"),
          m.get("lat_linger")))
@@ -278,6 +280,12 @@ def main():
     w("(one per PUT). Workload 2 tail compares consumers keeping up with a flat-out producer on")
     w("the same two cores, so it is bounded by the producer; 2c reads 256 MiB just written (in")
     w("the log cache; the mock keeps about 5 MB per partition, hence 128 partitions) flat out.")
+    w("The mock is one thread: under a flat-out producer its tail consumers fall behind, the")
+    w("mock drops the oldest segments and they reset to the end (offset out of range), so its")
+    w("tail figure is low; 2c is the like-for-like consume comparison. Workload 6 sends 2,000")
+    w("records/s in all (one every 5 s per partition): one librdkafka producer cannot sustain")
+    w("10,000 records/s spread over 10,000 partitions here, against the mock either. Check the")
+    w("load average before trusting a run: other processes on the two cores move every figure.")
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     if a.out:

@@ -374,11 +374,11 @@ wl_partitions() {
 
 # ---- main ------------------------------------------------------------------------------------------
 has() { local w; for w in "${WLS[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
-record "$(printf '{"kind":"meta","date":"%s","host":"%s","cpus":%s,"cpu_model":"%s","mem_gb":%s,"kernel":"%s","args":"%s","dur":%s,"catchup_gib":%s,"lat_secs":%s,"lat_linger":%s,"commit":"%s"}' \
+record "$(printf '{"kind":"meta","date":"%s","host":"%s","cpus":%s,"cpu_model":"%s","mem_gb":%s,"kernel":"%s","args":"%s","dur":%s,"catchup_gib":%s,"lat_secs":%s,"lat_linger":%s,"load_start":"%s","commit":"%s"}' \
   "$(date -u +%Y-%m-%dT%H:%MZ)" "$(hostname)" "$(nproc)" \
   "$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo | tr -d '"')" \
   "$(awk '/MemTotal/{printf "%.1f", $2/1048576}' /proc/meminfo)" "$(uname -r)" "${WLS[*]}" \
-  "$DUR" "$CATCHUP_GIB" "$LAT_SECS" "$LAT_LINGER" \
+  "$DUR" "$CATCHUP_GIB" "$LAT_SECS" "$LAT_LINGER" "$(cut -d' ' -f1-3 /proc/loadavg)" \
   "$(cat "$REPO/.git/HEAD" 2>/dev/null | sed 's/ref: //' | while read -r r; do cat "$REPO/.git/$r" 2>/dev/null || echo "$r"; done | cut -c1-12)")"
 
 has limits && wl_limits
@@ -391,5 +391,6 @@ fi
 has latency && wl_latency
 has partitions && wl_partitions
 
+record "$(printf '{"kind":"value","wl":"machine","name":"load_avg_at_end","value":"%s"}' "$(cut -d' ' -f1-3 /proc/loadavg)")"
 log "report"
 "$PY" "$HERE/report.py" "$RES" ${OUT:+--out "$OUT"} --command "tests/bench/run.sh $ORIG_ARGS"

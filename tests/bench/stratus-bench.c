@@ -810,5 +810,15 @@ int main(int argc, char **argv)
            (double)hist_pct(&lat, 99) / 1e3, (double)hist_pct(&lat, 99.9) / 1e3,
            (double)lat.max / 1e3, failed, atomic_load(&g_errors));
     fflush(stdout);
+    for (int i = 0; i < nw; i++) {
+        free(W[i].ptopic);
+        free(W[i].ppart);
+        pthread_mutex_destroy(&W[i].mu);
+    }
+    free(W);
+    free(counts);
+    for (int i = 0; i < g_ntopics; i++)
+        free(g_topic_names[i]);
+    free(g_topic_names);
     return msgs > 0 ? 0 : 1;
 }

@@ -4,10 +4,8 @@
  * O_DIRECT|O_DSYNC path and the buffered write + fdatasync fallback; plus the raw cost of one
  * buffered pwrite + fdatasync per record, the baseline the WAL replaces.
  *
- * Not a ctest. Build (from the repository, after building stratus_stream in build-wal):
- *   cc -O2 -D_GNU_SOURCE -I core -I sdk/include tests/bench/walbench.c \
- *      build-wal/libstratus_stream.a build-wal/libstratus_util.a -lpthread -o /tmp/walbench
- * Run: /tmp/walbench [-d dir] [-t seconds] [-i inflight] [-w max_write_bytes] [-D delay_us]
+ * Not a ctest. Built by the normal build as <build>/bench/stratus-walbench (tests/bench/
+ * CMakeLists.txt). Run: stratus-walbench [-d dir] [-t seconds] [-i inflight] [-w max_write_bytes] [-D delay_us]
  *                    [-m direct|buffered|both] [-r]   (-r: also the raw fdatasync baseline)
  * SPDX-License-Identifier: Apache-2.0
  */

@@ -15,14 +15,14 @@
  * bytes are a xorshift stream of SEED, so content is checked without keeping it.
  * SPDX-License-Identifier: Apache-2.0
  */
+#include "conf/conf.h"
+#include "plugin/plugin.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include "conf/conf.h"
-#include "plugin/plugin.h"
 
 static struct stratus_storage *st;
 static char last_etag[128];
@@ -64,8 +64,8 @@ static void *probe_race_main(void *arg)
 }
 
 /* Reads the whole object and compares it with the stream of seed. */
-static int probe_same(const char *key, size_t size, unsigned seed, size_t *got,
-                      struct stratus_errbuf *eb)
+static int
+probe_same(const char *key, size_t size, unsigned seed, size_t *got, struct stratus_errbuf *eb)
 {
     unsigned char *want = probe_data(size, seed), *buf = malloc(size + 16);
     int rc = STRATUS_ENOMEM;
@@ -117,9 +117,8 @@ static int probe_cmd(char **a, int n)
         pthread_barrier_t go;
         pthread_barrier_init(&go, NULL, (unsigned)nt);
         for (int i = 0; i < nt; i++) {
-            rs[i] = (struct probe_racer){.go = &go, .key = a[1],
-                                         .size = strtoull(a[2], NULL, 10),
-                                         .seed = (unsigned)i + 1};
+            rs[i] = (struct probe_racer){
+                .go = &go, .key = a[1], .size = strtoull(a[2], NULL, 10), .seed = (unsigned)i + 1};
             pthread_create(&rs[i].tid, NULL, probe_race_main, &rs[i]);
         }
         for (int i = 0; i < nt; i++) {

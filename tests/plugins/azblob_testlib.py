@@ -76,6 +76,16 @@ def make_cert(directory):
     return cert, key
 
 
+def _die_with_parent():
+    """In the child before exec: SIGKILL it when the test process dies (e.g. a ctest timeout
+    kills the test), so no Azurite outlives its test."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort; stop() still ends it normally
+        pass
+
+
 class Azurite:
     """azurite-blob on 127.0.0.1:<free port>; https=True adds a self-signed cert and OAuth."""
 
@@ -102,7 +112,7 @@ class Azurite:
             argv += ["--cert", self.cert, "--key", self.key, "--oauth", "basic"]
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         log.close()
         deadline = time.time() + timeout
         while time.time() < deadline:

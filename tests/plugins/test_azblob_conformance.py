@@ -25,6 +25,7 @@ SPDX-License-Identifier: Apache-2.0
 import os
 import subprocess
 import sys
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from azblob_testlib import ACCOUNT, KEY, Azurite, Results, free_port, need_env  # noqa: E402
@@ -126,6 +127,16 @@ def conditional_blocks(az, cl):
             and out[3].startswith("head rc=STRATUS_ENOTFOUND") and "BlobNotFound" in out[3],
             "deletes (also of a deleted blob), then head -> ENOTFOUND: %s" % out)
     R.check(cl.list_blobs("stratus-probe") == [], "nothing left in stratus-probe")
+
+    odd = "odd+key/%C3%A9=&?#%25~!'()*,;:@$[]x"
+    name = urllib.parse.unquote(odd)
+    out = probe(az, "put %s 700000 9" % name, "check %s 700000 9" % name, "head %s" % name)
+    R.check(len(out) == 3 and field(out[0], "rc") == "STRATUS_OK" and " same " in out[1]
+            and field(out[2], "etag") == field(out[0], "etag"),
+            "a key with reserved and non-ASCII characters round-trips (blocks): %s" % out)
+    R.check(cl.list_blobs("stratus-probe") == [name],
+            "the independent client lists it under the same name")
+    probe(az, "del %s" % name)
 
 
 class ScriptedServer:

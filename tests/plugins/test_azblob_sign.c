@@ -10,13 +10,14 @@
  * Azurite checks every signature.
  * SPDX-License-Identifier: Apache-2.0
  */
-#include <stdlib.h>
-
 #include "azblob_auth.h"
 #include "common/enc.h"
 #include "test.h"
 
-#define DEV_KEY "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+#include <stdlib.h>
+
+#define DEV_KEY                                                                                    \
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 #define DATE "Tue, 02 Jan 2024 03:04:05 GMT"
 #define BASE "http://127.0.0.1:10000/devstoreaccount1"
 
@@ -49,9 +50,10 @@ static void test_put_blob(void)
     stratus_http_req_header(&rq, "x-ms-blob-type", "BlockBlob");
     stratus_http_req_header(&rq, "If-None-Match", "*");
     common_headers(&rq);
-    const char *want = "PUT\n\n\n5\nXUFAKrxLKna5cZ2REBfFkg==\napplication/octet-stream\n\n\n\n*\n\n\n"
-                       "x-ms-blob-type:BlockBlob\nx-ms-date:" DATE "\nx-ms-version:2021-08-06\n"
-                       "/devstoreaccount1/devstoreaccount1/cont/a%20b/c";
+    const char *want =
+        "PUT\n\n\n5\nXUFAKrxLKna5cZ2REBfFkg==\napplication/octet-stream\n\n\n\n*\n\n\n"
+        "x-ms-blob-type:BlockBlob\nx-ms-date:" DATE "\nx-ms-version:2021-08-06\n"
+        "/devstoreaccount1/devstoreaccount1/cont/a%20b/c";
     check_sts(&rq, want);
     long n = stratus_enc_base64_decode(DEV_KEY, strlen(DEV_KEY), key, sizeof key);
     CHECK_EQ(n, 64);
@@ -92,7 +94,7 @@ static void test_delete_and_ranges(void)
 
     stratus_http_req_init(&rq, "GET");
     stratus_http_req_url(&rq, BASE "/cont/k");
-    stratus_http_req_range(&rq, 10, 5);                   /* standard Range is a fixed line */
+    stratus_http_req_range(&rq, 10, 5);                      /* standard Range is a fixed line */
     stratus_http_req_header(&rq, "x-ms-range", "bytes=0-9"); /* x-ms-range is canonicalized */
     stratus_http_req_header(&rq, "If-Match", "\"0x8D\"");
     common_headers(&rq);

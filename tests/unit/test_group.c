@@ -7,12 +7,6 @@
  * and reopening the coordinator and the engine. Runs against the storage-local plugin.
  * SPDX-License-Identifier: Apache-2.0
  */
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
 #include "conf/conf.h"
 #include "group/group.h"
 #include "group/group_int.h"
@@ -21,6 +15,12 @@
 #include "proto/proto_gen.h"
 #include "stream/stream.h"
 #include "test.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static char g_dir[256];
 static struct stratus_storage *g_st;
@@ -209,8 +209,11 @@ static int16_t heartbeat(struct stratus_group_coord *gc, const char *member, int
     return err;
 }
 
-static struct call *sync_group(struct stratus_group_coord *gc, const char *member, int32_t gen,
-                               struct SyncGroupRequest_SyncGroupRequestAssignment *a, int na)
+static struct call *sync_group(struct stratus_group_coord *gc,
+                               const char *member,
+                               int32_t gen,
+                               struct SyncGroupRequest_SyncGroupRequestAssignment *a,
+                               int na)
 {
     struct call *c = call_new(KAPI_SyncGroup, 3);
     SyncGroupRequest_init(&c->rq.sync);
@@ -224,8 +227,12 @@ static struct call *sync_group(struct stratus_group_coord *gc, const char *membe
     return c;
 }
 
-static int16_t commit(struct stratus_group_coord *gc, const char *group, int32_t gen,
-                      const char *member, const char *topic, int64_t offset)
+static int16_t commit(struct stratus_group_coord *gc,
+                      const char *group,
+                      int32_t gen,
+                      const char *member,
+                      const char *topic,
+                      int64_t offset)
 {
     struct call *c = call_new(KAPI_OffsetCommit, 2);
     struct OffsetCommitRequest_OffsetCommitRequestTopic t;
