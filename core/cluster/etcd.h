@@ -168,6 +168,10 @@ int stratus_etcd_txn(struct stratus_etcd *c, const struct stratus_etcd_cmp *cmps
                      const struct stratus_etcd_op *failure, size_t n_failure,
                      struct stratus_etcd_txn_result *res, struct stratus_errbuf *eb);
 
+/* Compacts the history up to revision (older revisions can no longer be read or watched;
+ * STRATUS_ERANGE if already compacted past it). */
+int stratus_etcd_compact(struct stratus_etcd *c, int64_t revision, struct stratus_errbuf *eb);
+
 /* ---- leases -------------------------------------------------------------------------- */
 /* Grants a lease of ttl_s seconds (id 0 = etcd chooses). etcd may raise a small TTL to its
  * minimum (about 2 s); *ttl_out gets the granted TTL. */

@@ -515,7 +515,7 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
     }
     if (atomic_load(&s->pending_bytes) >= s->conf.object_target_bytes ||
         atomic_load(&s->lc_bytes) > s->conf.log_cache_bytes)
-        stratus_uploader_wake(s);
+        stratus_uploader_wake(s); /* uploads, or only evicts (see uploader.c) */
     free(bs);
     free(bis);
     free(work);

@@ -83,7 +83,9 @@ static void trim_wal(struct stratus_stream *s, struct stratus_partition **parts,
 
 static void evict_over_budget(struct stratus_stream *s, struct stratus_partition **parts, size_t n)
 {
-    uint64_t used = atomic_load(&s->lc_bytes), budget = s->conf.log_cache_bytes;
+    /* Evict down to 90% of the budget, so that the next appends do not put the cache over it
+     * again at once (hysteresis). */
+    uint64_t used = atomic_load(&s->lc_bytes), budget = s->conf.log_cache_bytes / 10 * 9;
     /* First drop what retention made unreadable, then the oldest uploaded data, a fair share
      * of the excess from each partition per pass. */
     for (int pass = 0; pass < 4 && used > budget; pass++) {
@@ -263,9 +265,25 @@ static int upload_due(struct stratus_stream *s)
         return 1;
     if (!pending)
         return 0;
-    return pending >= s->conf.object_target_bytes ||
-           atomic_load(&s->lc_bytes) > s->conf.log_cache_bytes ||
+    /* A full log cache is relieved by evicting uploaded data (evict_if_over_budget); it calls
+     * for an early upload only when data not yet uploaded holds half of it. */
+    return pending >= s->conf.object_target_bytes || pending > s->conf.log_cache_bytes / 2 ||
            (oldest && stratus_mono_ms() - oldest >= s->conf.upload_interval_ms);
+}
+
+/* Evicts uploaded data when the log cache is over its budget, without uploading anything. */
+static void evict_if_over_budget(struct stratus_stream *s)
+{
+    struct stratus_partition **parts;
+    size_t n = 0;
+
+    if (atomic_load(&s->lc_bytes) <= s->conf.log_cache_bytes)
+        return;
+    parts = stratus_topic_all_partitions(s, &n);
+    evict_over_budget(s, parts, n);
+    for (size_t i = 0; i < n; i++)
+        stratus_partition_release(parts[i]);
+    free(parts);
 }
 
 static void cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms)
@@ -297,6 +315,11 @@ void *stratus_uploader_main(void *arg)
         int rc;
 
         if (!upload_due(s)) {
+            pthread_mutex_unlock(&s->up_lock);
+            evict_if_over_budget(s);
+            pthread_mutex_lock(&s->up_lock);
+            if (upload_due(s) || s->up_stop)
+                continue;
             cond_wait_ms(&s->up_cond, &s->up_lock, tick);
             continue;
         }

@@ -118,8 +118,9 @@ crc32c = crc32c_py
 
 
 def use_crc32c_lib(path):
-    """Switches crc32c() to the C helper (tests/plugins/gcs_crc32c.c) at path, after checking
-    it against crc32c_py on the RFC 3720 check value and a random buffer."""
+    """Switches crc32c() to the C helper (tests/plugins/gcs_crc32c.c, independent of the
+    plugin's CRC code) at path, after checking it against crc32c_py on the RFC 3720 check value
+    and a random buffer."""
     global crc32c
     import ctypes
     lib = ctypes.CDLL(path)
