@@ -156,6 +156,13 @@ static int64_t json_i64(const json_t *obj, const char *name)
     return 0;
 }
 
+/* A uint64 (member ids use the full range), as a string; absent = 0. */
+static uint64_t json_u64(const json_t *obj, const char *name)
+{
+    const char *s = json_string_value(json_object_get(obj, name));
+    return s ? (uint64_t)strtoull(s, NULL, 10) : 0;
+}
+
 static void json_set_i64(json_t *obj, const char *name, int64_t v)
 {
     char s[32];
@@ -438,15 +445,16 @@ static int etcd_authenticate(struct stratus_etcd *c, uint64_t seen_gen, struct s
 
 /* One POST of body to path on the endpoints in turn; *out gets the parsed JSON reply. */
 static int etcd_call_body(struct stratus_etcd *c, const char *path, const char *body, int flags,
-                          json_t **out, struct stratus_errbuf *eb)
+                          int only, json_t **out, struct stratus_errbuf *eb)
 {
-    int n = c->n_endpoints, start = atomic_load(&c->cur), rc = STRATUS_EAGAIN;
+    int n = only >= 0 ? 1 : c->n_endpoints, start = only >= 0 ? only : atomic_load(&c->cur);
+    int rc = STRATUS_EAGAIN;
     int auth_retried = 0;
     char last[200] = "no endpoint tried";
 
     *out = NULL;
     for (int attempt = 0; attempt < n; attempt++) {
-        int idx = (start + attempt) % n;
+        int idx = (start + attempt) % c->n_endpoints;
         struct etcd_buf b = {0};
         struct curl_slist *hdrs = NULL;
         char url[512], auth_hdr[1024];
@@ -550,18 +558,24 @@ static int etcd_call_body(struct stratus_etcd *c, const char *path, const char *
     return stratus_errf(eb, STRATUS_EAGAIN, "etcd %s: no endpoint answered (last %s)", path, last);
 }
 
-/* Takes req (decref'd here). */
-static int etcd_call(struct stratus_etcd *c, const char *path, json_t *req, int flags,
-                     json_t **out, struct stratus_errbuf *eb)
+/* Takes req (decref'd here). only >= 0: that endpoint only, no failover. */
+static int etcd_call_one(struct stratus_etcd *c, const char *path, json_t *req, int flags,
+                         int only, json_t **out, struct stratus_errbuf *eb)
 {
     char *body = json_dumps(req, JSON_COMPACT);
     int rc;
     json_decref(req);
     if (!body)
         return stratus_errf(eb, STRATUS_ENOMEM, "etcd: json_dumps failed");
-    rc = etcd_call_body(c, path, body, flags, out, eb);
+    rc = etcd_call_body(c, path, body, flags, only, out, eb);
     free(body);
     return rc;
+}
+
+static int etcd_call(struct stratus_etcd *c, const char *path, json_t *req, int flags,
+                     json_t **out, struct stratus_errbuf *eb)
+{
+    return etcd_call_one(c, path, req, flags, -1, out, eb);
 }
 
 /* Gets a new token unless another thread already replaced the one of generation seen_gen. */
@@ -595,6 +609,7 @@ static int etcd_authenticate(struct stratus_etcd *c, uint64_t seen_gen, struct s
     c->token_gen++;
     pthread_mutex_unlock(&c->mu);
     json_decref(reply);
+    LOG_INFO("etcd", "authenticated user=%s", c->username);
     return 0;
 }
 
@@ -705,6 +720,35 @@ void stratus_etcd_close(struct stratus_etcd *c)
 const char *stratus_etcd_current_endpoint(struct stratus_etcd *c)
 {
     return c->endpoints[atomic_load(&c->cur)];
+}
+
+int stratus_etcd_endpoint_count(struct stratus_etcd *c)
+{
+    return c->n_endpoints;
+}
+
+int stratus_etcd_status(struct stratus_etcd *c, int endpoint,
+                        struct stratus_etcd_member_status *st, struct stratus_errbuf *eb)
+{
+    json_t *reply = NULL;
+    int rc;
+
+    memset(st, 0, sizeof *st);
+    if (endpoint < 0 || endpoint >= c->n_endpoints)
+        return stratus_errf(eb, STRATUS_EINVAL, "etcd: no endpoint %d", endpoint);
+    if ((rc = etcd_call_one(c, "/v3/maintenance/status", json_object(), CALL_REPEATABLE, endpoint,
+                            &reply, eb)) < 0)
+        return rc;
+    st->member_id = json_u64(json_object_get(reply, "header"), "member_id");
+    st->leader_id = json_u64(reply, "leader");
+    st->raft_term = json_i64(reply, "raftTerm");
+    st->revision = json_i64(json_object_get(reply, "header"), "revision");
+    st->db_size = json_i64(reply, "dbSize");
+    if (json_is_string(json_object_get(reply, "version")))
+        snprintf(st->version, sizeof st->version, "%s",
+                 json_string_value(json_object_get(reply, "version")));
+    json_decref(reply);
+    return 0;
 }
 
 /* ---- KV ------------------------------------------------------------------------------ */

@@ -92,6 +92,20 @@ void stratus_etcd_close(struct stratus_etcd *c);
 /* The endpoint that answered last (borrowed; stable until close). */
 const char *stratus_etcd_current_endpoint(struct stratus_etcd *c);
 
+int stratus_etcd_endpoint_count(struct stratus_etcd *c);
+
+/* One member's view (GET-like, no failover: asks exactly endpoint number `endpoint`). */
+struct stratus_etcd_member_status {
+    uint64_t member_id;
+    uint64_t leader_id;     /* 0 = no leader known */
+    int64_t raft_term;
+    int64_t revision;
+    int64_t db_size;
+    char version[32];
+};
+int stratus_etcd_status(struct stratus_etcd *c, int endpoint,
+                        struct stratus_etcd_member_status *st, struct stratus_errbuf *eb);
+
 /* ---- KV ------------------------------------------------------------------------------ */
 #define STRATUS_ETCD_PREV_KV 0x1 /* put/delete: return the previous kv(s) in resp->kvs */
 #define STRATUS_ETCD_PREFIX 0x2  /* delete/range/watch: every key starting with key */

@@ -455,6 +455,11 @@ static int gcs_put(void *inst, const char *key, const void *data, size_t len,
         rc = gcs_put_resumable(g, key, data, len, cond, crc_b64, etag_out, what, eb);
     else
         rc = gcs_put_multipart(g, key, data, len, cond, crc_b64, etag_out, what, eb);
+    /* GCS answers ifGenerationMatch=N on a missing object with 412; should a front end say
+     * 404 instead, that is still a failed precondition (the current generation, none,
+     * differs) */
+    if (rc == STRATUS_ENOTFOUND && if_match && !strstr(eb->msg, "bucket does not exist"))
+        rc = STRATUS_EEXIST;
     return rc;
 }
 

@@ -35,7 +35,7 @@ struct etcd_member {
     const char *extra[8];  /* extra command-line arguments, NULL-terminated */
 };
 
-static int harness_free_port(void)
+static inline int harness_free_port(void)
 {
     struct sockaddr_in a = {0};
     socklen_t len = sizeof a;
@@ -50,14 +50,14 @@ static int harness_free_port(void)
     return port;
 }
 
-static void harness_sleep_ms(long ms)
+static inline void harness_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
 }
 
-static int etcd_member_spawn(struct etcd_member *m)
+static inline int etcd_member_spawn(struct etcd_member *m)
 {
     char curl_[64], purl[64], log[300];
     const char *argv[40];
@@ -108,7 +108,7 @@ static int etcd_member_spawn(struct etcd_member *m)
 }
 
 /* Sets up n members named m1..mn (ports, dirs, initial cluster) and starts them. */
-static int etcd_cluster_start(struct etcd_member *ms, int n, const char *tag)
+static inline int etcd_cluster_start(struct etcd_member *ms, int n, const char *tag)
 {
     char initial[1024] = "";
     for (int i = 0; i < n; i++) {
@@ -134,7 +134,7 @@ static int etcd_cluster_start(struct etcd_member *ms, int n, const char *tag)
 }
 
 /* Waits until the endpoints serve a linearizable read (the cluster has a leader). */
-static int etcd_wait_ready(const char *endpoints, int timeout_ms)
+static inline int etcd_wait_ready(const char *endpoints, int timeout_ms)
 {
     struct stratus_etcd_config cfg = {.endpoints = endpoints, .request_timeout_ms = 1000,
                                       .connect_timeout_ms = 300};
@@ -160,7 +160,7 @@ static int etcd_wait_ready(const char *endpoints, int timeout_ms)
     return rc;
 }
 
-static void etcd_member_kill(struct etcd_member *m)
+static inline void etcd_member_kill(struct etcd_member *m)
 {
     if (m->pid > 0) {
         kill(m->pid, SIGKILL);
@@ -170,7 +170,7 @@ static void etcd_member_kill(struct etcd_member *m)
 }
 
 /* SIGTERM, then SIGKILL after 3 s. */
-static void etcd_member_stop(struct etcd_member *m)
+static inline void etcd_member_stop(struct etcd_member *m)
 {
     if (m->pid > 0) {
         kill(m->pid, SIGTERM);
@@ -185,7 +185,7 @@ static void etcd_member_stop(struct etcd_member *m)
     }
 }
 
-static void etcd_cluster_destroy(struct etcd_member *ms, int n)
+static inline void etcd_cluster_destroy(struct etcd_member *ms, int n)
 {
     for (int i = 0; i < n; i++) {
         char cmd[600];
@@ -199,7 +199,7 @@ static void etcd_cluster_destroy(struct etcd_member *ms, int n)
 }
 
 /* "url1,url2,..." of the members. */
-static void etcd_cluster_endpoints(struct etcd_member *ms, int n, char *out, size_t cap)
+static inline void etcd_cluster_endpoints(struct etcd_member *ms, int n, char *out, size_t cap)
 {
     out[0] = 0;
     for (int i = 0; i < n; i++) {
@@ -209,7 +209,7 @@ static void etcd_cluster_endpoints(struct etcd_member *ms, int n, char *out, siz
 }
 
 /* Skips the test (exit 77, ctest's SKIP_RETURN_CODE) when etcd is not installed. */
-static void etcd_require_binary(void)
+static inline void etcd_require_binary(void)
 {
     if (system("command -v etcd >/dev/null 2>&1") != 0) {
         printf("SKIP: etcd not installed (scripts/install-deps.sh installs etcd-server)\n");
