@@ -323,6 +323,43 @@ void api_fetch_thread_stop(struct stratus_loop *loop)
     free(ft);
 }
 
+/* Client workaround, used only when Topic names no topic. @platformatic/kafka (checked with
+ * 1.35.0) writes, in Fetch v12, each topic's id as its 36-character text form into the Topic
+ * name field (its v12 encoder is its v13 one with the UUID written as a string); it matches the
+ * response by that same string. Kafka 3.5+ advertises Fetch >= 13, so the client never sends
+ * v12 there; Stratus stops at v12, so a Topic that is the canonical text of an existing topic's
+ * UUID is looked up by id. The response echoes the request's Topic, as that client expects.
+ * Returns a counted partition reference or NULL. */
+static struct stratus_partition *fetch_partition_by_id_text(struct stratus_req *req,
+                                                            const char *text, int32_t partition)
+{
+    static const char hex[] = "0123456789abcdef";
+    struct stratus_topic_info ti;
+    uint8_t id[16];
+    int n = 0;
+
+    if (strlen(text) != 36)
+        return NULL;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (text[i] != '-')
+                return NULL;
+            continue;
+        }
+        const char *d = text[i] ? strchr(hex, text[i] | 0x20) : NULL;
+        if (!d)
+            return NULL;
+        if (n % 2 == 0)
+            id[n / 2] = (uint8_t)((d - hex) << 4);
+        else
+            id[n / 2] |= (uint8_t)(d - hex);
+        n++;
+    }
+    if (stratus_stream_find_topic_id(req->ctx->stream, id, &ti) != 0)
+        return NULL;
+    return stratus_stream_partition(req->ctx->stream, ti.name, partition);
+}
+
 int api_fetch(struct stratus_req *req)
 {
     struct fetch_ctx *fc = xcalloc(1, sizeof *fc);
@@ -356,6 +393,8 @@ int api_fetch(struct stratus_req *req)
             fp->max_bytes = rp->PartitionMaxBytes > 0 ? rp->PartitionMaxBytes : 1;
             fp->p = topic ? stratus_stream_partition(req->ctx->stream, topic, rp->Partition)
                           : NULL;
+            if (!fp->p && topic)
+                fp->p = fetch_partition_by_id_text(req, topic, rp->Partition);
             if (!fp->p) {
                 fp->state = FP_ERROR;
                 fp->error = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;

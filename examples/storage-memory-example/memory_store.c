@@ -125,13 +125,7 @@ static int mem_put(void *inst, const char *key, const void *data, size_t len,
     const char *if_match = NULL;
 
     /* Read only the option fields the caller's struct has (it carries its size). */
-    if (opts) {
-        size_t sz = opts->size ? opts->size : sizeof *opts;
-        if (sz >= offsetof(struct stratus_put_opts, if_absent) + sizeof opts->if_absent)
-            if_absent = opts->if_absent;
-        if (sz >= offsetof(struct stratus_put_opts, if_match) + sizeof opts->if_match)
-            if_match = opts->if_match;
-    }
+    stratus_put_opts_read(opts, &if_absent, &if_match);
     if (!key[0] || strlen(key) > 1024)
         return stratus_errf(eb, STRATUS_EINVAL, "bad key length");
     /* The data is borrowed for the call only (rule 1): copy it, outside the lock. */

@@ -6,6 +6,9 @@
 #include "http.h"
 
 #include "json.h"
+#include "timefmt.h"
+
+#include "stratus/stratus_storage.h"
 #include "xml.h"
 
 #include <ctype.h>
@@ -659,4 +662,25 @@ int stratus_http_classify(const struct stratus_http_resp *rs,
     }
     return stratus_errf(eb, rc, "%s: HTTP %ld%s%s%s%s", what ? what : "request", st,
                         code[0] ? " " : "", code, msg[0] ? ": " : "", msg);
+}
+
+int stratus_http_resp_object_info(const struct stratus_http_resp *rs, const char *key,
+                                  const char *what, struct stratus_object_info *info,
+                                  struct stratus_errbuf *eb)
+{
+    const char *cl = stratus_http_resp_header(rs, "content-length");
+    const char *et = stratus_http_resp_header(rs, "etag");
+    const char *lm = stratus_http_resp_header(rs, "last-modified");
+    char *end = NULL;
+    int64_t ms = 0;
+
+    memset(info, 0, sizeof *info);
+    snprintf(info->key, sizeof info->key, "%s", key);
+    info->size = cl ? strtoull(cl, &end, 10) : 0;
+    snprintf(info->etag, sizeof info->etag, "%s", et ? et : "");
+    if (lm && stratus_timefmt_parse_rfc1123(lm, &ms) == 0)
+        info->mtime_ms = ms;
+    if (!cl || end == cl)
+        return stratus_errf(eb, STRATUS_EPROTO, "%s: no Content-Length", what);
+    return 0;
 }

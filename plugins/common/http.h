@@ -124,6 +124,14 @@ void stratus_http_resp_free(struct stratus_http_resp *rs);
 /* The value of a response header (case-insensitive name), or NULL. */
 const char *stratus_http_resp_header(const struct stratus_http_resp *rs, const char *name);
 
+struct stratus_object_info;
+/* Fills info for key from the Content-Length, ETag and Last-Modified headers of a successful
+ * HEAD or GET (the S3 and Azure Blob answers). STRATUS_EPROTO when Content-Length is missing;
+ * what names the call in the message. */
+int stratus_http_resp_object_info(const struct stratus_http_resp *rs, const char *key,
+                                  const char *what, struct stratus_object_info *info,
+                                  struct stratus_errbuf *eb);
+
 /* ---- calls ------------------------------------------------------------------------------- */
 
 /* Performs one request. Returns 0 when an HTTP response arrived (whatever its status; check it

@@ -533,10 +533,7 @@ static int azb_put(void *inst,
     struct azb *s = inst;
     int if_absent = 0, rc;
     const char *if_match = NULL;
-    if (o && o->size >= offsetof(struct stratus_put_opts, if_absent) + sizeof o->if_absent)
-        if_absent = o->if_absent;
-    if (o && o->size >= offsetof(struct stratus_put_opts, if_match) + sizeof o->if_match)
-        if_match = o->if_match && *o->if_match ? o->if_match : NULL;
+    stratus_put_opts_read(o, &if_absent, &if_match);
     if (etag_out)
         etag_out[0] = 0;
     if (len > s->conf->single_put_max && len > s->conf->block_size)
@@ -564,21 +561,8 @@ azb_head(void *inst, const char *key, struct stratus_object_info *info, struct s
     stratus_http_resp_init(&rs);
     azb_url(s, &rq, key, NULL);
     int rc = azb_send(s, &rq, &rs, what, eb);
-    if (rc == 0) {
-        const char *cl = stratus_http_resp_header(&rs, "content-length");
-        const char *et = stratus_http_resp_header(&rs, "etag");
-        const char *lm = stratus_http_resp_header(&rs, "last-modified");
-        memset(info, 0, sizeof *info);
-        snprintf(info->key, sizeof info->key, "%s", key);
-        char *end = NULL;
-        info->size = cl ? strtoull(cl, &end, 10) : 0;
-        if (!cl || end == cl)
-            rc = stratus_errf(eb, STRATUS_EPROTO, "%s: no Content-Length", what);
-        snprintf(info->etag, sizeof info->etag, "%s", et ? et : "");
-        int64_t ms = 0;
-        if (lm && stratus_timefmt_parse_rfc1123(lm, &ms) == 0)
-            info->mtime_ms = ms;
-    }
+    if (rc == 0)
+        rc = stratus_http_resp_object_info(&rs, key, what, info, eb);
     stratus_http_resp_free(&rs);
     stratus_http_req_free(&rq);
     return rc;

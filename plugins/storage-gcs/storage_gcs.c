@@ -434,10 +434,7 @@ static int gcs_put(void *inst, const char *key, const void *data, size_t len,
     char what[1100], cond[64] = "", crc_b64[16];
     if (etag_out)
         etag_out[0] = 0;
-    if (o && o->size >= offsetof(struct stratus_put_opts, if_absent) + sizeof o->if_absent)
-        if_absent = o->if_absent;
-    if (o && o->size >= offsetof(struct stratus_put_opts, if_match) + sizeof o->if_match)
-        if_match = o->if_match && *o->if_match ? o->if_match : NULL;
+    stratus_put_opts_read(o, &if_absent, &if_match);
     snprintf(what, sizeof what, "put %s", key);
     if (if_absent) {
         snprintf(cond, sizeof cond, "&ifGenerationMatch=0");

@@ -284,18 +284,6 @@ static void s3_copy_etag(char *etag_out, const char *etag)
         snprintf(etag_out, 128, "%s", etag ? etag : "");
 }
 
-static int s3_put_opts(const struct stratus_put_opts *o, int *if_absent, const char **if_match)
-{
-    *if_absent = 0;
-    *if_match = NULL;
-    if (!o)
-        return 0;
-    if (o->size >= offsetof(struct stratus_put_opts, if_absent) + sizeof o->if_absent)
-        *if_absent = o->if_absent;
-    if (o->size >= offsetof(struct stratus_put_opts, if_match) + sizeof o->if_match)
-        *if_match = o->if_match && *o->if_match ? o->if_match : NULL;
-    return 0;
-}
 
 static void s3_conditions(struct stratus_http_req *rq, int if_absent, const char *if_match)
 {
@@ -565,7 +553,7 @@ static int s3_put(void *inst,
     struct s3 *s = inst;
     int if_absent, rc;
     const char *if_match;
-    s3_put_opts(opts, &if_absent, &if_match);
+    stratus_put_opts_read(opts, &if_absent, &if_match);
     if (etag_out)
         etag_out[0] = 0;
     if (len > s->conf->multipart_threshold && len > s->conf->part_size)
@@ -593,21 +581,8 @@ s3_head(void *inst, const char *key, struct stratus_object_info *info, struct st
     stratus_http_resp_init(&rs);
     s3_url(s, &rq, key, NULL);
     int rc = s3_send(s, &rq, &rs, what, eb);
-    if (rc == 0) {
-        const char *cl = stratus_http_resp_header(&rs, "content-length");
-        const char *et = stratus_http_resp_header(&rs, "etag");
-        const char *lm = stratus_http_resp_header(&rs, "last-modified");
-        memset(info, 0, sizeof *info);
-        snprintf(info->key, sizeof info->key, "%s", key);
-        char *end = NULL;
-        info->size = cl ? strtoull(cl, &end, 10) : 0;
-        if (!cl || end == cl)
-            rc = stratus_errf(eb, STRATUS_EPROTO, "%s: no Content-Length", what);
-        snprintf(info->etag, sizeof info->etag, "%s", et ? et : "");
-        int64_t ms = 0;
-        if (lm && stratus_timefmt_parse_rfc1123(lm, &ms) == 0)
-            info->mtime_ms = ms;
-    }
+    if (rc == 0)
+        rc = stratus_http_resp_object_info(&rs, key, what, info, eb);
     stratus_http_resp_free(&rs);
     stratus_http_req_free(&rq);
     return rc;

@@ -119,8 +119,8 @@ static inline int etcd_cluster_start(struct etcd_member *ms, int n, const char *
         while (m->pport == m->cport)
             m->pport = harness_free_port();
         snprintf(m->name, sizeof m->name, "m%d", i + 1);
-        snprintf(m->dir, sizeof m->dir, "/dev/shm/stratus-etcdtest-%s-%d-%s", tag, (int)getpid(),
-                 m->name);
+        snprintf(m->dir, sizeof m->dir, "/dev/shm/stratus-etcdtest-%s-%d-m%d", tag, (int)getpid(),
+                 i + 1);
         snprintf(m->url, sizeof m->url, "http://127.0.0.1:%d", m->cport);
         snprintf(part, sizeof part, "%s%s=http://127.0.0.1:%d", i ? "," : "", m->name, m->pport);
         strcat(initial, part);

@@ -30,6 +30,21 @@ struct stratus_put_opts {
     const char *if_match;  /* fail with STRATUS_EEXIST unless the current etag equals this */
 };
 
+/* Reads the options a caller passed, honouring the struct's own size (a caller built against
+ * an older SDK has a shorter struct; size 0 is read as this header's size). An empty if_match
+ * counts as none. Every storage plugin reads its put options through this. */
+static inline void stratus_put_opts_read(const struct stratus_put_opts *o, int *if_absent,
+                                         const char **if_match)
+{
+    size_t sz = o ? (o->size ? o->size : sizeof *o) : 0;
+    *if_absent = 0;
+    *if_match = NULL;
+    if (sz >= offsetof(struct stratus_put_opts, if_absent) + sizeof o->if_absent)
+        *if_absent = o->if_absent;
+    if (sz >= offsetof(struct stratus_put_opts, if_match) + sizeof o->if_match)
+        *if_match = o->if_match && *o->if_match ? o->if_match : NULL;
+}
+
 /* What head() and list() report of one object. */
 struct stratus_object_info {
     char key[1025];
