@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh - installs every Debian 12 package Stratus needs to build and test, and the
-# npm packages of tests/ (kafkajs, azurite). Installs only what is missing; uses sudo when not root.
+# npm packages of tests/ (kafkajs, @platformatic/kafka, azurite). Installs only what is missing;
+# uses sudo when not root.
 #   scripts/install-deps.sh          build + test dependencies
 #   scripts/install-deps.sh --build  build dependencies only
 #   scripts/install-deps.sh --bench  also what tests/bench/run.sh uses (jq, perf)
@@ -37,7 +38,8 @@ if [ -n "$missing" ]; then
 fi
 
 if [ "${1:-}" != "--build" ] && [ -f tests/package.json ]; then
-  if [ ! -d tests/node_modules/kafkajs ] || [ ! -d tests/node_modules/azurite ]; then
+  if [ ! -d tests/node_modules/kafkajs ] || [ ! -d tests/node_modules/azurite ] ||
+     [ ! -d tests/node_modules/@platformatic/kafka ]; then
     echo "install-deps: npm install in tests/"
     (cd tests && npm install --no-audit --no-fund --loglevel=error)
   fi

@@ -4,14 +4,14 @@
  */
 #include "cluster/election.h"
 
+#include "util/alloc.h"
+#include "util/clock.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include "util/alloc.h"
-#include "util/clock.h"
 
 static void kv_copy(struct stratus_etcd_kv *dst, const struct stratus_etcd_kv *src)
 {
@@ -22,15 +22,26 @@ static void kv_copy(struct stratus_etcd_kv *dst, const struct stratus_etcd_kv *s
     memcpy(dst->value, src->value, src->value_len + 1);
 }
 
-int stratus_election_try(struct stratus_etcd *c, const char *key, const void *value,
-                         size_t value_len, int64_t lease, struct stratus_etcd_kv *leader,
+int stratus_election_try(struct stratus_etcd *c,
+                         const char *key,
+                         const void *value,
+                         size_t value_len,
+                         int64_t lease,
+                         struct stratus_etcd_kv *leader,
                          struct stratus_errbuf *eb)
 {
     size_t klen = strlen(key);
-    struct stratus_etcd_cmp cmp = {.key = key, .key_len = klen, .target = STRATUS_ETCD_CMP_CREATE,
-                                   .result = STRATUS_ETCD_EQUAL, .number = 0};
-    struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT, .key = key, .key_len = klen,
-                                  .value = value, .value_len = value_len, .lease = lease};
+    struct stratus_etcd_cmp cmp = {.key = key,
+                                   .key_len = klen,
+                                   .target = STRATUS_ETCD_CMP_CREATE,
+                                   .result = STRATUS_ETCD_EQUAL,
+                                   .number = 0};
+    struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT,
+                                  .key = key,
+                                  .key_len = klen,
+                                  .value = value,
+                                  .value_len = value_len,
+                                  .lease = lease};
     struct stratus_etcd_op get = {.type = STRATUS_ETCD_OP_RANGE, .key = key, .key_len = klen};
     struct stratus_etcd_txn_result t;
     int rc;
@@ -89,9 +100,14 @@ static void waiter_cb(void *arg, const struct stratus_etcd_event *ev)
     pthread_mutex_unlock(&w->mu);
 }
 
-int stratus_election_campaign(struct stratus_etcd *c, const char *key, const void *value,
-                              size_t value_len, int64_t lease, int timeout_ms,
-                              const volatile int *cancel, struct stratus_etcd_kv *leader,
+int stratus_election_campaign(struct stratus_etcd *c,
+                              const char *key,
+                              const void *value,
+                              size_t value_len,
+                              int64_t lease,
+                              int timeout_ms,
+                              const volatile int *cancel,
+                              struct stratus_etcd_kv *leader,
                               struct stratus_errbuf *eb)
 {
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : stratus_mono_ms() + timeout_ms;
@@ -155,7 +171,9 @@ int stratus_election_campaign(struct stratus_etcd *c, const char *key, const voi
     }
 }
 
-int stratus_election_leader(struct stratus_etcd *c, const char *key, struct stratus_etcd_kv *leader,
+int stratus_election_leader(struct stratus_etcd *c,
+                            const char *key,
+                            struct stratus_etcd_kv *leader,
                             struct stratus_errbuf *eb)
 {
     struct stratus_etcd_resp r;
@@ -174,26 +192,34 @@ int stratus_election_leader(struct stratus_etcd *c, const char *key, struct stra
     return 0;
 }
 
-int stratus_election_resign(struct stratus_etcd *c, const char *key, int64_t term,
+int stratus_election_resign(struct stratus_etcd *c,
+                            const char *key,
+                            int64_t term,
                             struct stratus_errbuf *eb)
 {
     struct stratus_etcd_cmp fence = stratus_election_fence(key, term);
-    struct stratus_etcd_op del = {.type = STRATUS_ETCD_OP_DELETE, .key = key,
-                                  .key_len = strlen(key)};
+    struct stratus_etcd_op del = {
+        .type = STRATUS_ETCD_OP_DELETE, .key = key, .key_len = strlen(key)};
     return stratus_election_commit(c, &fence, 1, &del, 1, NULL, eb);
 }
 
 struct stratus_etcd_cmp stratus_election_fence(const char *key, int64_t term)
 {
-    struct stratus_etcd_cmp cmp = {.key = key, .key_len = strlen(key),
+    struct stratus_etcd_cmp cmp = {.key = key,
+                                   .key_len = strlen(key),
                                    .target = STRATUS_ETCD_CMP_CREATE,
-                                   .result = STRATUS_ETCD_EQUAL, .number = term};
+                                   .result = STRATUS_ETCD_EQUAL,
+                                   .number = term};
     return cmp;
 }
 
-int stratus_election_commit(struct stratus_etcd *c, const struct stratus_etcd_cmp *fence,
-                            size_t n_fence, const struct stratus_etcd_op *ops, size_t n_ops,
-                            struct stratus_etcd_txn_result *res, struct stratus_errbuf *eb)
+int stratus_election_commit(struct stratus_etcd *c,
+                            const struct stratus_etcd_cmp *fence,
+                            size_t n_fence,
+                            const struct stratus_etcd_op *ops,
+                            size_t n_ops,
+                            struct stratus_etcd_txn_result *res,
+                            struct stratus_errbuf *eb)
 {
     struct stratus_etcd_op *reads;
     struct stratus_etcd_txn_result tmp;

@@ -6,8 +6,14 @@
  */
 #include "cluster/etcd.h"
 
+#include "util/alloc.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -16,26 +22,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-#include <jansson.h>
-
-#include "util/alloc.h"
-#include "util/clock.h"
-#include "util/log.h"
-
 #define ETCD_MAX_ENDPOINTS 16
-#define ETCD_POOL_MAX 16
-#define ETCD_MAX_REPLY (64u << 20)   /* a reply (or one watch message) larger than this fails */
+#define ETCD_POOL_MAX      16
+#define ETCD_MAX_REPLY     (64u << 20) /* a reply (or one watch message) larger than this fails */
 
 /* Request flags (internal). */
 #define CALL_REPEATABLE 0x1 /* may be sent again to another endpoint after an ambiguous error */
-#define CALL_NOAUTH 0x2     /* no Authorization header (authenticate itself) */
+#define CALL_NOAUTH     0x2 /* no Authorization header (authenticate itself) */
 
 struct lease_entry {
     int64_t id;
     int64_t ttl_ms;
-    int64_t last_ok_ms;   /* monotonic time of the last successful keepalive (or keep) */
-    int64_t next_ms;      /* when to send the next keepalive */
+    int64_t last_ok_ms; /* monotonic time of the last successful keepalive (or keep) */
+    int64_t next_ms;    /* when to send the next keepalive */
     stratus_etcd_lease_lost_cb cb;
     void *arg;
     struct lease_entry *next;
@@ -44,25 +43,25 @@ struct lease_entry {
 struct stratus_etcd {
     char *endpoints[ETCD_MAX_ENDPOINTS];
     int n_endpoints;
-    atomic_int cur;                 /* index of the endpoint that answered last */
+    atomic_int cur; /* index of the endpoint that answered last */
     char *prefix;
     size_t prefix_len;
     long connect_timeout_ms, request_timeout_ms;
     char *ca_file, *cert_file, *key_file;
     char *username, *password;
 
-    pthread_mutex_t mu;             /* guards pool, token */
+    pthread_mutex_t mu; /* guards pool, token */
     CURL *pool[ETCD_POOL_MAX];
     int n_pool;
-    char *token;                    /* auth token or NULL */
-    uint64_t token_gen;             /* bumped on every refresh */
+    char *token;        /* auth token or NULL */
+    uint64_t token_gen; /* bumped on every refresh */
 
-    pthread_mutex_t ka_mu;          /* guards the lease table and ka_* */
+    pthread_mutex_t ka_mu; /* guards the lease table and ka_* */
     pthread_cond_t ka_cond;
     struct lease_entry *leases;
     int ka_running, ka_stop;
     pthread_t ka_thread;
-    int64_t ka_busy_id;             /* lease whose keepalive is in flight (0 = none) */
+    int64_t ka_busy_id; /* lease whose keepalive is in flight (0 = none) */
 };
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -205,8 +204,8 @@ static char *etcd_prefix_end_b64(struct stratus_etcd *c, const void *key, size_t
     return out;
 }
 
-static void json_set_key(struct stratus_etcd *c, json_t *obj, const char *name, const void *key,
-                         size_t key_len)
+static void
+json_set_key(struct stratus_etcd *c, json_t *obj, const char *name, const void *key, size_t key_len)
 {
     char *b = etcd_key_b64(c, key, key_len);
     json_object_set_new(obj, name, json_string(b));
@@ -214,8 +213,13 @@ static void json_set_key(struct stratus_etcd *c, json_t *obj, const char *name, 
 }
 
 /* Sets key and range_end from key/flags/range_end. */
-static void json_set_range(struct stratus_etcd *c, json_t *obj, const void *key, size_t key_len,
-                           int flags, const void *range_end, size_t range_end_len)
+static void json_set_range(struct stratus_etcd *c,
+                           json_t *obj,
+                           const void *key,
+                           size_t key_len,
+                           int flags,
+                           const void *range_end,
+                           size_t range_end_len)
 {
     json_set_key(c, obj, "key", key, key_len);
     if (range_end && range_end_len) {
@@ -258,7 +262,9 @@ void stratus_etcd_txn_result_free(struct stratus_etcd_txn_result *r)
 }
 
 /* Parses one mvccpb.KeyValue, stripping the client prefix from the key. */
-static int etcd_parse_kv(struct stratus_etcd *c, const json_t *j, struct stratus_etcd_kv *kv,
+static int etcd_parse_kv(struct stratus_etcd *c,
+                         const json_t *j,
+                         struct stratus_etcd_kv *kv,
                          struct stratus_errbuf *eb)
 {
     const char *k = json_string_value(json_object_get(j, "key"));
@@ -290,8 +296,11 @@ static int etcd_parse_kv(struct stratus_etcd *c, const json_t *j, struct stratus
 
 /* Fills resp from a Range/Put/DeleteRange response object; kvs_name is "kvs", "prev_kv" (one
  * object) or "prev_kvs". */
-static int etcd_parse_resp(struct stratus_etcd *c, const json_t *j, const char *kvs_name,
-                           struct stratus_etcd_resp *resp, struct stratus_errbuf *eb)
+static int etcd_parse_resp(struct stratus_etcd *c,
+                           const json_t *j,
+                           const char *kvs_name,
+                           struct stratus_etcd_resp *resp,
+                           struct stratus_errbuf *eb)
 {
     json_t *kvs = json_object_get(j, kvs_name);
     int rc;
@@ -416,13 +425,13 @@ static int etcd_map_grpc(int code)
     case 6: /* AlreadyExists */
     case 9: /* FailedPrecondition */
         return STRATUS_EEXIST;
-    case 7: /* PermissionDenied */
+    case 7:  /* PermissionDenied */
     case 16: /* Unauthenticated */
         return STRATUS_EAUTH;
     case 11: /* OutOfRange: compacted or future revision */
         return STRATUS_ERANGE;
-    case 4: /* DeadlineExceeded */
-    case 8: /* ResourceExhausted */
+    case 4:  /* DeadlineExceeded */
+    case 8:  /* ResourceExhausted */
     case 10: /* Aborted */
     case 14: /* Unavailable */
         return STRATUS_EAGAIN;
@@ -444,8 +453,13 @@ static int etcd_is_token_error(int http, int grpc, const char *msg)
 static int etcd_authenticate(struct stratus_etcd *c, uint64_t seen_gen, struct stratus_errbuf *eb);
 
 /* One POST of body to path on the endpoints in turn; *out gets the parsed JSON reply. */
-static int etcd_call_body(struct stratus_etcd *c, const char *path, const char *body, int flags,
-                          int only, json_t **out, struct stratus_errbuf *eb)
+static int etcd_call_body(struct stratus_etcd *c,
+                          const char *path,
+                          const char *body,
+                          int flags,
+                          int only,
+                          json_t **out,
+                          struct stratus_errbuf *eb)
 {
     int n = only >= 0 ? 1 : c->n_endpoints, start = only >= 0 ? only : atomic_load(&c->cur);
     int rc = STRATUS_EAGAIN;
@@ -559,8 +573,13 @@ static int etcd_call_body(struct stratus_etcd *c, const char *path, const char *
 }
 
 /* Takes req (decref'd here). only >= 0: that endpoint only, no failover. */
-static int etcd_call_one(struct stratus_etcd *c, const char *path, json_t *req, int flags,
-                         int only, json_t **out, struct stratus_errbuf *eb)
+static int etcd_call_one(struct stratus_etcd *c,
+                         const char *path,
+                         json_t *req,
+                         int flags,
+                         int only,
+                         json_t **out,
+                         struct stratus_errbuf *eb)
 {
     char *body = json_dumps(req, JSON_COMPACT);
     int rc;
@@ -572,8 +591,12 @@ static int etcd_call_one(struct stratus_etcd *c, const char *path, json_t *req, 
     return rc;
 }
 
-static int etcd_call(struct stratus_etcd *c, const char *path, json_t *req, int flags,
-                     json_t **out, struct stratus_errbuf *eb)
+static int etcd_call(struct stratus_etcd *c,
+                     const char *path,
+                     json_t *req,
+                     int flags,
+                     json_t **out,
+                     struct stratus_errbuf *eb)
 {
     return etcd_call_one(c, path, req, flags, -1, out, eb);
 }
@@ -600,8 +623,9 @@ static int etcd_authenticate(struct stratus_etcd *c, uint64_t seen_gen, struct s
     tok = json_string_value(json_object_get(reply, "token"));
     if (!tok || !*tok) {
         json_decref(reply);
-        return stratus_errf(eb, STRATUS_EAUTH, "etcd: authenticate returned no token (is auth "
-                                               "enabled on the server?)");
+        return stratus_errf(eb, STRATUS_EAUTH,
+                            "etcd: authenticate returned no token (is auth "
+                            "enabled on the server?)");
     }
     pthread_mutex_lock(&c->mu);
     free(c->token);
@@ -620,7 +644,8 @@ static char *opt_dup(const char *s)
     return s && *s ? xstrdup(s) : NULL;
 }
 
-int stratus_etcd_open(const struct stratus_etcd_config *cfg, struct stratus_etcd **out,
+int stratus_etcd_open(const struct stratus_etcd_config *cfg,
+                      struct stratus_etcd **out,
                       struct stratus_errbuf *eb)
 {
     struct stratus_etcd *c;
@@ -727,8 +752,10 @@ int stratus_etcd_endpoint_count(struct stratus_etcd *c)
     return c->n_endpoints;
 }
 
-int stratus_etcd_status(struct stratus_etcd *c, int endpoint,
-                        struct stratus_etcd_member_status *st, struct stratus_errbuf *eb)
+int stratus_etcd_status(struct stratus_etcd *c,
+                        int endpoint,
+                        struct stratus_etcd_member_status *st,
+                        struct stratus_errbuf *eb)
 {
     json_t *reply = NULL;
     int rc;
@@ -800,8 +827,10 @@ static const char *etcd_op_kvs_name(enum stratus_etcd_op_type t)
     return t == STRATUS_ETCD_OP_PUT ? "prev_kv" : t == STRATUS_ETCD_OP_DELETE ? "prev_kvs" : "kvs";
 }
 
-static int etcd_do_op(struct stratus_etcd *c, const struct stratus_etcd_op *op,
-                      struct stratus_etcd_resp *resp, struct stratus_errbuf *eb)
+static int etcd_do_op(struct stratus_etcd *c,
+                      const struct stratus_etcd_op *op,
+                      struct stratus_etcd_resp *resp,
+                      struct stratus_errbuf *eb)
 {
     json_t *reply = NULL;
     struct stratus_etcd_resp tmp;
@@ -821,33 +850,52 @@ static int etcd_do_op(struct stratus_etcd *c, const struct stratus_etcd_op *op,
     return rc;
 }
 
-int stratus_etcd_put(struct stratus_etcd *c, const void *key, size_t key_len, const void *value,
-                     size_t value_len, int64_t lease, int flags, struct stratus_etcd_resp *resp,
+int stratus_etcd_put(struct stratus_etcd *c,
+                     const void *key,
+                     size_t key_len,
+                     const void *value,
+                     size_t value_len,
+                     int64_t lease,
+                     int flags,
+                     struct stratus_etcd_resp *resp,
                      struct stratus_errbuf *eb)
 {
-    struct stratus_etcd_op op = {.type = STRATUS_ETCD_OP_PUT, .key = key, .key_len = key_len,
-                                 .value = value, .value_len = value_len, .lease = lease,
+    struct stratus_etcd_op op = {.type = STRATUS_ETCD_OP_PUT,
+                                 .key = key,
+                                 .key_len = key_len,
+                                 .value = value,
+                                 .value_len = value_len,
+                                 .lease = lease,
                                  .flags = flags & STRATUS_ETCD_PREV_KV};
     return etcd_do_op(c, &op, resp, eb);
 }
 
-int stratus_etcd_get(struct stratus_etcd *c, const void *key, size_t key_len,
-                     struct stratus_etcd_resp *resp, struct stratus_errbuf *eb)
+int stratus_etcd_get(struct stratus_etcd *c,
+                     const void *key,
+                     size_t key_len,
+                     struct stratus_etcd_resp *resp,
+                     struct stratus_errbuf *eb)
 {
     struct stratus_etcd_op op = {.type = STRATUS_ETCD_OP_RANGE, .key = key, .key_len = key_len};
     return etcd_do_op(c, &op, resp, eb);
 }
 
-int stratus_etcd_delete(struct stratus_etcd *c, const void *key, size_t key_len, int flags,
-                        struct stratus_etcd_resp *resp, struct stratus_errbuf *eb)
+int stratus_etcd_delete(struct stratus_etcd *c,
+                        const void *key,
+                        size_t key_len,
+                        int flags,
+                        struct stratus_etcd_resp *resp,
+                        struct stratus_errbuf *eb)
 {
-    struct stratus_etcd_op op = {.type = STRATUS_ETCD_OP_DELETE, .key = key, .key_len = key_len,
-                                 .flags = flags};
+    struct stratus_etcd_op op = {
+        .type = STRATUS_ETCD_OP_DELETE, .key = key, .key_len = key_len, .flags = flags};
     return etcd_do_op(c, &op, resp, eb);
 }
 
-int stratus_etcd_range(struct stratus_etcd *c, const struct stratus_etcd_op *op,
-                       struct stratus_etcd_resp *resp, struct stratus_errbuf *eb)
+int stratus_etcd_range(struct stratus_etcd *c,
+                       const struct stratus_etcd_op *op,
+                       struct stratus_etcd_resp *resp,
+                       struct stratus_errbuf *eb)
 {
     if (resp)
         memset(resp, 0, sizeof *resp);
@@ -868,10 +916,15 @@ static json_t *etcd_ops_json(struct stratus_etcd *c, const struct stratus_etcd_o
     return a;
 }
 
-int stratus_etcd_txn(struct stratus_etcd *c, const struct stratus_etcd_cmp *cmps, size_t n_cmps,
-                     const struct stratus_etcd_op *success, size_t n_success,
-                     const struct stratus_etcd_op *failure, size_t n_failure,
-                     struct stratus_etcd_txn_result *res, struct stratus_errbuf *eb)
+int stratus_etcd_txn(struct stratus_etcd *c,
+                     const struct stratus_etcd_cmp *cmps,
+                     size_t n_cmps,
+                     const struct stratus_etcd_op *success,
+                     size_t n_success,
+                     const struct stratus_etcd_op *failure,
+                     size_t n_failure,
+                     struct stratus_etcd_txn_result *res,
+                     struct stratus_errbuf *eb)
 {
     static const char *const targets[] = {"VALUE", "VERSION", "CREATE", "MOD", "LEASE"};
     static const char *const fields[] = {"value", "version", "create_revision", "mod_revision",
@@ -963,8 +1016,12 @@ int stratus_etcd_compact(struct stratus_etcd *c, int64_t revision, struct stratu
 
 /* ---- leases -------------------------------------------------------------------------- */
 
-int stratus_etcd_lease_grant(struct stratus_etcd *c, int64_t ttl_s, int64_t id, int64_t *id_out,
-                             int64_t *ttl_out, struct stratus_errbuf *eb)
+int stratus_etcd_lease_grant(struct stratus_etcd *c,
+                             int64_t ttl_s,
+                             int64_t id,
+                             int64_t *id_out,
+                             int64_t *ttl_out,
+                             struct stratus_errbuf *eb)
 {
     json_t *req = json_object(), *reply = NULL;
     const char *err;
@@ -1008,8 +1065,11 @@ int stratus_etcd_lease_revoke(struct stratus_etcd *c, int64_t id, struct stratus
     return 0;
 }
 
-int stratus_etcd_lease_timetolive(struct stratus_etcd *c, int64_t id, int64_t *ttl_out,
-                                  int64_t *granted_out, struct stratus_errbuf *eb)
+int stratus_etcd_lease_timetolive(struct stratus_etcd *c,
+                                  int64_t id,
+                                  int64_t *ttl_out,
+                                  int64_t *granted_out,
+                                  struct stratus_errbuf *eb)
 {
     json_t *req = json_object(), *reply = NULL;
     int64_t ttl;
@@ -1029,7 +1089,9 @@ int stratus_etcd_lease_timetolive(struct stratus_etcd *c, int64_t id, int64_t *t
     return 0;
 }
 
-int stratus_etcd_lease_keepalive_once(struct stratus_etcd *c, int64_t id, int64_t *ttl_out,
+int stratus_etcd_lease_keepalive_once(struct stratus_etcd *c,
+                                      int64_t id,
+                                      int64_t *ttl_out,
                                       struct stratus_errbuf *eb)
 {
     json_t *req = json_object(), *reply = NULL, *result;
@@ -1138,8 +1200,12 @@ static void *etcd_keepalive_main(void *arg)
     return NULL;
 }
 
-int stratus_etcd_lease_keep(struct stratus_etcd *c, int64_t id, int64_t ttl_s,
-                            stratus_etcd_lease_lost_cb cb, void *arg, struct stratus_errbuf *eb)
+int stratus_etcd_lease_keep(struct stratus_etcd *c,
+                            int64_t id,
+                            int64_t ttl_s,
+                            stratus_etcd_lease_lost_cb cb,
+                            void *arg,
+                            struct stratus_errbuf *eb)
 {
     struct lease_entry *e;
     int64_t now = stratus_mono_ms();
@@ -1156,8 +1222,7 @@ int stratus_etcd_lease_keep(struct stratus_etcd *c, int64_t id, int64_t ttl_s,
     if (!c->ka_running) {
         if (pthread_create(&c->ka_thread, NULL, etcd_keepalive_main, c) != 0) {
             pthread_mutex_unlock(&c->ka_mu);
-            return stratus_errf(eb, STRATUS_ENOMEM, "etcd: keepalive thread: %s",
-                                strerror(errno));
+            return stratus_errf(eb, STRATUS_ENOMEM, "etcd: keepalive thread: %s", strerror(errno));
         }
         c->ka_running = 1;
     }
@@ -1208,18 +1273,18 @@ struct stratus_etcd_watch {
     void *arg;
     pthread_t thread;
 
-    pthread_mutex_t mu;        /* guards sock, stop, and the sleep */
+    pthread_mutex_t mu; /* guards sock, stop, and the sleep */
     pthread_cond_t cond;
-    curl_socket_t sock;        /* the stream's socket while open, to shut it down on stop */
+    curl_socket_t sock; /* the stream's socket while open, to shut it down on stop */
     atomic_int stop;
-    atomic_llong last_rev;     /* last revision delivered (or started after) */
+    atomic_llong last_rev; /* last revision delivered (or started after) */
     atomic_int reconnects;
     atomic_int connected;
-    int ended;                 /* compacted/canceled: the thread exits */
-    int got_data;              /* this connection delivered a message */
-    int64_t next_start;        /* 0 = from now */
+    int ended;          /* compacted/canceled: the thread exits */
+    int got_data;       /* this connection delivered a message */
+    int64_t next_start; /* 0 = from now */
 
-    struct etcd_buf line;      /* bytes of the current, incomplete message line */
+    struct etcd_buf line; /* bytes of the current, incomplete message line */
 };
 
 static curl_socket_t watch_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
@@ -1473,7 +1538,8 @@ static void *watch_main(void *arg)
             failures++;
             idx = (idx + 1) % c->n_endpoints; /* fail over */
             if (failures >= c->n_endpoints) {
-                int64_t ms = 50LL << (failures - c->n_endpoints < 5 ? failures - c->n_endpoints : 5);
+                int64_t ms =
+                    50LL << (failures - c->n_endpoints < 5 ? failures - c->n_endpoints : 5);
                 watch_sleep(w, ms > 1000 ? 1000 : ms);
             }
         }
@@ -1482,8 +1548,11 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
-int stratus_etcd_watch_start(struct stratus_etcd *c, const struct stratus_etcd_watch_opts *o,
-                             stratus_etcd_watch_cb cb, void *arg, struct stratus_etcd_watch **out,
+int stratus_etcd_watch_start(struct stratus_etcd *c,
+                             const struct stratus_etcd_watch_opts *o,
+                             stratus_etcd_watch_cb cb,
+                             void *arg,
+                             struct stratus_etcd_watch **out,
                              struct stratus_errbuf *eb)
 {
     struct stratus_etcd_watch *w;

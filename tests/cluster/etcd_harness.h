@@ -7,6 +7,9 @@
 #ifndef STRATUS_TEST_ETCD_HARNESS_H
 #define STRATUS_TEST_ETCD_HARNESS_H
 
+#include "cluster/etcd.h"
+#include "util/clock.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,17 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cluster/etcd.h"
-#include "util/clock.h"
-
 struct etcd_member {
     pid_t pid;
     int cport, pport;
     char name[16];
     char dir[256];
-    char url[64];          /* client URL */
-    char initial[1024];    /* --initial-cluster */
-    const char *extra[8];  /* extra command-line arguments, NULL-terminated */
+    char url[64];         /* client URL */
+    char initial[1024];   /* --initial-cluster */
+    const char *extra[8]; /* extra command-line arguments, NULL-terminated */
 };
 
 static inline int harness_free_port(void)
@@ -136,8 +136,8 @@ static inline int etcd_cluster_start(struct etcd_member *ms, int n, const char *
 /* Waits until the endpoints serve a linearizable read (the cluster has a leader). */
 static inline int etcd_wait_ready(const char *endpoints, int timeout_ms)
 {
-    struct stratus_etcd_config cfg = {.endpoints = endpoints, .request_timeout_ms = 1000,
-                                      .connect_timeout_ms = 300};
+    struct stratus_etcd_config cfg = {
+        .endpoints = endpoints, .request_timeout_ms = 1000, .connect_timeout_ms = 300};
     struct stratus_etcd *c;
     struct stratus_errbuf eb;
     int64_t deadline = stratus_mono_ms() + timeout_ms;

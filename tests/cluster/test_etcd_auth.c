@@ -6,11 +6,11 @@
  * client without credentials is refused.
  * SPDX-License-Identifier: Apache-2.0
  */
-#include <pthread.h>
-#include <stdatomic.h>
-
 #include "etcd_harness.h"
 #include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 static struct etcd_member g_m[1];
 static atomic_int g_events;
@@ -37,8 +37,8 @@ static int setup_auth(void)
 int main(void)
 {
     static const char *extra[] = {"--auth-token-ttl", "2", NULL};
-    struct stratus_etcd_config cfg = {.prefix = "t/auth/", .request_timeout_ms = 3000,
-                                      .username = "root", .password = "rootpw"};
+    struct stratus_etcd_config cfg = {
+        .prefix = "t/auth/", .request_timeout_ms = 3000, .username = "root", .password = "rootpw"};
     struct stratus_etcd *c = NULL, *bad = NULL, *anon = NULL;
     struct stratus_etcd_watch *wt = NULL;
     struct stratus_etcd_watch_opts o = {.key = "k", .key_len = 1};
@@ -77,8 +77,8 @@ int main(void)
     stratus_etcd_resp_free(&r);
     {
         struct stratus_etcd_txn_result t;
-        struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT, .key = "k", .key_len = 1,
-                                      .value = "v3", .value_len = 2};
+        struct stratus_etcd_op put = {
+            .type = STRATUS_ETCD_OP_PUT, .key = "k", .key_len = 1, .value = "v3", .value_len = 2};
         CHECK_EQ(stratus_etcd_txn(c, NULL, 0, &put, 1, NULL, 0, &t, &eb), 0);
         CHECK_EQ(t.succeeded, 1);
         stratus_etcd_txn_result_free(&t);

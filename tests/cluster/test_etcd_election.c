@@ -5,19 +5,19 @@
  * (value and mod_revision); resign; a campaign that times out or is canceled.
  * SPDX-License-Identifier: Apache-2.0
  */
-#include <pthread.h>
-#include <stdatomic.h>
-
 #include "cluster/election.h"
 #include "etcd_harness.h"
 #include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 static struct etcd_member g_m[1];
 
 static struct stratus_etcd *open_client(void)
 {
-    struct stratus_etcd_config cfg = {.endpoints = g_m[0].url, .prefix = "t/elect/",
-                                      .request_timeout_ms = 3000};
+    struct stratus_etcd_config cfg = {
+        .endpoints = g_m[0].url, .prefix = "t/elect/", .request_timeout_ms = 3000};
     struct stratus_etcd *c = NULL;
     struct stratus_errbuf eb;
     CHECK_EQ(stratus_etcd_open(&cfg, &c, &eb), 0);
@@ -38,8 +38,8 @@ static void *campaign_main(void *arg)
 {
     struct campaigner *p = arg;
     struct stratus_errbuf eb;
-    p->rc = stratus_election_campaign(p->c, "controller", p->name, strlen(p->name), p->lease,
-                                      10000, NULL, &p->won, &eb);
+    p->rc = stratus_election_campaign(p->c, "controller", p->name, strlen(p->name), p->lease, 10000,
+                                      NULL, &p->won, &eb);
     p->done_ms = stratus_mono_ms();
     atomic_store(&p->done, 1);
     return NULL;
@@ -98,8 +98,11 @@ static void test_election(void)
     {
         struct stratus_etcd_cmp f_old = stratus_election_fence("controller", term1);
         struct stratus_etcd_cmp f_new = stratus_election_fence("controller", term2);
-        struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT, .key = "assign/p0",
-                                      .key_len = 9, .value = "old", .value_len = 3};
+        struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT,
+                                      .key = "assign/p0",
+                                      .key_len = 9,
+                                      .value = "old",
+                                      .value_len = 3};
         struct stratus_etcd_txn_result t;
         struct stratus_etcd_resp r;
         CHECK_EQ(stratus_election_commit(c1, &f_old, 1, &put, 1, &t, &eb), STRATUS_EEXIST);
@@ -129,13 +132,13 @@ static void test_election(void)
         {
             int64_t t0 = stratus_mono_ms();
             volatile int cancel = 0;
-            CHECK_EQ(stratus_election_campaign(c2, "controller", "b", 1, b.lease, 300, NULL, NULL,
-                                               &eb),
-                     STRATUS_EAGAIN);
+            CHECK_EQ(
+                stratus_election_campaign(c2, "controller", "b", 1, b.lease, 300, NULL, NULL, &eb),
+                STRATUS_EAGAIN);
             CHECK(stratus_mono_ms() - t0 < 1500);
             cancel = 1;
-            CHECK_EQ(stratus_election_campaign(c2, "controller", "b", 1, b.lease, -1, &cancel,
-                                               NULL, &eb),
+            CHECK_EQ(stratus_election_campaign(c2, "controller", "b", 1, b.lease, -1, &cancel, NULL,
+                                               &eb),
                      STRATUS_ECLOSED);
         }
         CHECK_EQ(stratus_etcd_lease_revoke(c1, l3, &eb), 0);
@@ -153,13 +156,19 @@ static void test_epoch_fence(void)
     struct stratus_etcd *c = open_client();
     struct stratus_errbuf eb;
     struct stratus_etcd_resp r;
-    struct stratus_etcd_op commit = {.type = STRATUS_ETCD_OP_PUT, .key = "obj/1", .key_len = 5,
-                                     .value = "committed", .value_len = 9};
-    struct stratus_etcd_cmp by_value = {.key = "epoch/p0", .key_len = 8,
+    struct stratus_etcd_op commit = {.type = STRATUS_ETCD_OP_PUT,
+                                     .key = "obj/1",
+                                     .key_len = 5,
+                                     .value = "committed",
+                                     .value_len = 9};
+    struct stratus_etcd_cmp by_value = {.key = "epoch/p0",
+                                        .key_len = 8,
                                         .target = STRATUS_ETCD_CMP_VALUE,
-                                        .result = STRATUS_ETCD_EQUAL, .value = "5",
+                                        .result = STRATUS_ETCD_EQUAL,
+                                        .value = "5",
                                         .value_len = 1};
-    struct stratus_etcd_cmp by_rev = {.key = "epoch/p0", .key_len = 8,
+    struct stratus_etcd_cmp by_rev = {.key = "epoch/p0",
+                                      .key_len = 8,
                                       .target = STRATUS_ETCD_CMP_MOD,
                                       .result = STRATUS_ETCD_EQUAL};
 

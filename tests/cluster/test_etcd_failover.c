@@ -5,13 +5,13 @@
  * acknowledged write is delivered once, in revision order.
  * SPDX-License-Identifier: Apache-2.0
  */
-#include <pthread.h>
-#include <stdatomic.h>
-
 #include "etcd_harness.h"
 #include "test.h"
 
-#define N_MEMBERS 3
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define N_MEMBERS  3
 #define MAX_WRITES 4096
 
 static struct etcd_member g_m[N_MEMBERS];
@@ -19,9 +19,9 @@ static struct etcd_member g_m[N_MEMBERS];
 struct writer {
     struct stratus_etcd *c;
     atomic_int stop;
-    int n_ok;                      /* acknowledged writes: keys "f/<i>" for i < n_ok */
+    int n_ok; /* acknowledged writes: keys "f/<i>" for i < n_ok */
     int n_err;
-    int64_t ok_ms[MAX_WRITES];     /* when each write was acknowledged */
+    int64_t ok_ms[MAX_WRITES]; /* when each write was acknowledged */
 };
 
 static void *writer_main(void *arg)
@@ -73,8 +73,8 @@ static void seen_cb(void *arg, const struct stratus_etcd_event *ev)
 
 int main(void)
 {
-    struct stratus_etcd_config cfg = {.prefix = "t/failover/", .request_timeout_ms = 1000,
-                                      .connect_timeout_ms = 300};
+    struct stratus_etcd_config cfg = {
+        .prefix = "t/failover/", .request_timeout_ms = 1000, .connect_timeout_ms = 300};
     struct stratus_etcd *c = NULL;
     struct stratus_etcd_watch *wt = NULL;
     struct stratus_errbuf eb;
@@ -126,8 +126,8 @@ int main(void)
     }
     CHECK_STR(stratus_etcd_current_endpoint(c), leader_url);
     {
-        struct stratus_etcd_watch_opts o = {.key = "f/", .key_len = 2,
-                                            .flags = STRATUS_ETCD_PREFIX, .start_revision = 1};
+        struct stratus_etcd_watch_opts o = {
+            .key = "f/", .key_len = 2, .flags = STRATUS_ETCD_PREFIX, .start_revision = 1};
         CHECK_EQ(stratus_etcd_watch_start(c, &o, seen_cb, s, &wt, &eb), 0);
     }
     w->c = c;

@@ -7,18 +7,18 @@
  * refresh runs in test_etcd_auth.c.
  * SPDX-License-Identifier: Apache-2.0
  */
-#include <pthread.h>
-#include <stdatomic.h>
-
 #include "etcd_harness.h"
 #include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 static struct etcd_member g_m[1];
 
 static struct stratus_etcd *open_client(const char *prefix)
 {
-    struct stratus_etcd_config cfg = {.endpoints = g_m[0].url, .prefix = prefix,
-                                      .request_timeout_ms = 3000};
+    struct stratus_etcd_config cfg = {
+        .endpoints = g_m[0].url, .prefix = prefix, .request_timeout_ms = 3000};
     struct stratus_etcd *c = NULL;
     struct stratus_errbuf eb;
     int rc = stratus_etcd_open(&cfg, &c, &eb);
@@ -119,8 +119,8 @@ static void test_ranges(void)
 {
     struct stratus_etcd *c = open_client("t/range/");
     struct stratus_etcd_resp r;
-    struct stratus_etcd_op op = {.type = STRATUS_ETCD_OP_RANGE, .key = "r/", .key_len = 2,
-                                 .flags = STRATUS_ETCD_PREFIX};
+    struct stratus_etcd_op op = {
+        .type = STRATUS_ETCD_OP_RANGE, .key = "r/", .key_len = 2, .flags = STRATUS_ETCD_PREFIX};
     struct stratus_errbuf eb;
     int64_t rev_before = 0;
     char k[16], v[16];
@@ -172,8 +172,8 @@ static void test_ranges(void)
     stratus_etcd_resp_free(&r);
     /* read at an old revision */
     CHECK_EQ(put_str(c, "r/00", "changed", 0), 0);
-    op = (struct stratus_etcd_op){.type = STRATUS_ETCD_OP_RANGE, .key = "r/00", .key_len = 4,
-                                  .revision = rev_before};
+    op = (struct stratus_etcd_op){
+        .type = STRATUS_ETCD_OP_RANGE, .key = "r/00", .key_len = 4, .revision = rev_before};
     CHECK_EQ(stratus_etcd_range(c, &op, &r, &eb), 0);
     CHECK(r.n_kvs == 1 && strcmp(r.kvs[0].value, "v0") == 0);
     stratus_etcd_resp_free(&r);
@@ -185,10 +185,10 @@ static void test_ranges(void)
     CHECK_EQ(r.count, 10);
     CHECK_EQ(r.n_kvs, 10);
     stratus_etcd_resp_free(&r);
-    op = (struct stratus_etcd_op){.type = STRATUS_ETCD_OP_RANGE, .key = "", .key_len = 0,
-                                  .flags = STRATUS_ETCD_PREFIX};
+    op = (struct stratus_etcd_op){
+        .type = STRATUS_ETCD_OP_RANGE, .key = "", .key_len = 0, .flags = STRATUS_ETCD_PREFIX};
     CHECK_EQ(stratus_etcd_range(c, &op, &r, &eb), 0); /* the whole client prefix */
-    CHECK_EQ(r.n_kvs, 2);                            /* r0 and s */
+    CHECK_EQ(r.n_kvs, 2);                             /* r0 and s */
     stratus_etcd_resp_free(&r);
     stratus_etcd_close(c);
 }
@@ -199,10 +199,13 @@ static void test_txn(void)
     struct stratus_etcd_txn_result t;
     struct stratus_etcd_resp r;
     struct stratus_errbuf eb;
-    struct stratus_etcd_cmp cmp = {.key = "k", .key_len = 1, .target = STRATUS_ETCD_CMP_CREATE,
-                                   .result = STRATUS_ETCD_EQUAL, .number = 0};
-    struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT, .key = "k", .key_len = 1,
-                                  .value = "first", .value_len = 5};
+    struct stratus_etcd_cmp cmp = {.key = "k",
+                                   .key_len = 1,
+                                   .target = STRATUS_ETCD_CMP_CREATE,
+                                   .result = STRATUS_ETCD_EQUAL,
+                                   .number = 0};
+    struct stratus_etcd_op put = {
+        .type = STRATUS_ETCD_OP_PUT, .key = "k", .key_len = 1, .value = "first", .value_len = 5};
     struct stratus_etcd_op get = {.type = STRATUS_ETCD_OP_RANGE, .key = "k", .key_len = 1};
     struct stratus_etcd_op two[2] = {
         {.type = STRATUS_ETCD_OP_PUT, .key = "a", .key_len = 1, .value = "1", .value_len = 1},
@@ -222,8 +225,8 @@ static void test_txn(void)
     put.value_len = 6;
     CHECK_EQ(stratus_etcd_txn(c, &cmp, 1, &put, 1, &get, 1, &t, &eb), 0);
     CHECK_EQ(t.succeeded, 0);
-    CHECK(t.n_responses == 1 && t.types[0] == STRATUS_ETCD_OP_RANGE &&
-          t.responses[0].n_kvs == 1 && strcmp(t.responses[0].kvs[0].value, "first") == 0);
+    CHECK(t.n_responses == 1 && t.types[0] == STRATUS_ETCD_OP_RANGE && t.responses[0].n_kvs == 1 &&
+          strcmp(t.responses[0].kvs[0].value, "first") == 0);
     CHECK_EQ(t.revision, mod);
     stratus_etcd_txn_result_free(&t);
     CHECK_STR(get_str(c, "k", buf, sizeof buf), "first");
@@ -256,8 +259,11 @@ static void test_txn(void)
             {STRATUS_ETCD_CMP_LEASE, STRATUS_ETCD_GREATER, 0, NULL, 0},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            struct stratus_etcd_cmp cm = {.key = "k", .key_len = 1, .target = cases[i].target,
-                                          .result = cases[i].result, .number = cases[i].number,
+            struct stratus_etcd_cmp cm = {.key = "k",
+                                          .key_len = 1,
+                                          .target = cases[i].target,
+                                          .result = cases[i].result,
+                                          .number = cases[i].number,
                                           .value = cases[i].value,
                                           .value_len = cases[i].value ? strlen(cases[i].value) : 0};
             int rc = stratus_etcd_txn(c, &cm, 1, NULL, 0, NULL, 0, &t, &eb);
@@ -270,11 +276,17 @@ static void test_txn(void)
     }
     /* two ops in the success branch, several compares */
     {
-        struct stratus_etcd_cmp cms[2] = {
-            {.key = "k", .key_len = 1, .target = STRATUS_ETCD_CMP_VALUE,
-             .result = STRATUS_ETCD_EQUAL, .value = "first", .value_len = 5},
-            {.key = "a", .key_len = 1, .target = STRATUS_ETCD_CMP_VERSION,
-             .result = STRATUS_ETCD_EQUAL, .number = 0}};
+        struct stratus_etcd_cmp cms[2] = {{.key = "k",
+                                           .key_len = 1,
+                                           .target = STRATUS_ETCD_CMP_VALUE,
+                                           .result = STRATUS_ETCD_EQUAL,
+                                           .value = "first",
+                                           .value_len = 5},
+                                          {.key = "a",
+                                           .key_len = 1,
+                                           .target = STRATUS_ETCD_CMP_VERSION,
+                                           .result = STRATUS_ETCD_EQUAL,
+                                           .number = 0}};
         CHECK_EQ(stratus_etcd_txn(c, cms, 2, two, 2, NULL, 0, &t, &eb), 0);
         CHECK_EQ(t.succeeded, 1);
         CHECK_EQ(t.n_responses, 2);
@@ -324,11 +336,16 @@ static void *occ_main(void *arg)
         pthread_barrier_wait(o->bar);
         snprintf(nv, sizeof nv, "%ld", val + 1);
         {
-            struct stratus_etcd_cmp cm = {.key = "ctr", .key_len = 3,
+            struct stratus_etcd_cmp cm = {.key = "ctr",
+                                          .key_len = 3,
                                           .target = STRATUS_ETCD_CMP_MOD,
-                                          .result = STRATUS_ETCD_EQUAL, .number = mod};
-            struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT, .key = "ctr", .key_len = 3,
-                                          .value = nv, .value_len = strlen(nv)};
+                                          .result = STRATUS_ETCD_EQUAL,
+                                          .number = mod};
+            struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT,
+                                          .key = "ctr",
+                                          .key_len = 3,
+                                          .value = nv,
+                                          .value_len = strlen(nv)};
             if (stratus_etcd_txn(o->c, &cm, 1, &put, 1, NULL, 0, &t, &eb) == 0) {
                 o->wins[round] = t.succeeded;
                 stratus_etcd_txn_result_free(&t);
@@ -472,8 +489,8 @@ static void test_watch(void)
     struct rec *r = calloc(1, sizeof *r);
     struct stratus_etcd_resp resp;
     struct stratus_errbuf eb;
-    struct stratus_etcd_watch_opts o = {.key = "w/", .key_len = 2,
-                                        .flags = STRATUS_ETCD_PREFIX | STRATUS_ETCD_PREV_KV};
+    struct stratus_etcd_watch_opts o = {
+        .key = "w/", .key_len = 2, .flags = STRATUS_ETCD_PREFIX | STRATUS_ETCD_PREV_KV};
     int64_t start;
     int ok;
 
@@ -492,7 +509,11 @@ static void test_watch(void)
         /* one txn = two events at one revision */
         struct stratus_etcd_op ops[2] = {
             {.type = STRATUS_ETCD_OP_PUT, .key = "w/c", .key_len = 3, .value = "3", .value_len = 1},
-            {.type = STRATUS_ETCD_OP_PUT, .key = "w/d", .key_len = 3, .value = "4", .value_len = 1}};
+            {.type = STRATUS_ETCD_OP_PUT,
+             .key = "w/d",
+             .key_len = 3,
+             .value = "4",
+             .value_len = 1}};
         struct stratus_etcd_txn_result t;
         CHECK_EQ(stratus_etcd_txn(c, NULL, 0, ops, 2, NULL, 0, &t, &eb), 0);
         stratus_etcd_txn_result_free(&t);
@@ -559,8 +580,8 @@ static void test_watch(void)
         stratus_etcd_watch_stop(w2);
         /* reading a compacted revision */
         {
-            struct stratus_etcd_op op = {.type = STRATUS_ETCD_OP_RANGE, .key = "w/a", .key_len = 3,
-                                         .revision = start};
+            struct stratus_etcd_op op = {
+                .type = STRATUS_ETCD_OP_RANGE, .key = "w/a", .key_len = 3, .revision = start};
             CHECK_EQ(stratus_etcd_range(c, &op, &resp, &eb), STRATUS_ERANGE);
         }
         pthread_mutex_destroy(&r2->mu);
@@ -624,11 +645,16 @@ static void test_latency(void)
         stratus_etcd_resp_free(&r);
         /* the fenced-commit shape: compare mod_revision of one key, put another */
         {
-            struct stratus_etcd_cmp cm = {.key = "p", .key_len = 1,
+            struct stratus_etcd_cmp cm = {.key = "p",
+                                          .key_len = 1,
                                           .target = STRATUS_ETCD_CMP_MOD,
-                                          .result = STRATUS_ETCD_EQUAL, .number = mod};
-            struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT, .key = "o", .key_len = 1,
-                                          .value = v, .value_len = strlen(v)};
+                                          .result = STRATUS_ETCD_EQUAL,
+                                          .number = mod};
+            struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT,
+                                          .key = "o",
+                                          .key_len = 1,
+                                          .value = v,
+                                          .value_len = strlen(v)};
             t0 = stratus_mono_us();
             errors += stratus_etcd_txn(c, &cm, 1, &put, 1, NULL, 0, &t, &eb) != 0;
             txn_us[i] = stratus_mono_us() - t0;
@@ -645,8 +671,8 @@ static void test_latency(void)
     qsort(get_us, (size_t)n, sizeof *get_us, cmp_i64);
     printf("latency over %d requests (us): put p50 %lld p99 %lld | txn p50 %lld p99 %lld | "
            "get p50 %lld p99 %lld\n",
-           n, (long long)put_us[n / 2], (long long)put_us[n * 99 / 100],
-           (long long)txn_us[n / 2], (long long)txn_us[n * 99 / 100], (long long)get_us[n / 2],
+           n, (long long)put_us[n / 2], (long long)put_us[n * 99 / 100], (long long)txn_us[n / 2],
+           (long long)txn_us[n * 99 / 100], (long long)get_us[n / 2],
            (long long)get_us[n * 99 / 100]);
     CHECK_EQ(errors, 0);
     CHECK(txn_us[n * 99 / 100] < 1000000); /* a loose bound: loaded CI machines */
