@@ -8,6 +8,8 @@
  * has not passed, the fetch parks on its thread's list with a timer; the engine's commit hook
  * posts one coalesced "wake" to each thread with parked fetches, which re-evaluates them.
  * Fetch sessions (KIP-227) are declined by answering SessionId 0, so every fetch is full.
+ * A Topic naming no topic but spelling an existing topic's UUID is served by id (a workaround
+ * for @platformatic/kafka's Fetch v12, see fetch_partition_by_id_text).
  *
  * Ownership: struct fetch_ctx is heap-allocated per parked fetch and owned by its thread's
  * parked list (or, during cold reads, by the count of reads in flight). It holds a reference to
