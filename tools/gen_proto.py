@@ -14,7 +14,7 @@ import sys
 
 # (API name, min, max): the versions Stratus supports (shared/kafka-protocol/CLIENTS.md, 6).
 APIS = [
-    ("Produce", 0, 11), ("Fetch", 4, 12), ("ListOffsets", 1, 8), ("Metadata", 0, 12),
+    ("Produce", 0, 11), ("Fetch", 4, 16), ("ListOffsets", 1, 8), ("Metadata", 0, 12),
     ("OffsetCommit", 2, 9), ("OffsetFetch", 1, 9), ("FindCoordinator", 0, 6),
     ("JoinGroup", 2, 9), ("Heartbeat", 0, 4), ("LeaveGroup", 0, 5), ("SyncGroup", 0, 5),
     ("DescribeGroups", 0, 5), ("ListGroups", 0, 5), ("SaslHandshake", 0, 1),

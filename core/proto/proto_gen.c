@@ -17,6 +17,7 @@ static const struct kstruct ProduceResponse_PartitionProduceResponse_struct;
 static const struct kstruct ProduceResponse_TopicProduceResponse_struct;
 static const struct kstruct ProduceResponse_NodeEndpoint_struct;
 static const struct kstruct ProduceResponse_struct;
+static const struct kstruct FetchRequest_ReplicaState_struct;
 static const struct kstruct FetchRequest_FetchPartition_struct;
 static const struct kstruct FetchRequest_FetchTopic_struct;
 static const struct kstruct FetchRequest_ForgottenTopic_struct;
@@ -27,6 +28,7 @@ static const struct kstruct FetchResponse_SnapshotId_struct;
 static const struct kstruct FetchResponse_AbortedTransaction_struct;
 static const struct kstruct FetchResponse_PartitionData_struct;
 static const struct kstruct FetchResponse_FetchableTopicResponse_struct;
+static const struct kstruct FetchResponse_NodeEndpoint_struct;
 static const struct kstruct FetchResponse_struct;
 static const struct kstruct ListOffsetsRequest_ListOffsetsPartition_struct;
 static const struct kstruct ListOffsetsRequest_ListOffsetsTopic_struct;
@@ -266,105 +268,126 @@ static const struct kfield ProduceResponse_fields[] = {
 static const struct kstruct ProduceResponse_struct = {"ProduceResponse", sizeof(struct ProduceResponse), 3, ProduceResponse_fields};
 void ProduceResponse_init(struct ProduceResponse *p) { kstruct_init(&ProduceResponse_struct, p); }
 
+static const struct kfield FetchRequest_ReplicaState_fields[] = {
+    {"ReplicaId", offsetof(struct FetchRequest_ReplicaState, ReplicaId), KT_INT32, 0, 15, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
+    {"ReplicaEpoch", offsetof(struct FetchRequest_ReplicaState, ReplicaEpoch), KT_INT64, 0, 15, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, INT64_C(-1), 0.0, NULL, NULL},
+};
+static const struct kstruct FetchRequest_ReplicaState_struct = {"FetchRequest_ReplicaState", sizeof(struct FetchRequest_ReplicaState), 2, FetchRequest_ReplicaState_fields};
+void FetchRequest_ReplicaState_init(struct FetchRequest_ReplicaState *p) { kstruct_init(&FetchRequest_ReplicaState_struct, p); }
+
 static const struct kfield FetchRequest_FetchPartition_fields[] = {
-    {"Partition", offsetof(struct FetchRequest_FetchPartition, Partition), KT_INT32, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"CurrentLeaderEpoch", offsetof(struct FetchRequest_FetchPartition, CurrentLeaderEpoch), KT_INT32, 0, 9, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
-    {"FetchOffset", offsetof(struct FetchRequest_FetchPartition, FetchOffset), KT_INT64, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"LastFetchedEpoch", offsetof(struct FetchRequest_FetchPartition, LastFetchedEpoch), KT_INT32, 0, 12, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
-    {"LogStartOffset", offsetof(struct FetchRequest_FetchPartition, LogStartOffset), KT_INT64, 0, 5, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, INT64_C(-1), 0.0, NULL, NULL},
-    {"PartitionMaxBytes", offsetof(struct FetchRequest_FetchPartition, PartitionMaxBytes), KT_INT32, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"Partition", offsetof(struct FetchRequest_FetchPartition, Partition), KT_INT32, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"CurrentLeaderEpoch", offsetof(struct FetchRequest_FetchPartition, CurrentLeaderEpoch), KT_INT32, 0, 9, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
+    {"FetchOffset", offsetof(struct FetchRequest_FetchPartition, FetchOffset), KT_INT64, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"LastFetchedEpoch", offsetof(struct FetchRequest_FetchPartition, LastFetchedEpoch), KT_INT32, 0, 12, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
+    {"LogStartOffset", offsetof(struct FetchRequest_FetchPartition, LogStartOffset), KT_INT64, 0, 5, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, INT64_C(-1), 0.0, NULL, NULL},
+    {"PartitionMaxBytes", offsetof(struct FetchRequest_FetchPartition, PartitionMaxBytes), KT_INT32, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
 };
 static const struct kstruct FetchRequest_FetchPartition_struct = {"FetchRequest_FetchPartition", sizeof(struct FetchRequest_FetchPartition), 6, FetchRequest_FetchPartition_fields};
 void FetchRequest_FetchPartition_init(struct FetchRequest_FetchPartition *p) { kstruct_init(&FetchRequest_FetchPartition_struct, p); }
 
 static const struct kfield FetchRequest_FetchTopic_fields[] = {
     {"Topic", offsetof(struct FetchRequest_FetchTopic, Topic), KT_STRING, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"Partitions", offsetof(struct FetchRequest_FetchTopic, Partitions), KT_ARRAY, KT_STRUCT, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchRequest_FetchPartition_struct},
+    {"TopicId", offsetof(struct FetchRequest_FetchTopic, TopicId), KT_UUID, 0, 13, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"Partitions", offsetof(struct FetchRequest_FetchTopic, Partitions), KT_ARRAY, KT_STRUCT, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchRequest_FetchPartition_struct},
 };
-static const struct kstruct FetchRequest_FetchTopic_struct = {"FetchRequest_FetchTopic", sizeof(struct FetchRequest_FetchTopic), 2, FetchRequest_FetchTopic_fields};
+static const struct kstruct FetchRequest_FetchTopic_struct = {"FetchRequest_FetchTopic", sizeof(struct FetchRequest_FetchTopic), 3, FetchRequest_FetchTopic_fields};
 void FetchRequest_FetchTopic_init(struct FetchRequest_FetchTopic *p) { kstruct_init(&FetchRequest_FetchTopic_struct, p); }
 
 static const struct kfield FetchRequest_ForgottenTopic_fields[] = {
     {"Topic", offsetof(struct FetchRequest_ForgottenTopic, Topic), KT_STRING, 0, 7, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"Partitions", offsetof(struct FetchRequest_ForgottenTopic, Partitions), KT_ARRAY, KT_INT32, 7, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"TopicId", offsetof(struct FetchRequest_ForgottenTopic, TopicId), KT_UUID, 0, 13, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"Partitions", offsetof(struct FetchRequest_ForgottenTopic, Partitions), KT_ARRAY, KT_INT32, 7, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
 };
-static const struct kstruct FetchRequest_ForgottenTopic_struct = {"FetchRequest_ForgottenTopic", sizeof(struct FetchRequest_ForgottenTopic), 2, FetchRequest_ForgottenTopic_fields};
+static const struct kstruct FetchRequest_ForgottenTopic_struct = {"FetchRequest_ForgottenTopic", sizeof(struct FetchRequest_ForgottenTopic), 3, FetchRequest_ForgottenTopic_fields};
 void FetchRequest_ForgottenTopic_init(struct FetchRequest_ForgottenTopic *p) { kstruct_init(&FetchRequest_ForgottenTopic_struct, p); }
 
 static const struct kfield FetchRequest_fields[] = {
-    {"ClusterId", offsetof(struct FetchRequest, ClusterId), KT_STRING, 0, 12, 12, 12, KV_MAX, 12, KV_MAX, 0, KFLEX_INHERIT, 1, 0, 0.0, NULL, NULL},
-    {"ReplicaId", offsetof(struct FetchRequest, ReplicaId), KT_INT32, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
-    {"MaxWaitMs", offsetof(struct FetchRequest, MaxWaitMs), KT_INT32, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"MinBytes", offsetof(struct FetchRequest, MinBytes), KT_INT32, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"MaxBytes", offsetof(struct FetchRequest, MaxBytes), KT_INT32, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 2147483647, 0.0, NULL, NULL},
-    {"IsolationLevel", offsetof(struct FetchRequest, IsolationLevel), KT_INT8, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"SessionId", offsetof(struct FetchRequest, SessionId), KT_INT32, 0, 7, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"SessionEpoch", offsetof(struct FetchRequest, SessionEpoch), KT_INT32, 0, 7, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
-    {"Topics", offsetof(struct FetchRequest, Topics), KT_ARRAY, KT_STRUCT, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchRequest_FetchTopic_struct},
-    {"ForgottenTopicsData", offsetof(struct FetchRequest, ForgottenTopicsData), KT_ARRAY, KT_STRUCT, 7, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchRequest_ForgottenTopic_struct},
-    {"RackId", offsetof(struct FetchRequest, RackId), KT_STRING, 0, 11, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, "", NULL},
+    {"ClusterId", offsetof(struct FetchRequest, ClusterId), KT_STRING, 0, 12, 16, 12, KV_MAX, 12, KV_MAX, 0, KFLEX_INHERIT, 1, 0, 0.0, NULL, NULL},
+    {"ReplicaId", offsetof(struct FetchRequest, ReplicaId), KT_INT32, 0, 4, 14, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
+    {"ReplicaState", offsetof(struct FetchRequest, ReplicaState), KT_STRUCT, 0, 15, 16, KV_NONE, KV_NONE, 15, KV_MAX, 1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchRequest_ReplicaState_struct},
+    {"MaxWaitMs", offsetof(struct FetchRequest, MaxWaitMs), KT_INT32, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"MinBytes", offsetof(struct FetchRequest, MinBytes), KT_INT32, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"MaxBytes", offsetof(struct FetchRequest, MaxBytes), KT_INT32, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 2147483647, 0.0, NULL, NULL},
+    {"IsolationLevel", offsetof(struct FetchRequest, IsolationLevel), KT_INT8, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"SessionId", offsetof(struct FetchRequest, SessionId), KT_INT32, 0, 7, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"SessionEpoch", offsetof(struct FetchRequest, SessionEpoch), KT_INT32, 0, 7, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
+    {"Topics", offsetof(struct FetchRequest, Topics), KT_ARRAY, KT_STRUCT, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchRequest_FetchTopic_struct},
+    {"ForgottenTopicsData", offsetof(struct FetchRequest, ForgottenTopicsData), KT_ARRAY, KT_STRUCT, 7, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchRequest_ForgottenTopic_struct},
+    {"RackId", offsetof(struct FetchRequest, RackId), KT_STRING, 0, 11, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, "", NULL},
 };
-static const struct kstruct FetchRequest_struct = {"FetchRequest", sizeof(struct FetchRequest), 11, FetchRequest_fields};
+static const struct kstruct FetchRequest_struct = {"FetchRequest", sizeof(struct FetchRequest), 12, FetchRequest_fields};
 void FetchRequest_init(struct FetchRequest *p) { kstruct_init(&FetchRequest_struct, p); }
 
 static const struct kfield FetchResponse_EpochEndOffset_fields[] = {
-    {"Epoch", offsetof(struct FetchResponse_EpochEndOffset, Epoch), KT_INT32, 0, 12, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
-    {"EndOffset", offsetof(struct FetchResponse_EpochEndOffset, EndOffset), KT_INT64, 0, 12, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, INT64_C(-1), 0.0, NULL, NULL},
+    {"Epoch", offsetof(struct FetchResponse_EpochEndOffset, Epoch), KT_INT32, 0, 12, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
+    {"EndOffset", offsetof(struct FetchResponse_EpochEndOffset, EndOffset), KT_INT64, 0, 12, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, INT64_C(-1), 0.0, NULL, NULL},
 };
 static const struct kstruct FetchResponse_EpochEndOffset_struct = {"FetchResponse_EpochEndOffset", sizeof(struct FetchResponse_EpochEndOffset), 2, FetchResponse_EpochEndOffset_fields};
 void FetchResponse_EpochEndOffset_init(struct FetchResponse_EpochEndOffset *p) { kstruct_init(&FetchResponse_EpochEndOffset_struct, p); }
 
 static const struct kfield FetchResponse_LeaderIdAndEpoch_fields[] = {
-    {"LeaderId", offsetof(struct FetchResponse_LeaderIdAndEpoch, LeaderId), KT_INT32, 0, 12, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
-    {"LeaderEpoch", offsetof(struct FetchResponse_LeaderIdAndEpoch, LeaderEpoch), KT_INT32, 0, 12, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
+    {"LeaderId", offsetof(struct FetchResponse_LeaderIdAndEpoch, LeaderId), KT_INT32, 0, 12, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
+    {"LeaderEpoch", offsetof(struct FetchResponse_LeaderIdAndEpoch, LeaderEpoch), KT_INT32, 0, 12, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
 };
 static const struct kstruct FetchResponse_LeaderIdAndEpoch_struct = {"FetchResponse_LeaderIdAndEpoch", sizeof(struct FetchResponse_LeaderIdAndEpoch), 2, FetchResponse_LeaderIdAndEpoch_fields};
 void FetchResponse_LeaderIdAndEpoch_init(struct FetchResponse_LeaderIdAndEpoch *p) { kstruct_init(&FetchResponse_LeaderIdAndEpoch_struct, p); }
 
 static const struct kfield FetchResponse_SnapshotId_fields[] = {
-    {"EndOffset", offsetof(struct FetchResponse_SnapshotId, EndOffset), KT_INT64, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, INT64_C(-1), 0.0, NULL, NULL},
-    {"Epoch", offsetof(struct FetchResponse_SnapshotId, Epoch), KT_INT32, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
+    {"EndOffset", offsetof(struct FetchResponse_SnapshotId, EndOffset), KT_INT64, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, INT64_C(-1), 0.0, NULL, NULL},
+    {"Epoch", offsetof(struct FetchResponse_SnapshotId, Epoch), KT_INT32, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
 };
 static const struct kstruct FetchResponse_SnapshotId_struct = {"FetchResponse_SnapshotId", sizeof(struct FetchResponse_SnapshotId), 2, FetchResponse_SnapshotId_fields};
 void FetchResponse_SnapshotId_init(struct FetchResponse_SnapshotId *p) { kstruct_init(&FetchResponse_SnapshotId_struct, p); }
 
 static const struct kfield FetchResponse_AbortedTransaction_fields[] = {
-    {"ProducerId", offsetof(struct FetchResponse_AbortedTransaction, ProducerId), KT_INT64, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"FirstOffset", offsetof(struct FetchResponse_AbortedTransaction, FirstOffset), KT_INT64, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"ProducerId", offsetof(struct FetchResponse_AbortedTransaction, ProducerId), KT_INT64, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"FirstOffset", offsetof(struct FetchResponse_AbortedTransaction, FirstOffset), KT_INT64, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
 };
 static const struct kstruct FetchResponse_AbortedTransaction_struct = {"FetchResponse_AbortedTransaction", sizeof(struct FetchResponse_AbortedTransaction), 2, FetchResponse_AbortedTransaction_fields};
 void FetchResponse_AbortedTransaction_init(struct FetchResponse_AbortedTransaction *p) { kstruct_init(&FetchResponse_AbortedTransaction_struct, p); }
 
 static const struct kfield FetchResponse_PartitionData_fields[] = {
-    {"PartitionIndex", offsetof(struct FetchResponse_PartitionData, PartitionIndex), KT_INT32, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"ErrorCode", offsetof(struct FetchResponse_PartitionData, ErrorCode), KT_INT16, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"HighWatermark", offsetof(struct FetchResponse_PartitionData, HighWatermark), KT_INT64, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"LastStableOffset", offsetof(struct FetchResponse_PartitionData, LastStableOffset), KT_INT64, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, INT64_C(-1), 0.0, NULL, NULL},
-    {"LogStartOffset", offsetof(struct FetchResponse_PartitionData, LogStartOffset), KT_INT64, 0, 5, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, INT64_C(-1), 0.0, NULL, NULL},
-    {"DivergingEpoch", offsetof(struct FetchResponse_PartitionData, DivergingEpoch), KT_STRUCT, 0, 12, 12, KV_NONE, KV_NONE, 12, KV_MAX, 0, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_EpochEndOffset_struct},
-    {"CurrentLeader", offsetof(struct FetchResponse_PartitionData, CurrentLeader), KT_STRUCT, 0, 12, 12, KV_NONE, KV_NONE, 12, KV_MAX, 1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_LeaderIdAndEpoch_struct},
-    {"SnapshotId", offsetof(struct FetchResponse_PartitionData, SnapshotId), KT_STRUCT, 0, 12, 12, KV_NONE, KV_NONE, 12, KV_MAX, 2, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_SnapshotId_struct},
-    {"AbortedTransactions", offsetof(struct FetchResponse_PartitionData, AbortedTransactions), KT_ARRAY, KT_STRUCT, 4, 12, 4, KV_MAX, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_AbortedTransaction_struct},
-    {"PreferredReadReplica", offsetof(struct FetchResponse_PartitionData, PreferredReadReplica), KT_INT32, 0, 11, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
-    {"Records", offsetof(struct FetchResponse_PartitionData, Records), KT_RECORDS, 0, 4, 12, 0, KV_MAX, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 1, 0, 0.0, NULL, NULL},
+    {"PartitionIndex", offsetof(struct FetchResponse_PartitionData, PartitionIndex), KT_INT32, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"ErrorCode", offsetof(struct FetchResponse_PartitionData, ErrorCode), KT_INT16, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"HighWatermark", offsetof(struct FetchResponse_PartitionData, HighWatermark), KT_INT64, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"LastStableOffset", offsetof(struct FetchResponse_PartitionData, LastStableOffset), KT_INT64, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, INT64_C(-1), 0.0, NULL, NULL},
+    {"LogStartOffset", offsetof(struct FetchResponse_PartitionData, LogStartOffset), KT_INT64, 0, 5, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, INT64_C(-1), 0.0, NULL, NULL},
+    {"DivergingEpoch", offsetof(struct FetchResponse_PartitionData, DivergingEpoch), KT_STRUCT, 0, 12, 16, KV_NONE, KV_NONE, 12, KV_MAX, 0, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_EpochEndOffset_struct},
+    {"CurrentLeader", offsetof(struct FetchResponse_PartitionData, CurrentLeader), KT_STRUCT, 0, 12, 16, KV_NONE, KV_NONE, 12, KV_MAX, 1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_LeaderIdAndEpoch_struct},
+    {"SnapshotId", offsetof(struct FetchResponse_PartitionData, SnapshotId), KT_STRUCT, 0, 12, 16, KV_NONE, KV_NONE, 12, KV_MAX, 2, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_SnapshotId_struct},
+    {"AbortedTransactions", offsetof(struct FetchResponse_PartitionData, AbortedTransactions), KT_ARRAY, KT_STRUCT, 4, 16, 4, KV_MAX, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_AbortedTransaction_struct},
+    {"PreferredReadReplica", offsetof(struct FetchResponse_PartitionData, PreferredReadReplica), KT_INT32, 0, 11, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, -1, 0.0, NULL, NULL},
+    {"Records", offsetof(struct FetchResponse_PartitionData, Records), KT_RECORDS, 0, 4, 16, 0, KV_MAX, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 1, 0, 0.0, NULL, NULL},
 };
 static const struct kstruct FetchResponse_PartitionData_struct = {"FetchResponse_PartitionData", sizeof(struct FetchResponse_PartitionData), 11, FetchResponse_PartitionData_fields};
 void FetchResponse_PartitionData_init(struct FetchResponse_PartitionData *p) { kstruct_init(&FetchResponse_PartitionData_struct, p); }
 
 static const struct kfield FetchResponse_FetchableTopicResponse_fields[] = {
     {"Topic", offsetof(struct FetchResponse_FetchableTopicResponse, Topic), KT_STRING, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"Partitions", offsetof(struct FetchResponse_FetchableTopicResponse, Partitions), KT_ARRAY, KT_STRUCT, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_PartitionData_struct},
+    {"TopicId", offsetof(struct FetchResponse_FetchableTopicResponse, TopicId), KT_UUID, 0, 13, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"Partitions", offsetof(struct FetchResponse_FetchableTopicResponse, Partitions), KT_ARRAY, KT_STRUCT, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_PartitionData_struct},
 };
-static const struct kstruct FetchResponse_FetchableTopicResponse_struct = {"FetchResponse_FetchableTopicResponse", sizeof(struct FetchResponse_FetchableTopicResponse), 2, FetchResponse_FetchableTopicResponse_fields};
+static const struct kstruct FetchResponse_FetchableTopicResponse_struct = {"FetchResponse_FetchableTopicResponse", sizeof(struct FetchResponse_FetchableTopicResponse), 3, FetchResponse_FetchableTopicResponse_fields};
 void FetchResponse_FetchableTopicResponse_init(struct FetchResponse_FetchableTopicResponse *p) { kstruct_init(&FetchResponse_FetchableTopicResponse_struct, p); }
 
-static const struct kfield FetchResponse_fields[] = {
-    {"ThrottleTimeMs", offsetof(struct FetchResponse, ThrottleTimeMs), KT_INT32, 0, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"ErrorCode", offsetof(struct FetchResponse, ErrorCode), KT_INT16, 0, 7, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"SessionId", offsetof(struct FetchResponse, SessionId), KT_INT32, 0, 7, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
-    {"Responses", offsetof(struct FetchResponse, Responses), KT_ARRAY, KT_STRUCT, 4, 12, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_FetchableTopicResponse_struct},
+static const struct kfield FetchResponse_NodeEndpoint_fields[] = {
+    {"NodeId", offsetof(struct FetchResponse_NodeEndpoint, NodeId), KT_INT32, 0, 16, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"Host", offsetof(struct FetchResponse_NodeEndpoint, Host), KT_STRING, 0, 16, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"Port", offsetof(struct FetchResponse_NodeEndpoint, Port), KT_INT32, 0, 16, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"Rack", offsetof(struct FetchResponse_NodeEndpoint, Rack), KT_STRING, 0, 16, 16, 16, KV_MAX, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 1, 0, 0.0, NULL, NULL},
 };
-static const struct kstruct FetchResponse_struct = {"FetchResponse", sizeof(struct FetchResponse), 4, FetchResponse_fields};
+static const struct kstruct FetchResponse_NodeEndpoint_struct = {"FetchResponse_NodeEndpoint", sizeof(struct FetchResponse_NodeEndpoint), 4, FetchResponse_NodeEndpoint_fields};
+void FetchResponse_NodeEndpoint_init(struct FetchResponse_NodeEndpoint *p) { kstruct_init(&FetchResponse_NodeEndpoint_struct, p); }
+
+static const struct kfield FetchResponse_fields[] = {
+    {"ThrottleTimeMs", offsetof(struct FetchResponse, ThrottleTimeMs), KT_INT32, 0, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"ErrorCode", offsetof(struct FetchResponse, ErrorCode), KT_INT16, 0, 7, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"SessionId", offsetof(struct FetchResponse, SessionId), KT_INT32, 0, 7, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, NULL},
+    {"Responses", offsetof(struct FetchResponse, Responses), KT_ARRAY, KT_STRUCT, 4, 16, KV_NONE, KV_NONE, KV_NONE, KV_NONE, -1, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_FetchableTopicResponse_struct},
+    {"NodeEndpoints", offsetof(struct FetchResponse, NodeEndpoints), KT_ARRAY, KT_STRUCT, 16, 16, KV_NONE, KV_NONE, 16, KV_MAX, 0, KFLEX_INHERIT, 0, 0, 0.0, NULL, &FetchResponse_NodeEndpoint_struct},
+};
+static const struct kstruct FetchResponse_struct = {"FetchResponse", sizeof(struct FetchResponse), 5, FetchResponse_fields};
 void FetchResponse_init(struct FetchResponse *p) { kstruct_init(&FetchResponse_struct, p); }
 
 static const struct kfield ListOffsetsRequest_ListOffsetsPartition_fields[] = {
@@ -1638,7 +1661,7 @@ int ProduceResponse_encode(struct kwrite *w, int16_t version, const struct Produ
     return kmsg_encode(&ProduceResponse_desc, w, version, in);
 }
 
-const struct kmsg_desc FetchRequest_desc = {"FetchRequest", 1, 4, 12, 12, &FetchRequest_struct};
+const struct kmsg_desc FetchRequest_desc = {"FetchRequest", 1, 4, 16, 12, &FetchRequest_struct};
 int FetchRequest_decode(struct kread *r, int16_t version, struct FetchRequest *out)
 {
     return kmsg_decode(&FetchRequest_desc, r, version, out);
@@ -1648,7 +1671,7 @@ int FetchRequest_encode(struct kwrite *w, int16_t version, const struct FetchReq
     return kmsg_encode(&FetchRequest_desc, w, version, in);
 }
 
-const struct kmsg_desc FetchResponse_desc = {"FetchResponse", 1, 4, 12, 12, &FetchResponse_struct};
+const struct kmsg_desc FetchResponse_desc = {"FetchResponse", 1, 4, 16, 12, &FetchResponse_struct};
 int FetchResponse_decode(struct kread *r, int16_t version, struct FetchResponse *out)
 {
     return kmsg_decode(&FetchResponse_desc, r, version, out);
@@ -2300,7 +2323,7 @@ int DescribeProducersResponse_encode(struct kwrite *w, int16_t version, const st
 
 static const struct kapi_info kapi_table[] = {
     {0, "Produce", 0, 11, 9},
-    {1, "Fetch", 4, 12, 12},
+    {1, "Fetch", 4, 16, 12},
     {2, "ListOffsets", 1, 8, 6},
     {3, "Metadata", 0, 12, 9},
     {8, "OffsetCommit", 2, 9, 8},

@@ -150,6 +150,12 @@ struct ProduceResponse {
 };
 void ProduceResponse_init(struct ProduceResponse *p);
 
+struct FetchRequest_ReplicaState {
+    int32_t ReplicaId;
+    int64_t ReplicaEpoch;
+};
+void FetchRequest_ReplicaState_init(struct FetchRequest_ReplicaState *p);
+
 struct FetchRequest_FetchPartition {
     int32_t Partition;
     int32_t CurrentLeaderEpoch;
@@ -162,12 +168,14 @@ void FetchRequest_FetchPartition_init(struct FetchRequest_FetchPartition *p);
 
 struct FetchRequest_FetchTopic {
     struct kstr Topic;
+    uint8_t TopicId[16];
     struct { struct FetchRequest_FetchPartition *items; int32_t count; } Partitions;
 };
 void FetchRequest_FetchTopic_init(struct FetchRequest_FetchTopic *p);
 
 struct FetchRequest_ForgottenTopic {
     struct kstr Topic;
+    uint8_t TopicId[16];
     struct { int32_t *items; int32_t count; } Partitions;
 };
 void FetchRequest_ForgottenTopic_init(struct FetchRequest_ForgottenTopic *p);
@@ -175,6 +183,7 @@ void FetchRequest_ForgottenTopic_init(struct FetchRequest_ForgottenTopic *p);
 struct FetchRequest {
     struct kstr ClusterId;
     int32_t ReplicaId;
+    struct FetchRequest_ReplicaState ReplicaState;
     int32_t MaxWaitMs;
     int32_t MinBytes;
     int32_t MaxBytes;
@@ -228,15 +237,25 @@ void FetchResponse_PartitionData_init(struct FetchResponse_PartitionData *p);
 
 struct FetchResponse_FetchableTopicResponse {
     struct kstr Topic;
+    uint8_t TopicId[16];
     struct { struct FetchResponse_PartitionData *items; int32_t count; } Partitions;
 };
 void FetchResponse_FetchableTopicResponse_init(struct FetchResponse_FetchableTopicResponse *p);
+
+struct FetchResponse_NodeEndpoint {
+    int32_t NodeId;
+    struct kstr Host;
+    int32_t Port;
+    struct kstr Rack;
+};
+void FetchResponse_NodeEndpoint_init(struct FetchResponse_NodeEndpoint *p);
 
 struct FetchResponse {
     int32_t ThrottleTimeMs;
     int16_t ErrorCode;
     int32_t SessionId;
     struct { struct FetchResponse_FetchableTopicResponse *items; int32_t count; } Responses;
+    struct { struct FetchResponse_NodeEndpoint *items; int32_t count; } NodeEndpoints;
 };
 void FetchResponse_init(struct FetchResponse *p);
 

@@ -341,7 +341,7 @@ static void test_headers(void)
     ai = kapi_lookup(KAPI_DescribeCluster);
     CHECK(ai && ai->flex_min == 0);
     ai = kapi_lookup(KAPI_Fetch);
-    CHECK(ai && ai->min == 4 && ai->max == 12 && ai->flex_min == 12);
+    CHECK(ai && ai->min == 4 && ai->max == 16 && ai->flex_min == 12);
     CHECK(kapi_lookup(1000) == NULL);
     CHECK(kapi_lookup(KAPI_ApiVersions) != NULL);
     size_t n;
@@ -379,7 +379,7 @@ static void test_headers(void)
     kr_init(&r, buf, 0, NULL);
     CHECK_EQ(FetchRequest_decode(&r, 3, &fr), STRATUS_ENOTSUP);
     kw_init(&w, 0);
-    CHECK_EQ(FetchRequest_encode(&w, 13, &fr), STRATUS_ENOTSUP);
+    CHECK_EQ(FetchRequest_encode(&w, 17, &fr), STRATUS_ENOTSUP);
     kw_free(&w);
 }
 
