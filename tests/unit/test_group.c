@@ -7,13 +7,12 @@
  * and reopening the coordinator and the engine. Runs against the storage-local plugin.
  * SPDX-License-Identifier: Apache-2.0
  */
-#include "conf/conf.h"
 #include "group/group.h"
 #include "group/group_int.h"
-#include "plugin/plugin.h"
 #include "proto/kerr.h"
 #include "proto/proto_gen.h"
 #include "stream/stream.h"
+#include "stream_fixture.h"
 #include "test.h"
 
 #include <pthread.h>
@@ -21,9 +20,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static char g_dir[256];
-static struct stratus_storage *g_st;
 
 /* ---- codec and table ---- */
 
@@ -288,27 +284,16 @@ static int64_t fetch_offset(struct stratus_group_coord *gc, const char *group, c
     return off;
 }
 
+/* A smaller engine than fx_stream_conf(): a 16 MiB WAL, a 64 MiB log cache, one I/O thread. */
 static struct stratus_stream *open_stream(void)
 {
-    struct stratus_stream_conf c = {0};
-    struct stratus_stream *s = NULL;
-    struct stratus_errbuf eb = {{0}};
-    char data[300];
+    struct stratus_stream_conf c;
 
-    snprintf(data, sizeof data, "%s/data", g_dir);
-    c.data_dir = data;
+    fx_stream_conf(&c);
     c.wal.size_bytes = 16ull << 20;
-    c.wal.force_buffered = 1;
-    c.upload_interval_ms = 600000;
-    c.object_target_bytes = 64ull << 20;
     c.log_cache_bytes = 64ull << 20;
     c.io_threads = 1;
-    c.retention_check_ms = 3600000;
-    if (stratus_stream_open(&c, g_st, NULL, &s, &eb) != 0) {
-        fprintf(stderr, "stream open: %s\n", eb.msg);
-        return NULL;
-    }
-    return s;
+    return fx_stream_open(&c, NULL);
 }
 
 static struct stratus_group_coord *open_coord(struct stratus_stream *s)
@@ -435,31 +420,9 @@ static void test_coordinator(void)
 
 int main(void)
 {
-    struct stratus_conf *conf;
-    struct stratus_errbuf eb = {{0}};
-    const char *pdir = getenv("STRATUS_PLUGIN_DIR");
-    char buf[512];
-
     test_codec();
-    snprintf(g_dir, sizeof g_dir, "/tmp/stratus-test-group-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    conf = stratus_conf_new();
-    CHECK_EQ(stratus_conf_set(conf, "storage.plugin=local", &eb), 0);
-    snprintf(buf, sizeof buf, "storage.path=%s/objects", g_dir);
-    CHECK_EQ(stratus_conf_set(conf, buf, &eb), 0);
-    if (stratus_storage_open(conf, "storage", pdir ? pdir : "plugins", &g_st, &eb) != 0) {
-        fprintf(stderr, "storage open: %s\n", eb.msg);
-        CHECK(0);
-    } else {
+    if (fx_env_open("group") == 0)
         test_coordinator();
-        stratus_storage_close(g_st);
-    }
-    stratus_conf_free(conf);
-    snprintf(buf, sizeof buf, "rm -rf %s", g_dir);
-    if (test_failed == 0 && system(buf) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    fx_env_close();
     TEST_REPORT();
 }

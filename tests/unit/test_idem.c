@@ -7,23 +7,15 @@
  * Also DeleteRecords (log start moves durably, reads below it are out of range).
  * SPDX-License-Identifier: Apache-2.0
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "conf/conf.h"
-#include "plugin/plugin.h"
 #include "proto/kerr.h"
 #include "stream/stream.h"
 #include "stream/stream_int.h"
+#include "stream_fixture.h"
 #include "test.h"
 #include "util/clock.h"
-#include "util/crc32c.h"
-
-static char g_dir[256];
-static struct stratus_storage *g_st;
 
 /* ---- the rules alone ---- */
 
@@ -163,117 +155,29 @@ static void test_snapshot_codec(void)
 
 /* ---- through the engine ---- */
 
-static size_t put_varint(uint8_t *p, int64_t v)
-{
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    size_t n = 0;
-    while (z >= 0x80) {
-        p[n++] = (uint8_t)(z | 0x80);
-        z >>= 7;
-    }
-    p[n++] = (uint8_t)z;
-    return n;
-}
-
-static void be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
 /* An idempotent v2 batch of nrec records; out needs 61 + nrec * 48 bytes. */
 static size_t build_idem(uint8_t *out, int nrec, int64_t pid, int16_t epoch, int32_t seq)
 {
-    size_t pos = 61;
+    size_t pos = FX_BATCH_HEADER;
     int64_t ts = 1700000000000LL;
-    for (int i = 0; i < nrec; i++) {
-        uint8_t body[64];
-        size_t b = 0;
-        body[b++] = 0;
-        b += put_varint(body + b, i);
-        b += put_varint(body + b, i);
-        b += put_varint(body + b, -1);
-        b += put_varint(body + b, 4);
-        memcpy(body + b, "abcd", 4);
-        b += 4;
-        b += put_varint(body + b, 0);
-        pos += put_varint(out + pos, (int64_t)b);
-        memcpy(out + pos, body, b);
-        pos += b;
-    }
-    be(out, 0, 8);
-    be(out + 8, pos - 12, 4);
-    be(out + 12, (uint64_t)-1, 4);
-    out[16] = 2;
-    be(out + 21, 0, 2);
-    be(out + 23, (uint64_t)(nrec - 1), 4);
-    be(out + 27, (uint64_t)ts, 8);
-    be(out + 35, (uint64_t)(ts + nrec - 1), 8);
-    be(out + 43, (uint64_t)pid, 8);
-    be(out + 51, (uint64_t)epoch, 2);
-    be(out + 53, (uint64_t)seq, 4);
-    be(out + 57, (uint64_t)nrec, 4);
-    be(out + 17, stratus_crc32c(0, out + 21, pos - 21), 4);
-    return pos;
+    for (int i = 0; i < nrec; i++)
+        pos += fx_record_put(out + pos, i, i, "abcd", 4);
+    struct fx_batch h = fx_batch_plain(nrec, ts, ts + nrec - 1);
+    h.producer_id = pid;
+    h.producer_epoch = epoch;
+    h.base_seq = seq;
+    return fx_batch_seal(out, pos, &h);
 }
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-static int g_done, g_done_err;
-
-static void on_done(void *arg, int16_t kerr)
-{
-    (void)arg;
-    pthread_mutex_lock(&g_mu);
-    g_done++;
-    if (kerr != KAFKA_ERR_NONE)
-        g_done_err++;
-    pthread_cond_broadcast(&g_cv);
-    pthread_mutex_unlock(&g_mu);
-}
-
-static int wait_done(int want)
-{
-    int64_t deadline = stratus_mono_ms() + 20000;
-    pthread_mutex_lock(&g_mu);
-    while (g_done < want && stratus_mono_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 10000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g_cv, &g_mu, &ts);
-    }
-    int ok = g_done >= want;
-    pthread_mutex_unlock(&g_mu);
-    return ok;
-}
-
+/* A smaller engine than fx_stream_conf(): a 16 MiB WAL, a 64 MiB log cache. */
 static struct stratus_stream *open_stream(void)
 {
-    struct stratus_stream_conf c = {0};
-    struct stratus_stream *s = NULL;
-    struct stratus_errbuf eb = {{0}};
-    char data[300];
+    struct stratus_stream_conf c;
 
-    snprintf(data, sizeof data, "%s/data", g_dir);
-    c.data_dir = data;
+    fx_stream_conf(&c);
     c.wal.size_bytes = 16ull << 20;
-    c.wal.force_buffered = 1;
-    c.upload_interval_ms = 600000;
-    c.object_target_bytes = 64ull << 20;
     c.log_cache_bytes = 64ull << 20;
-    c.io_threads = 2;
-    c.retention_check_ms = 3600000;
-    if (stratus_stream_open(&c, g_st, NULL, &s, &eb) != 0) {
-        fprintf(stderr, "stream open: %s\n", eb.msg);
-        return NULL;
-    }
-    return s;
+    return fx_stream_open(&c, NULL);
 }
 
 /* Appends one idempotent batch; returns the error (NONE also for a duplicate) with *base. */
@@ -283,14 +187,10 @@ static int16_t append_idem(struct stratus_partition *p, int nrec, int64_t pid, i
     uint8_t buf[61 + 64 * 48];
     size_t n = build_idem(buf, nrec, pid, epoch, seq);
     struct stratus_append_result res;
-    int want;
+    int acked = fx_append_acked(p, buf, n, &res, FX_ACK_MS);
 
-    pthread_mutex_lock(&g_mu);
-    want = g_done + 1;
-    pthread_mutex_unlock(&g_mu);
-    stratus_partition_append(p, buf, n, &res, on_done, NULL);
     if (res.error == KAFKA_ERR_NONE)
-        CHECK(wait_done(want));
+        CHECK(acked);
     *base = res.base_offset;
     return res.error;
 }
@@ -433,32 +333,10 @@ static void test_engine(void)
 
 int main(void)
 {
-    struct stratus_conf *conf;
-    struct stratus_errbuf eb = {{0}};
-    const char *pdir = getenv("STRATUS_PLUGIN_DIR");
-    char buf[512];
-
     test_rules();
     test_snapshot_codec();
-    snprintf(g_dir, sizeof g_dir, "/tmp/stratus-test-idem-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    conf = stratus_conf_new();
-    CHECK_EQ(stratus_conf_set(conf, "storage.plugin=local", &eb), 0);
-    snprintf(buf, sizeof buf, "storage.path=%s/objects", g_dir);
-    CHECK_EQ(stratus_conf_set(conf, buf, &eb), 0);
-    if (stratus_storage_open(conf, "storage", pdir ? pdir : "plugins", &g_st, &eb) != 0) {
-        fprintf(stderr, "storage open: %s\n", eb.msg);
-        CHECK(0);
-    } else {
+    if (fx_env_open("idem") == 0)
         test_engine();
-        stratus_storage_close(g_st);
-    }
-    stratus_conf_free(conf);
-    snprintf(buf, sizeof buf, "rm -rf %s", g_dir);
-    if (test_failed == 0 && system(buf) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    fx_env_close();
     TEST_REPORT();
 }

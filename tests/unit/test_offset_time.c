@@ -8,51 +8,24 @@
  * and the log cache.
  * SPDX-License-Identifier: Apache-2.0
  */
-#include "conf/conf.h"
-#include "plugin/plugin.h"
 #include "proto/compress.h"
 #include "proto/kerr.h"
 #include "stream/stream.h"
+#include "stream_fixture.h"
 #include "test.h"
-#include "util/clock.h"
-#include "util/crc32c.h"
 
 #include <lz4frame.h>
-#include <pthread.h>
 #include <snappy-c.h>
-#include <stdlib.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #define T 1700000000000LL
 
-static char g_dir[256];
-static struct stratus_storage *g_st;
-
 /* ---- record batches ---- */
-
-static size_t put_varint(uint8_t *p, int64_t v)
-{
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    size_t n = 0;
-    while (z >= 0x80) {
-        p[n++] = (uint8_t)(z | 0x80);
-        z >>= 7;
-    }
-    p[n++] = (uint8_t)z;
-    return n;
-}
-
-static void be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
 
 static size_t compress_with(int codec, const uint8_t *in, size_t len, uint8_t *out, size_t cap)
 {
@@ -98,114 +71,39 @@ static size_t build_batch(uint8_t *out, int n, int64_t base_ts, const int64_t *d
     int64_t maxd = deltas[0];
 
     for (int i = 0; i < n; i++) {
-        uint8_t body[64];
-        size_t b = 0;
-        body[b++] = 0;
-        b += put_varint(body + b, deltas[i]);
-        b += put_varint(body + b, i);
-        b += put_varint(body + b, -1);
-        b += put_varint(body + b, 2 + (i >= 10));
-        b += (size_t)sprintf((char *)body + b, "v%d", i);
-        b += put_varint(body + b, 0);
-        pos += put_varint(recs + pos, (int64_t)b);
-        memcpy(recs + pos, body, b);
-        pos += b;
+        char value[16];
+        int vlen = snprintf(value, sizeof value, "v%d", i);
+        pos += fx_record_put(recs + pos, deltas[i], i, value, (size_t)vlen);
         if (deltas[i] > maxd)
             maxd = deltas[i];
     }
     clen = compress_with(codec, recs, pos, comp, sizeof comp);
     CHECK(clen > 0);
-    memcpy(out + 61, comp, clen);
-    be(out, 0, 8);
-    be(out + 8, 61 + clen - 12, 4);
-    be(out + 12, (uint64_t)-1, 4);
-    out[16] = 2;
-    be(out + 21, (uint64_t)codec, 2);
-    be(out + 23, (uint64_t)(n - 1), 4);
-    be(out + 27, (uint64_t)base_ts, 8);
-    be(out + 35, (uint64_t)(base_ts + maxd), 8);
-    be(out + 43, (uint64_t)-1, 8);
-    be(out + 51, (uint64_t)-1, 2);
-    be(out + 53, (uint64_t)-1, 4);
-    be(out + 57, (uint64_t)n, 4);
-    be(out + 17, stratus_crc32c(0, out + 21, 61 + clen - 21), 4);
-    return 61 + clen;
+    memcpy(out + FX_BATCH_HEADER, comp, clen);
+    struct fx_batch h = fx_batch_plain(n, base_ts, base_ts + maxd);
+    h.attributes = (int16_t)codec;
+    return fx_batch_seal(out, FX_BATCH_HEADER + clen, &h);
 }
 
 /* ---- appends, waiting for durability ---- */
-
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-static int g_done, g_done_err;
-
-static void on_done(void *arg, int16_t kerr)
-{
-    (void)arg;
-    pthread_mutex_lock(&g_mu);
-    g_done++;
-    if (kerr != KAFKA_ERR_NONE)
-        g_done_err++;
-    pthread_cond_broadcast(&g_cv);
-    pthread_mutex_unlock(&g_mu);
-}
 
 /* Appends one batch and waits until it is durable; returns its base offset (-1 on error) and
  * the LogAppendTime the engine gave it. */
 static int64_t append_wait(struct stratus_partition *p, const uint8_t *b, size_t len, int64_t *lat)
 {
     struct stratus_append_result r;
-    int want;
-    int64_t deadline = stratus_mono_ms() + 20000;
+    int acked = fx_append_acked(p, b, len, &r, FX_ACK_MS);
 
-    pthread_mutex_lock(&g_mu);
-    want = g_done + 1;
-    pthread_mutex_unlock(&g_mu);
-    stratus_partition_append(p, b, len, &r, on_done, NULL);
     CHECK_EQ(r.error, KAFKA_ERR_NONE);
     if (r.error != KAFKA_ERR_NONE) {
         fprintf(stderr, "append: %s\n", r.msg);
         return -1;
     }
-    pthread_mutex_lock(&g_mu);
-    while (g_done < want && stratus_mono_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 10000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g_cv, &g_mu, &ts);
-    }
-    CHECK(g_done >= want);
-    CHECK_EQ(g_done_err, 0);
-    pthread_mutex_unlock(&g_mu);
+    CHECK(acked);
+    CHECK_EQ(fx_acks_errors(), 0);
     if (lat)
         *lat = r.log_append_time;
     return r.base_offset;
-}
-
-static struct stratus_stream *open_stream(void)
-{
-    struct stratus_stream_conf c = {0};
-    struct stratus_stream *s = NULL;
-    struct stratus_errbuf eb = {{0}};
-    char data[300];
-
-    snprintf(data, sizeof data, "%s/data", g_dir);
-    c.data_dir = data;
-    c.wal.size_bytes = 64ull << 20;
-    c.wal.force_buffered = 1;
-    c.upload_interval_ms = 600000; /* uploads only on flush */
-    c.object_target_bytes = 64ull << 20;
-    c.log_cache_bytes = 256ull << 20;
-    c.io_threads = 2;
-    c.retention_check_ms = 3600000;
-    if (stratus_stream_open(&c, g_st, NULL, &s, &eb) != 0) {
-        fprintf(stderr, "stream open: %s\n", eb.msg);
-        return NULL;
-    }
-    return s;
 }
 
 /* ---- the queries ---- */
@@ -287,7 +185,7 @@ static void check_layout(struct stratus_partition *p, const char *what)
 
 static void test_layout(void)
 {
-    struct stratus_stream *s = open_stream();
+    struct stratus_stream *s = fx_stream_open_defaults();
     struct stratus_partition *p;
     struct stratus_errbuf eb = {{0}};
     struct stratus_stream_stats st;
@@ -316,7 +214,7 @@ static void test_layout(void)
     check_layout(p, "flushed (cache + objects)");
     stratus_partition_release(p);
     stratus_stream_close(s);
-    s = open_stream();
+    s = fx_stream_open_defaults();
     CHECK(s != NULL);
     if (!s)
         return;
@@ -348,7 +246,7 @@ static void test_layout(void)
     stratus_stream_close(s);
 
     /* a maximum that sits in the objects and ties one in the cache: the objects' (earlier) */
-    s = open_stream();
+    s = fx_stream_open_defaults();
     CHECK(s != NULL);
     if (!s)
         return;
@@ -368,7 +266,7 @@ static void test_layout(void)
 /* LogAppendTime: every record has its batch's append time. */
 static void test_log_append_time(void)
 {
-    struct stratus_stream *s = open_stream();
+    struct stratus_stream *s = fx_stream_open_defaults();
     struct stratus_kv cfg[] = {{"message.timestamp.type", "LogAppendTime"}};
     struct stratus_partition *p;
     struct stratus_errbuf eb = {{0}};
@@ -406,7 +304,7 @@ static void test_log_append_time(void)
             stratus_partition_release(p);
             CHECK_EQ(stratus_stream_flush(s, &eb), 0);
             stratus_stream_close(s);
-            s = open_stream();
+            s = fx_stream_open_defaults();
             CHECK(s != NULL);
             if (!s)
                 return;
@@ -423,31 +321,10 @@ static void test_log_append_time(void)
 
 int main(void)
 {
-    struct stratus_conf *conf;
-    struct stratus_errbuf eb = {{0}};
-    const char *pdir = getenv("STRATUS_PLUGIN_DIR");
-    char buf[512];
-
-    snprintf(g_dir, sizeof g_dir, "/tmp/stratus-test-oft-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    conf = stratus_conf_new();
-    CHECK_EQ(stratus_conf_set(conf, "storage.plugin=local", &eb), 0);
-    snprintf(buf, sizeof buf, "storage.path=%s/objects", g_dir);
-    CHECK_EQ(stratus_conf_set(conf, buf, &eb), 0);
-    if (stratus_storage_open(conf, "storage", pdir ? pdir : "plugins", &g_st, &eb) != 0) {
-        fprintf(stderr, "storage open: %s\n", eb.msg);
-        CHECK(0);
+    if (fx_env_open("oft") != 0)
         TEST_REPORT();
-    }
     test_layout();
     test_log_append_time();
-    stratus_storage_close(g_st);
-    stratus_conf_free(conf);
-    snprintf(buf, sizeof buf, "rm -rf %s", g_dir);
-    if (test_failed == 0 && system(buf) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    fx_env_close();
     TEST_REPORT();
 }

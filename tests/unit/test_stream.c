@@ -7,229 +7,77 @@
  * corrupt and oversized batches refused with nothing stored.
  * SPDX-License-Identifier: Apache-2.0
  */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "conf/conf.h"
 #include "plugin/plugin.h"
 #include "proto/kerr.h"
 #include "stream/stream.h"
+#include "stream_fixture.h"
 #include "test.h"
 #include "util/clock.h"
 #include "util/crc32c.h"
 
-static char g_dir[256];
-static struct stratus_storage *g_st;
-
 /* ---- record batches ---- */
-
-static size_t put_varint(uint8_t *p, int64_t v)
-{
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    size_t n = 0;
-    while (z >= 0x80) {
-        p[n++] = (uint8_t)(z | 0x80);
-        z >>= 7;
-    }
-    p[n++] = (uint8_t)z;
-    return n;
-}
-
-static void be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t rbe(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 /* A valid v2 batch of nrec records with vlen-byte values derived from seed; returns its size.
  * out needs 61 + nrec * (vlen + 32) bytes. */
 static size_t build_batch(uint8_t *out, int nrec, int64_t ts, size_t vlen, uint32_t seed)
 {
-    size_t pos = 61;
+    size_t pos = FX_BATCH_HEADER;
     for (int i = 0; i < nrec; i++) {
-        uint8_t body[4096 + 64];
-        size_t b = 0;
-        body[b++] = 0; /* attributes */
-        b += put_varint(body + b, i);
-        b += put_varint(body + b, i);
-        b += put_varint(body + b, -1);
-        b += put_varint(body + b, (int64_t)vlen);
+        uint8_t value[4096];
         for (size_t k = 0; k < vlen; k++)
-            body[b++] = (uint8_t)(seed * 31 + (uint32_t)i * 7 + (uint32_t)k);
-        b += put_varint(body + b, 0);
-        pos += put_varint(out + pos, (int64_t)b);
-        memcpy(out + pos, body, b);
-        pos += b;
+            value[k] = (uint8_t)(seed * 31 + (uint32_t)i * 7 + (uint32_t)k);
+        pos += fx_record_put(out + pos, i, i, value, vlen);
     }
-    be(out, 0, 8);
-    be(out + 8, pos - 12, 4);
-    be(out + 12, (uint64_t)-1, 4);
-    out[16] = 2;
-    be(out + 21, 0, 2);
-    be(out + 23, (uint64_t)(nrec - 1), 4);
-    be(out + 27, (uint64_t)ts, 8);
-    be(out + 35, (uint64_t)(ts + nrec - 1), 8);
-    be(out + 43, (uint64_t)-1, 8);
-    be(out + 51, (uint64_t)-1, 2);
-    be(out + 53, (uint64_t)-1, 4);
-    be(out + 57, (uint64_t)nrec, 4);
-    be(out + 17, stratus_crc32c(0, out + 21, pos - 21), 4);
-    return pos;
+    struct fx_batch h = fx_batch_plain(nrec, ts, ts + nrec - 1);
+    return fx_batch_seal(out, pos, &h);
 }
 
-/* ---- waiting for completions ---- */
+/* ---- engine setup ---- */
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-static int g_done, g_done_err, g_hook_calls;
-
-static void on_done(void *arg, int16_t kerr)
-{
-    (void)arg;
-    pthread_mutex_lock(&g_mu);
-    g_done++;
-    if (kerr != KAFKA_ERR_NONE)
-        g_done_err++;
-    pthread_cond_broadcast(&g_cv);
-    pthread_mutex_unlock(&g_mu);
-}
-
-static int wait_done(int want)
-{
-    int64_t deadline = stratus_mono_ms() + 20000;
-    pthread_mutex_lock(&g_mu);
-    while (g_done < want && stratus_mono_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 10000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g_cv, &g_mu, &ts);
-    }
-    int ok = g_done >= want;
-    pthread_mutex_unlock(&g_mu);
-    return ok;
-}
+static pthread_mutex_t g_hook_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_hook_calls;
 
 static void on_hook(void *arg, struct stratus_partition *p)
 {
     (void)arg;
     (void)p;
-    pthread_mutex_lock(&g_mu);
+    pthread_mutex_lock(&g_hook_mu);
     g_hook_calls++;
-    pthread_mutex_unlock(&g_mu);
+    pthread_mutex_unlock(&g_hook_mu);
 }
 
-struct cold_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-    struct stratus_fetch_result res;
-};
-
-static void on_cold(void *arg, struct stratus_fetch_result *res)
+static int hook_calls(void)
 {
-    struct cold_wait *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->res = *res;
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_lock(&g_hook_mu);
+    int n = g_hook_calls;
+    pthread_mutex_unlock(&g_hook_mu);
+    return n;
 }
 
-static void read_cold(struct stratus_partition *p, int64_t off, size_t max, int min_one,
-                      struct stratus_fetch_result *out)
-{
-    struct cold_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    stratus_partition_read_cold(p, off, max, min_one, on_cold, &w);
-    pthread_mutex_lock(&w.mu);
-    while (!w.done)
-        pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    *out = w.res;
-}
-
-/* ---- engine setup ---- */
-
-static struct stratus_cache *g_cache;
 static int g_small; /* small log cache and object target: the uploader runs by itself */
 
 static struct stratus_stream *open_stream(void)
 {
-    struct stratus_stream_conf c = {0};
-    struct stratus_stream *s = NULL;
-    struct stratus_errbuf eb = {{0}};
-    char data[300];
+    struct stratus_stream_conf c;
+    struct stratus_stream *s;
 
-    snprintf(data, sizeof data, "%s/data", g_dir);
-    c.data_dir = data;
-    c.wal.size_bytes = 64ull << 20;
-    c.wal.force_buffered = 1;
-    c.upload_interval_ms = 600000; /* uploads only on flush, unless the target is reached */
-    c.object_target_bytes = 64ull << 20;
-    c.log_cache_bytes = 256ull << 20;
-    c.io_threads = 2;
-    c.retention_check_ms = 3600000;
+    fx_stream_conf(&c); /* uploads only on flush, unless the target is reached */
     if (g_small) {
         c.log_cache_bytes = 256 << 10;
         c.object_target_bytes = 64 << 10;
         c.upload_interval_ms = 50;
     }
-    if (stratus_stream_open(&c, g_st, g_small ? g_cache : NULL, &s, &eb) != 0) {
-        fprintf(stderr, "stream open: %s\n", eb.msg);
-        return NULL;
-    }
-    stratus_stream_set_commit_hook(s, on_hook, NULL);
+    s = fx_stream_open(&c, g_small ? fx_env.cache : NULL);
+    if (s)
+        stratus_stream_set_commit_hook(s, on_hook, NULL);
     return s;
-}
-
-static int count_objects(const char *dir)
-{
-    /* objects live at <dir>/data/<hh>/<id>.sso */
-    char sub[600];
-    int n = 0;
-    DIR *d;
-    struct dirent *e;
-
-    snprintf(sub, sizeof sub, "%s/objects/data", dir);
-    d = opendir(sub);
-    if (!d)
-        return 0;
-    while ((e = readdir(d))) {
-        char p2[900];
-        DIR *d2;
-        struct dirent *e2;
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(p2, sizeof p2, "%s/%s", sub, e->d_name);
-        d2 = opendir(p2);
-        if (!d2)
-            continue;
-        while ((e2 = readdir(d2)))
-            if (strstr(e2->d_name, ".sso"))
-                n++;
-        closedir(d2);
-    }
-    closedir(d);
-    return n;
 }
 
 /* Expected bytes of what we appended: our batches with base offset and epoch set. */
@@ -249,8 +97,8 @@ static void expect_add(struct expect *e, const uint8_t *b, size_t len, int64_t b
         e->buf = realloc(e->buf, e->cap);
     }
     memcpy(e->buf + e->len, b, len);
-    be(e->buf + e->len, (uint64_t)base, 8);
-    be(e->buf + e->len + 12, (uint64_t)(uint32_t)epoch, 4);
+    fx_be_put(e->buf + e->len, (uint64_t)base, 8);
+    fx_be_put(e->buf + e->len + 12, (uint64_t)(uint32_t)epoch, 4);
     e->offsets[e->nbatches] = base;
     e->positions[e->nbatches] = e->len;
     e->nbatches++;
@@ -267,7 +115,7 @@ static void append_many(struct stratus_partition *p, struct expect *e, int nb, u
         size_t vlen = 10 + ((seed * 13 + (uint32_t)i * 101) % 900);
         size_t len = build_batch(buf, nrec, ts + i, vlen, seed + (uint32_t)i);
         struct stratus_append_result r;
-        stratus_partition_append(p, buf, len, &r, on_done, NULL);
+        stratus_partition_append(p, buf, len, &r, fx_on_done, NULL);
         CHECK_EQ(r.error, KAFKA_ERR_NONE);
         if (r.error != KAFKA_ERR_NONE) {
             fprintf(stderr, "append: %s\n", r.msg);
@@ -432,7 +280,7 @@ static void check_read_all(struct stratus_partition *p, const struct expect *e, 
 {
     struct stratus_fetch_result r;
     if (cold) {
-        read_cold(p, 0, 64u << 20, 1, &r);
+        fx_read_cold(p, 0, 64u << 20, 1, &r);
     } else {
         CHECK_EQ(stratus_partition_read(p, 0, 64u << 20, 1, &r), 0);
     }
@@ -446,7 +294,7 @@ static void check_read_all(struct stratus_partition *p, const struct expect *e, 
         size_t want = e->positions[10] - e->positions[7];
         int64_t off = e->offsets[7] + (e->offsets[8] - e->offsets[7]) / 2;
         if (cold) {
-            read_cold(p, off, want, 0, &r);
+            fx_read_cold(p, off, want, 0, &r);
         } else {
             CHECK_EQ(stratus_partition_read(p, off, want, 0, &r), 0);
         }
@@ -456,7 +304,7 @@ static void check_read_all(struct stratus_partition *p, const struct expect *e, 
         free(r.data);
         /* min_one with a tiny max_bytes: exactly one batch */
         if (cold) {
-            read_cold(p, e->offsets[3], 1, 1, &r);
+            fx_read_cold(p, e->offsets[3], 1, 1, &r);
         } else {
             CHECK_EQ(stratus_partition_read(p, e->offsets[3], 1, 1, &r), 0);
         }
@@ -464,7 +312,7 @@ static void check_read_all(struct stratus_partition *p, const struct expect *e, 
         free(r.data);
         /* without min_one: nothing */
         if (cold) {
-            read_cold(p, e->offsets[3], 1, 0, &r);
+            fx_read_cold(p, e->offsets[3], 1, 0, &r);
         } else {
             CHECK_EQ(stratus_partition_read(p, e->offsets[3], 1, 0, &r), 0);
         }
@@ -495,14 +343,12 @@ static void test_append_flush_cold(void)
              KAFKA_ERR_NONE);
     for (int i = 0; i < 3; i++)
         ps[i] = stratus_stream_partition(s, "events", i);
-    pthread_mutex_lock(&g_mu);
-    before = g_done;
-    pthread_mutex_unlock(&g_mu);
+    before = fx_acks_done();
     for (int round = 0; round < 4; round++)
         for (int i = 0; i < 3; i++)
             append_many(ps[i], &g_exp[i], 20 + i, (uint32_t)(round * 100 + i), 1700000000000);
-    CHECK(wait_done(before + 4 * (20 + 21 + 22)));
-    CHECK_EQ(g_done_err, 0);
+    CHECK(fx_acks_wait(before + 4 * (20 + 21 + 22), FX_ACK_MS));
+    CHECK_EQ(fx_acks_errors(), 0);
     for (int i = 0; i < 3; i++) {
         int64_t ls, hw, le;
         stratus_partition_offsets(ps[i], &ls, &hw, &le);
@@ -520,19 +366,19 @@ static void test_append_flush_cold(void)
         int64_t le0, le1;
         buf[len - 5] ^= 0x40;
         stratus_partition_offsets(ps[0], NULL, NULL, &le0);
-        stratus_partition_append(ps[0], buf, len, &r, on_done, NULL);
+        stratus_partition_append(ps[0], buf, len, &r, fx_on_done, NULL);
         CHECK_EQ(r.error, KAFKA_ERR_CORRUPT_MESSAGE);
         stratus_partition_offsets(ps[0], NULL, NULL, &le1);
         CHECK_EQ(le1, le0);
         /* truncated */
         buf[len - 5] ^= 0x40;
-        stratus_partition_append(ps[0], buf, len - 3, &r, on_done, NULL);
+        stratus_partition_append(ps[0], buf, len - 3, &r, fx_on_done, NULL);
         CHECK_EQ(r.error, KAFKA_ERR_CORRUPT_MESSAGE);
         /* max.message.bytes */
         struct stratus_kv small[] = {{"max.message.bytes", "100"}};
         CHECK_EQ(stratus_stream_alter_topic_configs(s, "events", small, 1, 1, 0, msg, sizeof msg),
                  KAFKA_ERR_NONE);
-        stratus_partition_append(ps[0], buf, len, &r, on_done, NULL);
+        stratus_partition_append(ps[0], buf, len, &r, fx_on_done, NULL);
         CHECK_EQ(r.error, KAFKA_ERR_MESSAGE_TOO_LARGE);
         small[0].value = NULL;
         CHECK_EQ(stratus_stream_alter_topic_configs(s, "events", small, 1, 1, 0, msg, sizeof msg),
@@ -554,19 +400,17 @@ static void test_append_flush_cold(void)
         CHECK_EQ(stratus_stream_create_topic(s, "stamped", 1, lat, 1, 0, NULL, msg, sizeof msg),
                  KAFKA_ERR_NONE);
         p = stratus_stream_partition(s, "stamped", 0);
-        pthread_mutex_lock(&g_mu);
-        before = g_done;
-        pthread_mutex_unlock(&g_mu);
-        stratus_partition_append(p, buf, len, &r, on_done, NULL);
+        before = fx_acks_done();
+        stratus_partition_append(p, buf, len, &r, fx_on_done, NULL);
         CHECK_EQ(r.error, KAFKA_ERR_NONE);
         CHECK(r.log_append_time >= t0);
-        CHECK(wait_done(before + 1));
+        CHECK(fx_acks_wait(before + 1, FX_ACK_MS));
         CHECK_EQ(stratus_partition_read(p, 0, 1 << 20, 1, &fr), 0);
         CHECK_EQ(fr.len, len);
         if (fr.len == len) {
-            CHECK((rbe(fr.data + 21, 2) & 0x08) != 0);
-            CHECK_EQ((int64_t)rbe(fr.data + 35, 8), r.log_append_time);
-            CHECK_EQ(rbe(fr.data + 17, 4), stratus_crc32c(0, fr.data + 21, len - 21));
+            CHECK((fx_be_get(fr.data + 21, 2) & 0x08) != 0);
+            CHECK_EQ((int64_t)fx_be_get(fr.data + 35, 8), r.log_append_time);
+            CHECK_EQ(fx_be_get(fr.data + 17, 4), stratus_crc32c(0, fr.data + 21, len - 21));
         }
         free(fr.data);
         stratus_partition_release(p);
@@ -583,7 +427,7 @@ static void test_append_flush_cold(void)
     CHECK_EQ(st.pending_upload_bytes, 0);
     CHECK_EQ(st.upload_failures, 0);
     CHECK(st.wal.trim_lsn > 0);
-    CHECK(count_objects(g_dir) >= 1);
+    CHECK(fx_count_objects() >= 1);
     /* still readable from the cache after the upload */
     check_read_all(ps[1], &g_exp[1], 0);
     for (int i = 0; i < 3; i++)
@@ -611,11 +455,9 @@ static void test_append_flush_cold(void)
     stratus_stream_get_stats(s, &st);
     CHECK(st.cold_reads >= 3);
     /* new appends continue at the right offsets, and mix cache + objects */
-    pthread_mutex_lock(&g_mu);
-    before = g_done;
-    pthread_mutex_unlock(&g_mu);
+    before = fx_acks_done();
     append_many(ps[2], &g_exp[2], 5, 777, 1700000001000);
-    CHECK(wait_done(before + 5));
+    CHECK(fx_acks_wait(before + 5, FX_ACK_MS));
     check_read_all(ps[2], &g_exp[2], 1); /* cold read crosses into ... only objects */
     {
         struct stratus_fetch_result r;
@@ -641,9 +483,7 @@ static void child_append_and_die(void)
         _exit(2);
     stratus_stream_create_topic(s, "doomed", 1, NULL, 0, 0, NULL, msg, sizeof msg);
     p = stratus_stream_partition(s, "events", 0);
-    pthread_mutex_lock(&g_mu);
-    before = g_done;
-    pthread_mutex_unlock(&g_mu);
+    before = fx_acks_done();
     append_many(p, &g_exp[0], 30, 4242, 1700000002000);
     {
         struct stratus_partition *d = stratus_stream_partition(s, "doomed", 0);
@@ -651,7 +491,7 @@ static void child_append_and_die(void)
         append_many(d, &tmp, 10, 1, 1700000002000);
         free(tmp.buf);
     }
-    if (!wait_done(before + 40) || g_done_err)
+    if (!fx_acks_wait(before + 40, FX_ACK_MS) || fx_acks_errors())
         _exit(3);
     _exit(test_failed ? 4 : 0);
 }
@@ -775,29 +615,27 @@ static void test_retention_and_time(void)
     CHECK_EQ(stratus_stream_run_retention(s, &eb), 0);
     stratus_stream_get_stats(s, &st);
     CHECK(st.retention_deleted_objects >= 1);
-    objs0 = count_objects(g_dir);
+    objs0 = fx_count_objects();
     CHECK_EQ(objs0, 0);
 
     CHECK_EQ(stratus_stream_create_topic(s, "logs", 1, NULL, 0, 0, NULL, msg, sizeof msg),
              KAFKA_ERR_NONE);
     p = stratus_stream_partition(s, "logs", 0);
-    pthread_mutex_lock(&g_mu);
-    before = g_done;
-    pthread_mutex_unlock(&g_mu);
+    before = fx_acks_done();
     /* 10 days old (older than the 7-day default) -> object 1 */
     append_many(p, &e, 10, 1, now - 10 * 86400000ll);
-    CHECK(wait_done(before + 10));
+    CHECK(fx_acks_wait(before + 10, FX_ACK_MS));
     CHECK_EQ(stratus_stream_flush(s, &eb), 0);
     int64_t first_new = e.next;
     /* 2 days old -> object 2; fresh -> object 3 */
     append_many(p, &e, 10, 2, now - 2 * 86400000ll);
-    CHECK(wait_done(before + 20));
+    CHECK(fx_acks_wait(before + 20, FX_ACK_MS));
     CHECK_EQ(stratus_stream_flush(s, &eb), 0);
     int64_t fresh = e.next;
     append_many(p, &e, 10, 3, now);
-    CHECK(wait_done(before + 30));
+    CHECK(fx_acks_wait(before + 30, FX_ACK_MS));
     CHECK_EQ(stratus_stream_flush(s, &eb), 0);
-    CHECK_EQ(count_objects(g_dir), 3);
+    CHECK_EQ(fx_count_objects(), 3);
 
     /* offset_for_time across objects */
     CHECK_EQ(stratus_partition_offset_for_time(p, now - 3 * 86400000ll, &off, &ts, &eb), 0);
@@ -813,9 +651,7 @@ static void test_retention_and_time(void)
     CHECK_EQ(off, 0);
 
     /* retention.ms default (7 days): the first object goes, log start moves */
-    pthread_mutex_lock(&g_mu);
-    hooks0 = g_hook_calls;
-    pthread_mutex_unlock(&g_mu);
+    hooks0 = hook_calls();
     stratus_stream_get_stats(s, &st);
     uint64_t del0 = st.retention_deleted_objects;
     CHECK_EQ(stratus_stream_run_retention(s, &eb), 0);
@@ -825,18 +661,16 @@ static void test_retention_and_time(void)
         CHECK_EQ(ls, first_new);
         CHECK_EQ(hw, e.next);
     }
-    pthread_mutex_lock(&g_mu);
-    CHECK(g_hook_calls > hooks0);
-    pthread_mutex_unlock(&g_mu);
+    CHECK(hook_calls() > hooks0);
     stratus_stream_get_stats(s, &st);
     CHECK_EQ(st.retention_deleted_objects, del0 + 1);
-    CHECK_EQ(count_objects(g_dir), 2);
+    CHECK_EQ(fx_count_objects(), 2);
     {
         struct stratus_fetch_result r;
         CHECK_EQ(stratus_partition_read(p, 0, 1000, 1, &r), 0);
         CHECK_EQ(r.error, KAFKA_ERR_OFFSET_OUT_OF_RANGE);
         CHECK_EQ(r.log_start_offset, first_new);
-        read_cold(p, first_new, 64 << 20, 1, &r);
+        fx_read_cold(p, first_new, 64 << 20, 1, &r);
         CHECK_EQ(r.error, KAFKA_ERR_NONE);
         CHECK_EQ(r.len, e.len - e.positions[10]);
         CHECK(r.len == e.len - e.positions[10] && memcmp(r.data, e.buf + e.positions[10], r.len) == 0);
@@ -851,7 +685,7 @@ static void test_retention_and_time(void)
         CHECK_EQ(stratus_stream_run_retention(s, &eb), 0);
         stratus_partition_offsets(p, &ls, NULL, NULL);
         CHECK_EQ(ls, fresh);
-        CHECK_EQ(count_objects(g_dir), 1);
+        CHECK_EQ(fx_count_objects(), 1);
     }
     stratus_partition_release(p);
     stratus_stream_close(s);
@@ -871,7 +705,7 @@ static void test_retention_and_time(void)
     stratus_partition_release(p);
     CHECK_EQ(stratus_stream_delete_topic(s, "logs", msg, sizeof msg), KAFKA_ERR_NONE);
     CHECK_EQ(stratus_stream_run_retention(s, &eb), 0);
-    CHECK_EQ(count_objects(g_dir), 0);
+    CHECK_EQ(fx_count_objects(), 0);
     stratus_stream_close(s);
     free(e.buf);
 }
@@ -896,12 +730,10 @@ static void test_budget(void)
     CHECK_EQ(stratus_stream_create_topic(s, "big", 1, NULL, 0, 0, NULL, msg, sizeof msg),
              KAFKA_ERR_NONE);
     p = stratus_stream_partition(s, "big", 0);
-    pthread_mutex_lock(&g_mu);
-    before = g_done;
-    pthread_mutex_unlock(&g_mu);
+    before = fx_acks_done();
     for (int i = 0; i < 8; i++)
         append_many(p, &e, 100, (uint32_t)i * 1000, stratus_wall_ms());
-    CHECK(wait_done(before + 800));
+    CHECK(fx_acks_wait(before + 800, FX_ACK_MS));
     deadline = stratus_mono_ms() + 20000;
     do {
         struct timespec ts = {0, 20000000};
@@ -918,13 +750,13 @@ static void test_budget(void)
         struct stratus_cache_stats cs = {.size = sizeof cs};
         CHECK_EQ(stratus_partition_read(p, 0, 1 << 20, 1, &r), STRATUS_EAGAIN);
         for (int pass = 0; pass < 2; pass++) { /* the second pass hits the block cache */
-            read_cold(p, 0, 64 << 20, 1, &r);
+            fx_read_cold(p, 0, 64 << 20, 1, &r);
             CHECK_EQ(r.error, KAFKA_ERR_NONE);
             CHECK_EQ(r.len, e.len);
             CHECK(r.len == e.len && memcmp(r.data, e.buf, e.len) == 0);
             free(r.data);
         }
-        stratus_cache_get_stats(g_cache, &cs);
+        stratus_cache_get_stats(fx_env.cache, &cs);
         CHECK(cs.hits > 0);
     }
     stratus_partition_release(p);
@@ -936,42 +768,13 @@ static void test_budget(void)
 
 int main(void)
 {
-    struct stratus_conf *conf;
-    struct stratus_errbuf eb = {{0}};
-    const char *pdir = getenv("STRATUS_PLUGIN_DIR");
-    char buf[512];
-
-    snprintf(g_dir, sizeof g_dir, "/tmp/stratus-test-stream-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    conf = stratus_conf_new();
-    CHECK_EQ(stratus_conf_set(conf, "storage.plugin=local", &eb), 0);
-    snprintf(buf, sizeof buf, "storage.path=%s/objects", g_dir);
-    CHECK_EQ(stratus_conf_set(conf, buf, &eb), 0);
-    if (stratus_storage_open(conf, "storage", pdir ? pdir : "plugins", &g_st, &eb) != 0) {
-        fprintf(stderr, "storage open: %s\n", eb.msg);
-        CHECK(0);
+    if (fx_env_open("stream") != 0 || fx_env_open_cache() != 0)
         TEST_REPORT();
-    }
-    CHECK_EQ(stratus_conf_set(conf, "cache.plugin=memory", &eb), 0);
-    CHECK_EQ(stratus_conf_set(conf, "cache.capacity=64MiB", &eb), 0);
-    if (stratus_cache_open(conf, "cache", pdir ? pdir : "plugins", &g_cache, &eb) != 0) {
-        fprintf(stderr, "cache open: %s\n", eb.msg);
-        CHECK(0);
-        TEST_REPORT();
-    }
     test_catalog();
     test_append_flush_cold();
     test_replay();
     test_budget();
     test_retention_and_time();
-    stratus_cache_close(g_cache);
-    stratus_storage_close(g_st);
-    stratus_conf_free(conf);
-    snprintf(buf, sizeof buf, "rm -rf %s", g_dir);
-    if (test_failed == 0 && system(buf) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    fx_env_close();
     TEST_REPORT();
 }

@@ -13,27 +13,20 @@
  * compared with brute force and timed (printed, not asserted).
  * SPDX-License-Identifier: Apache-2.0
  */
-#include "conf/conf.h"
 #include "index/index.h"
-#include "plugin/plugin.h"
 #include "proto/kerr.h"
 #include "stream/stream.h"
 #include "stream/stream_int.h"
+#include "stream_fixture.h"
 #include "test.h"
-#include "util/clock.h"
-#include "util/crc32c.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define T     1700000000000LL
 #define SPIKE (T + 10000000000LL)
 
-static char g_dir[256];
-static struct stratus_storage *g_st;
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rnd(void)
@@ -108,100 +101,31 @@ static void brute(int64_t target, int64_t log_start, int64_t *off, int64_t *ts)
 
 /* ---- record batches ---- */
 
-static size_t put_varint(uint8_t *p, int64_t v)
-{
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    size_t n = 0;
-    while (z >= 0x80) {
-        p[n++] = (uint8_t)(z | 0x80);
-        z >>= 7;
-    }
-    p[n++] = (uint8_t)z;
-    return n;
-}
-
-static void be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
 /* An uncompressed v2 batch of n records with timestamps ts[]; maxTimestamp their maximum. */
 static size_t build_batch(uint8_t *out, int n, const int64_t *ts)
 {
-    size_t pos = 61;
+    size_t pos = FX_BATCH_HEADER;
     int64_t maxts = ts[0];
 
     for (int i = 0; i < n; i++) {
-        uint8_t body[64];
-        size_t b = 0;
-        body[b++] = 0;
-        b += put_varint(body + b, ts[i] - ts[0]);
-        b += put_varint(body + b, i);
-        b += put_varint(body + b, -1);
-        b += put_varint(body + b, 2);
-        body[b++] = 'v';
-        body[b++] = (uint8_t)('0' + i);
-        b += put_varint(body + b, 0);
-        pos += put_varint(out + pos, (int64_t)b);
-        memcpy(out + pos, body, b);
-        pos += b;
+        uint8_t value[2] = {'v', (uint8_t)('0' + i)};
+        pos += fx_record_put(out + pos, ts[i] - ts[0], i, value, sizeof value);
         if (ts[i] > maxts)
             maxts = ts[i];
     }
-    be(out, 0, 8);
-    be(out + 8, pos - 12, 4);
-    be(out + 12, (uint64_t)-1, 4);
-    out[16] = 2;
-    be(out + 21, 0, 2);
-    be(out + 23, (uint64_t)(n - 1), 4);
-    be(out + 27, (uint64_t)ts[0], 8);
-    be(out + 35, (uint64_t)maxts, 8);
-    be(out + 43, (uint64_t)-1, 8);
-    be(out + 51, (uint64_t)-1, 2);
-    be(out + 53, (uint64_t)-1, 4);
-    be(out + 57, (uint64_t)n, 4);
-    be(out + 17, stratus_crc32c(0, out + 21, pos - 21), 4);
-    return pos;
+    struct fx_batch h = fx_batch_plain(n, ts[0], maxts);
+    return fx_batch_seal(out, pos, &h);
 }
 
 /* ---- appends ---- */
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-static int g_done, g_done_err, g_sent;
-
-static void on_done(void *arg, int16_t kerr)
-{
-    (void)arg;
-    pthread_mutex_lock(&g_mu);
-    g_done++;
-    if (kerr != KAFKA_ERR_NONE)
-        g_done_err++;
-    pthread_cond_broadcast(&g_cv);
-    pthread_mutex_unlock(&g_mu);
-}
+static int g_sent; /* appends made; fx_acks counts their completions */
 
 static void wait_all(void)
 {
-    int64_t deadline = stratus_mono_ms() + 30000;
-
-    pthread_mutex_lock(&g_mu);
-    while (g_done < g_sent && stratus_mono_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 10000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g_cv, &g_mu, &ts);
-    }
-    CHECK_EQ(g_done, g_sent);
-    CHECK_EQ(g_done_err, 0);
-    pthread_mutex_unlock(&g_mu);
+    fx_acks_wait(g_sent, 30000);
+    CHECK_EQ(fx_acks_done(), g_sent);
+    CHECK_EQ(fx_acks_errors(), 0);
 }
 
 /* Appends one batch of 1..4 records around trend (one record may be the spike) and records it
@@ -222,10 +146,8 @@ static void append_one(struct stratus_partition *p, int64_t trend, int spike)
     if (spike)
         ts[n / 2] = SPIKE;
     len = build_batch(buf, n, ts);
-    pthread_mutex_lock(&g_mu);
     g_sent++;
-    pthread_mutex_unlock(&g_mu);
-    stratus_partition_append(p, buf, len, &r, on_done, NULL);
+    stratus_partition_append(p, buf, len, &r, fx_on_done, NULL);
     CHECK_EQ(r.error, KAFKA_ERR_NONE);
     if (r.error != KAFKA_ERR_NONE || g_nbatches == MAXBATCH || g_nrecs + 4 > MAXREC) {
         fprintf(stderr, "append: %s\n", r.msg);
@@ -358,30 +280,7 @@ static void check_all(struct stratus_stream *s, struct stratus_partition *p, con
     check_invariant(s->idx, p->stream_id, what);
 }
 
-/* ---- the stream ---- */
-
-static struct stratus_stream *open_stream(void)
-{
-    struct stratus_stream_conf c = {0};
-    struct stratus_stream *s = NULL;
-    struct stratus_errbuf eb = {{0}};
-    char data[300];
-
-    snprintf(data, sizeof data, "%s/data", g_dir);
-    c.data_dir = data;
-    c.wal.size_bytes = 64ull << 20;
-    c.wal.force_buffered = 1;
-    c.upload_interval_ms = 600000; /* uploads only on flush */
-    c.object_target_bytes = 64ull << 20;
-    c.log_cache_bytes = 256ull << 20;
-    c.io_threads = 2;
-    c.retention_check_ms = 3600000;
-    if (stratus_stream_open(&c, g_st, NULL, &s, &eb) != 0) {
-        fprintf(stderr, "stream open: %s\n", eb.msg);
-        return NULL;
-    }
-    return s;
-}
+/* ---- index entries ---- */
 
 static int count_prefix(struct stratus_index *idx, uint8_t kind, uint64_t sid)
 {
@@ -400,7 +299,7 @@ static int count_prefix(struct stratus_index *idx, uint8_t kind, uint64_t sid)
 
 static void test_partition(void)
 {
-    struct stratus_stream *s = open_stream();
+    struct stratus_stream *s = fx_stream_open_defaults();
     struct stratus_partition *p;
     struct stratus_errbuf eb = {{0}};
     struct stratus_kv cfg[] = {{"retention.ms", "-1"}};
@@ -427,7 +326,7 @@ static void test_partition(void)
     stratus_stream_close(s);
 
     /* restart: the log cache is empty, answers come from objects through the index */
-    s = open_stream();
+    s = fx_stream_open_defaults();
     CHECK(s != NULL);
     if (!s)
         return;
@@ -519,7 +418,7 @@ static void test_partition(void)
     stratus_partition_release(p);
     stratus_stream_close(s);
 
-    s = open_stream();
+    s = fx_stream_open_defaults();
     CHECK(s != NULL);
     if (!s)
         return;
@@ -629,7 +528,7 @@ static void test_scale(void)
     double t0, t1, t2;
     int bad = 0, nt = 2000;
 
-    snprintf(path, sizeof path, "%s/scale-index", g_dir);
+    snprintf(path, sizeof path, "%s/scale-index", fx_env.dir);
     idx = open_idx(path);
     CHECK(idx != NULL);
     if (!idx || !maxts)
@@ -765,31 +664,10 @@ static void test_scale(void)
 
 int main(void)
 {
-    struct stratus_conf *conf;
-    struct stratus_errbuf eb = {{0}};
-    const char *pdir = getenv("STRATUS_PLUGIN_DIR");
-    char buf[512];
-
-    snprintf(g_dir, sizeof g_dir, "/tmp/stratus-test-timeidx-XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    conf = stratus_conf_new();
-    CHECK_EQ(stratus_conf_set(conf, "storage.plugin=local", &eb), 0);
-    snprintf(buf, sizeof buf, "storage.path=%s/objects", g_dir);
-    CHECK_EQ(stratus_conf_set(conf, buf, &eb), 0);
-    if (stratus_storage_open(conf, "storage", pdir ? pdir : "plugins", &g_st, &eb) != 0) {
-        fprintf(stderr, "storage open: %s\n", eb.msg);
-        CHECK(0);
+    if (fx_env_open("timeidx") != 0)
         TEST_REPORT();
-    }
     test_partition();
     test_scale();
-    stratus_storage_close(g_st);
-    stratus_conf_free(conf);
-    snprintf(buf, sizeof buf, "rm -rf %s", g_dir);
-    if (test_failed == 0 && system(buf) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    fx_env_close();
     TEST_REPORT();
 }
