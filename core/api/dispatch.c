@@ -24,7 +24,7 @@ struct api_entry {
 
 static const struct api_entry api_table[] = {
     {KAPI_Produce, 3, 0, 11, api_produce},
-    {KAPI_Fetch, 4, 4, 12, api_fetch},
+    {KAPI_Fetch, 4, 4, 16, api_fetch},
     {KAPI_ListOffsets, 1, 1, 8, api_listoffsets},
     {KAPI_Metadata, 0, 0, 12, api_metadata},
     {KAPI_FindCoordinator, 0, 0, 6, api_findcoordinator},

@@ -1,4 +1,4 @@
-/* fetch.c - Fetch (v4-12): reads from the log cache, cold reads on the I/O pool, and long
+/* fetch.c - Fetch (v4-16): reads from the log cache, cold reads on the I/O pool, and long
  * polls that wake on new durable data.
  *
  * A fetch is evaluated on its network thread: each partition is read from the log cache
@@ -8,8 +8,7 @@
  * has not passed, the fetch parks on its thread's list with a timer; the engine's commit hook
  * posts one coalesced "wake" to each thread with parked fetches, which re-evaluates them.
  * Fetch sessions (KIP-227) are declined by answering SessionId 0, so every fetch is full.
- * A Topic naming no topic but spelling an existing topic's UUID is served by id (a workaround
- * for @platformatic/kafka's Fetch v12, see fetch_partition_by_id_text).
+ * From v13 topics are named by their UUID (KIP-516): an unknown id gets UNKNOWN_TOPIC_ID.
  *
  * Ownership: struct fetch_ctx is heap-allocated per parked fetch and owned by its thread's
  * parked list (or, during cold reads, by the count of reads in flight). It holds a reference to
@@ -119,6 +118,7 @@ static void fetch_respond(struct fetch_ctx *fc, int from_handler)
         int32_t np = ft->Partitions.count > 0 ? ft->Partitions.count : 0;
         FetchResponse_FetchableTopicResponse_init(tr);
         tr->Topic = ft->Topic;
+        memcpy(tr->TopicId, ft->TopicId, 16);
         tr->Partitions.items = API_ALLOC(req, struct FetchResponse_PartitionData, np);
         tr->Partitions.count = tr->Partitions.items ? np : 0;
         for (int32_t j = 0; j < np; j++, k++) {
@@ -325,42 +325,6 @@ void api_fetch_thread_stop(struct stratus_loop *loop)
     free(ft);
 }
 
-/* Client workaround, used only when Topic names no topic. @platformatic/kafka (checked with
- * 1.35.0) writes, in Fetch v12, each topic's id as its 36-character text form into the Topic
- * name field (its v12 encoder is its v13 one with the UUID written as a string); it matches the
- * response by that same string. Kafka 3.5+ advertises Fetch >= 13, so the client never sends
- * v12 there; Stratus stops at v12, so a Topic that is the canonical text of an existing topic's
- * UUID is looked up by id. The response echoes the request's Topic, as that client expects.
- * Returns a counted partition reference or NULL. */
-static struct stratus_partition *fetch_partition_by_id_text(struct stratus_req *req,
-                                                            const char *text, int32_t partition)
-{
-    static const char hex[] = "0123456789abcdef";
-    struct stratus_topic_info ti;
-    uint8_t id[16];
-    int n = 0;
-
-    if (strlen(text) != 36)
-        return NULL;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (text[i] != '-')
-                return NULL;
-            continue;
-        }
-        const char *d = text[i] ? strchr(hex, text[i] | 0x20) : NULL;
-        if (!d)
-            return NULL;
-        if (n % 2 == 0)
-            id[n / 2] = (uint8_t)((d - hex) << 4);
-        else
-            id[n / 2] |= (uint8_t)(d - hex);
-        n++;
-    }
-    if (stratus_stream_find_topic_id(req->ctx->stream, id, &ti) != 0)
-        return NULL;
-    return stratus_stream_partition(req->ctx->stream, ti.name, partition);
-}
 
 int api_fetch(struct stratus_req *req)
 {
@@ -384,7 +348,17 @@ int api_fetch(struct stratus_req *req)
     int k = 0;
     for (int32_t i = 0; i < fc->rq.Topics.count; i++) {
         const struct FetchRequest_FetchTopic *ft = &fc->rq.Topics.items[i];
-        char *topic = api_cstr(req, ft->Topic);
+        struct stratus_topic_info ti;
+        char *topic = NULL;
+        int16_t unknown = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        if (req->api_version >= 13) {
+            /* v13+: the topic is named by its id only. */
+            unknown = KAFKA_ERR_UNKNOWN_TOPIC_ID;
+            if (stratus_stream_find_topic_id(req->ctx->stream, ft->TopicId, &ti) == 0)
+                topic = api_cstr(req, kstr_from(ti.name));
+        } else {
+            topic = api_cstr(req, ft->Topic);
+        }
         for (int32_t j = 0; j < ft->Partitions.count; j++, k++) {
             struct fetch_part *fp = &fc->parts[k];
             const struct FetchRequest_FetchPartition *rp = &ft->Partitions.items[j];
@@ -395,11 +369,9 @@ int api_fetch(struct stratus_req *req)
             fp->max_bytes = rp->PartitionMaxBytes > 0 ? rp->PartitionMaxBytes : 1;
             fp->p = topic ? stratus_stream_partition(req->ctx->stream, topic, rp->Partition)
                           : NULL;
-            if (!fp->p && topic)
-                fp->p = fetch_partition_by_id_text(req, topic, rp->Partition);
             if (!fp->p) {
                 fp->state = FP_ERROR;
-                fp->error = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                fp->error = topic ? KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION : unknown;
             }
         }
     }

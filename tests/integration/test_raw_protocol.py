@@ -191,6 +191,109 @@ def case_restart_offsets():
     c.close()
 
 
+def _skip_tags(r):
+    for _ in range(r.uvarint()):
+        r.uvarint()
+        r.raw(r.uvarint())
+
+
+def _compact_str(r):
+    n = r.uvarint()
+    return None if n == 0 else r.raw(n - 1).decode()
+
+
+def _compact_array(r, fn):
+    n = r.uvarint()
+    return None if n == 0 else [fn(r) for _ in range(n - 1)]
+
+
+def _topic_id(c, topic):
+    """The topic's UUID from a flexible Metadata v12 request."""
+    body = (kwire.uvarint(2) + b"\x00" * 16 + kwire.compact_string(topic) + b"\x00" +
+            kwire.i8(1) + kwire.i8(0) + b"\x00")
+    r = kwire.Reader(c.request(kwire.API_METADATA, 12, body, flexible=True))
+    _skip_tags(r)  # the response header's tags (v1)
+    r.i32()
+    _compact_array(r, lambda x: (x.i32(), _compact_str(x), x.i32(), _compact_str(x),
+                                 _skip_tags(x)))
+    _compact_str(r)
+    r.i32()
+    ids = {}
+
+    def part(x):
+        x.i16(), x.i32(), x.i32(), x.i32()
+        for _ in range(3):
+            _compact_array(x, lambda y: y.i32())
+        _skip_tags(x)
+
+    def topic_(x):
+        err = x.i16()
+        name = _compact_str(x)
+        tid = x.raw(16)
+        x.i8()
+        _compact_array(x, part)
+        x.i32()
+        _skip_tags(x)
+        ids[name] = (err, tid)
+    _compact_array(r, topic_)
+    return ids.get(topic, (-1, None))
+
+
+def _fetch_v13(c, tid, partition, offset):
+    body = (kwire.i32(-1) + kwire.i32(100) + kwire.i32(1) + kwire.i32(8 << 20) + kwire.i8(0) +
+            kwire.i32(0) + kwire.i32(-1) +
+            kwire.uvarint(2) + tid + kwire.uvarint(2) + kwire.i32(partition) + kwire.i32(-1) +
+            kwire.i64(offset) + kwire.i32(-1) + kwire.i64(-1) + kwire.i32(1 << 20) + b"\x00" +
+            b"\x00" + kwire.uvarint(1) + kwire.compact_string("") + b"\x00")
+    r = kwire.Reader(c.request(kwire.API_FETCH, 13, body, flexible=True))
+    _skip_tags(r)
+    r.i32()
+    top_err = r.i16()
+    r.i32()
+    out = []
+
+    def part(x):
+        p, err, hw = x.i32(), x.i16(), x.i64()
+        x.i64(), x.i64()
+        _compact_array(x, lambda y: (y.i64(), y.i64(), _skip_tags(y)))
+        x.i32()
+        n = x.uvarint()
+        recs_ = b"" if n == 0 else x.raw(n - 1)
+        _skip_tags(x)
+        return p, err, hw, recs_
+
+    def topic_(x):
+        t = x.raw(16)
+        parts = _compact_array(x, part)
+        _skip_tags(x)
+        out.append((t, parts))
+    _compact_array(r, topic_)
+    return top_err, out
+
+
+def case_fetch_topic_ids():
+    R.section("Fetch v13+ names topics by id (KIP-516)")
+    c = kwire.Conn(B.host, B.port)
+    c.metadata(["ids"])
+    c.produce("ids", 0, kwire.record_batch(recs(5, b"id")))
+    err, tid = _topic_id(c, "ids")
+    R.eq(err, 0, "Metadata v12 knows the topic")
+    R.check(tid is not None and tid != b"\x00" * 16, "the topic has a non-zero UUID")
+    top_err, res = _fetch_v13(c, tid, 0, 0)
+    R.eq(top_err, 0, "Fetch v13: no top-level error")
+    R.eq(len(res), 1, "one topic in the answer")
+    if res:
+        t, parts = res[0]
+        R.eq(t, tid, "the answer names the topic by the same id")
+        R.eq(parts[0][1], 0, "partition 0: no error")
+        R.eq(parts[0][2], 5, "partition 0: high watermark 5")
+        got = kwire.decode_batches(parts[0][3]) if parts[0][3] else []
+        R.eq(len(got), 5, "the five records come back by id")
+    top_err, res = _fetch_v13(c, b"\x42" * 16, 0, 0)
+    R.eq(res[0][1][0][1] if res else None, 100, "an unknown topic id: UNKNOWN_TOPIC_ID (100)")
+    c.close()
+
+
 def main():
     global B
     B = R.broker("raw")
@@ -200,7 +303,7 @@ def main():
         R.check(False, "broker starts: %s" % e)
         R.finish()
     for fn in (case_acks0, case_errors, case_longpoll, case_kip74, case_concurrent_producers,
-               case_restart_offsets):
+               case_restart_offsets, case_fetch_topic_ids):
         R.run(fn)
         if not B.alive():
             R.check(False, "broker died after %s" % fn.__name__)
