@@ -23,7 +23,8 @@ int api_findcoordinator(struct stratus_req *req);
 /* Every group and committed-offset API (groups.c): JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
  * DescribeGroups, ListGroups, DeleteGroups, OffsetCommit, OffsetFetch. */
 int api_groups(struct stratus_req *req);
-/* Idempotent producers (producer.c) and the rest of the admin surface (admin2.c). */
+/* Idempotent producers (producer.c), topic admin (topics.c), configs (configs.c), partition
+ * placement and log dirs (replicas.c), ACLs (acl.c). */
 int api_initproducerid(struct stratus_req *req);
 int api_describeproducers(struct stratus_req *req);
 int api_deleterecords(struct stratus_req *req);

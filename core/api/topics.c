@@ -1,18 +1,18 @@
-/* admin.c - topic administration: CreateTopics (v2-7), DeleteTopics (v1-6), CreatePartitions
- * (v0-3) and DescribeConfigs (v1-4) for topics and this broker.
+/* topics.c - topic and partition administration: CreateTopics (v2-7), DeleteTopics (v1-6),
+ * CreatePartitions (v0-3) and DeleteRecords (v0-2).
  *
- * Creating and deleting write the RocksDB catalog, so those handlers run on an I/O worker.
- * Stratus keeps one copy of each partition (durability comes from the object store), so a
- * replication factor other than -1 or 1, or a manual assignment naming another broker, is
- * refused as Kafka refuses it on a single broker. Topic configs are validated by the engine;
- * DescribeConfigs reports them exactly as set, with their sources.
+ * Creating, deleting and moving a log start write the RocksDB catalog, so these handlers run
+ * on an I/O worker. Stratus keeps one copy of each partition (durability comes from the object
+ * store), so a replication factor other than -1 or 1, or a manual assignment naming another
+ * broker, is refused as Kafka refuses it on a single broker. DeleteRecords moves each
+ * partition's log start durably (stratus_partition_delete_records; -1 = the high watermark;
+ * beyond it OFFSET_OUT_OF_RANGE).
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf/conf.h"
 #include "handlers.h"
 #include "stream/stream.h"
 #include "util/log.h"
@@ -257,169 +257,73 @@ int api_createpartitions(struct stratus_req *req)
     return api_run_on_worker(req, createpartitions_on_worker);
 }
 
-/* ---- DescribeConfigs ---- */
+/* ---- DeleteRecords ---- */
 
-enum { RES_TOPIC = 2, RES_BROKER = 4, RES_BROKER_LOGGER = 8 };
-
-/* The broker configs reported, as Kafka names them, from the Stratus config. */
-struct broker_cfg {
-    const char *kafka_name;
-    const char *section, *key; /* Stratus key it comes from, or NULL for a constant */
-    const char *def;
-    int type;
-    const char *doc;
-};
-
-static const struct broker_cfg broker_cfgs[] = {
-    {"node.id", "broker", "node_id", "1", STRATUS_CONFIG_T_INT, "This broker's id"},
-    {"broker.id", "broker", "node_id", "1", STRATUS_CONFIG_T_INT, "This broker's id"},
-    {"listeners", "broker", "listeners", "PLAINTEXT://127.0.0.1:9092", STRATUS_CONFIG_T_STRING,
-     "Listeners"},
-    {"advertised.listeners", "broker", "advertised_listeners", NULL, STRATUS_CONFIG_T_STRING,
-     "Advertised listeners"},
-    {"auto.create.topics.enable", "broker", "auto_create_topics", "true",
-     STRATUS_CONFIG_T_BOOLEAN, "Create topics on first use"},
-    {"num.partitions", "broker", "num_partitions", "1", STRATUS_CONFIG_T_INT,
-     "Partitions of auto-created topics"},
-    {"socket.request.max.bytes", "broker", "max_request_size", "104857600",
-     STRATUS_CONFIG_T_INT, "Largest request accepted"},
-    {"connections.max.idle.ms", "broker", "idle_timeout", "600000", STRATUS_CONFIG_T_LONG,
-     "Idle connections are closed after this"},
-    {"default.replication.factor", NULL, NULL, "1", STRATUS_CONFIG_T_INT,
-     "Stratus keeps one copy per partition in the object store"},
-    {"min.insync.replicas", NULL, NULL, "1", STRATUS_CONFIG_T_INT,
-     "Stratus keeps one copy per partition in the object store"},
-    {"offsets.topic.replication.factor", NULL, NULL, "1", STRATUS_CONFIG_T_SHORT,
-     "Stratus keeps one copy per partition in the object store"},
-    {"message.max.bytes", NULL, NULL, "16777216", STRATUS_CONFIG_T_INT,
-     "Default max.message.bytes of topics"},
-    {"log.retention.ms", NULL, NULL, "604800000", STRATUS_CONFIG_T_LONG,
-     "Default retention.ms of topics"},
-    {"log.retention.bytes", NULL, NULL, "-1", STRATUS_CONFIG_T_LONG,
-     "Default retention.bytes of topics"},
-    {"delete.topic.enable", NULL, NULL, "true", STRATUS_CONFIG_T_BOOLEAN,
-     "Topics can be deleted"},
-};
-
-static int key_wanted(const struct DescribeConfigsRequest_DescribeConfigsResource *res,
-                      const char *name)
+static void deleterecords_on_worker(struct stratus_req *req)
 {
-    if (res->ConfigurationKeys.count < 0)
-        return 1;
-    for (int32_t i = 0; i < res->ConfigurationKeys.count; i++)
-        if (kstr_eq_cstr(res->ConfigurationKeys.items[i], name))
-            return 1;
-    return 0;
-}
-
-static void add_entry(struct stratus_req *req, int include_synonyms,
-                      struct DescribeConfigsResponse_DescribeConfigsResourceResult *c,
-                      const char *name, const char *value, int source, int read_only,
-                      int sensitive, int type, const char *doc, int include_doc)
-{
-    DescribeConfigsResponse_DescribeConfigsResourceResult_init(c);
-    c->Name = api_kstr(req, name);
-    c->Value = sensitive || !value ? KSTR_NULL : api_kstr(req, value);
-    c->ReadOnly = (int8_t)read_only;
-    c->ConfigSource = (int8_t)source;
-    c->IsSensitive = (int8_t)sensitive;
-    c->ConfigType = (int8_t)type;
-    c->Documentation = include_doc && doc ? api_kstr(req, doc) : KSTR_NULL;
-    c->Synonyms.count = 0;
-    if (include_synonyms) {
-        struct DescribeConfigsResponse_DescribeConfigsSynonym *s =
-            API_ALLOC(req, struct DescribeConfigsResponse_DescribeConfigsSynonym, 1);
-        if (s) {
-            DescribeConfigsResponse_DescribeConfigsSynonym_init(s);
-            s->Name = c->Name;
-            s->Value = c->Value;
-            s->Source = (int8_t)source;
-            c->Synonyms.items = s;
-            c->Synonyms.count = 1;
-        }
-    }
-}
-
-int api_describeconfigs(struct stratus_req *req)
-{
-    struct DescribeConfigsRequest rq;
-    struct DescribeConfigsResponse rs;
+    struct DeleteRecordsRequest rq;
+    struct DeleteRecordsResponse rs;
     struct kread r;
-    char node[16];
 
-    DescribeConfigsRequest_init(&rq);
+    DeleteRecordsRequest_init(&rq);
     kr_init(&r, req->body, req->body_len, &req->arena);
-    if (DescribeConfigsRequest_decode(&r, req->api_version, &rq) != 0 || r.err)
-        return api_protocol_error(req, "malformed DescribeConfigs");
-    snprintf(node, sizeof node, "%d", req->ctx->node_id);
-    DescribeConfigsResponse_init(&rs);
-    int32_t n = rq.Resources.count > 0 ? rq.Resources.count : 0;
-    rs.Results.items = API_ALLOC(req, struct DescribeConfigsResponse_DescribeConfigsResult, n);
-    rs.Results.count = rs.Results.items ? n : 0;
-    for (int32_t i = 0; i < rs.Results.count; i++) {
-        const struct DescribeConfigsRequest_DescribeConfigsResource *res = &rq.Resources.items[i];
-        struct DescribeConfigsResponse_DescribeConfigsResult *out = &rs.Results.items[i];
-        char *name = api_cstr(req, res->ResourceName);
+    DeleteRecordsRequest_decode(&r, req->api_version, &rq);
+    DeleteRecordsResponse_init(&rs);
+    int32_t nt = rq.Topics.count > 0 ? rq.Topics.count : 0;
+    rs.Topics.items = API_ALLOC(req, struct DeleteRecordsResponse_DeleteRecordsTopicResult, nt);
+    rs.Topics.count = rs.Topics.items ? nt : 0;
+    for (int32_t i = 0; i < rs.Topics.count; i++) {
+        const struct DeleteRecordsRequest_DeleteRecordsTopic *tq = &rq.Topics.items[i];
+        struct DeleteRecordsResponse_DeleteRecordsTopicResult *tr = &rs.Topics.items[i];
+        char *topic = api_cstr(req, tq->Name);
+        int32_t np = tq->Partitions.count > 0 ? tq->Partitions.count : 0;
 
-        DescribeConfigsResponse_DescribeConfigsResult_init(out);
-        out->ResourceType = res->ResourceType;
-        out->ResourceName = res->ResourceName;
-        out->ErrorMessage = KSTR_NULL;
-        if (res->ResourceType == RES_TOPIC) {
-            struct stratus_config_entry *ce = NULL;
-            size_t nc = 0;
-            int16_t err =
-                name ? stratus_stream_describe_topic_configs(req->ctx->stream, name, &ce, &nc)
-                     : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
-            if (err) {
-                out->ErrorCode = err;
-                out->ErrorMessage = api_kstr(req, "Topic does not exist");
+        DeleteRecordsResponse_DeleteRecordsTopicResult_init(tr);
+        tr->Name = tq->Name;
+        tr->Partitions.items =
+            API_ALLOC(req, struct DeleteRecordsResponse_DeleteRecordsPartitionResult, np);
+        tr->Partitions.count = tr->Partitions.items ? np : 0;
+        for (int32_t j = 0; j < tr->Partitions.count; j++) {
+            const struct DeleteRecordsRequest_DeleteRecordsPartition *pq =
+                &tq->Partitions.items[j];
+            struct DeleteRecordsResponse_DeleteRecordsPartitionResult *pr =
+                &tr->Partitions.items[j];
+            struct stratus_partition *p;
+            char msg[256];
+
+            DeleteRecordsResponse_DeleteRecordsPartitionResult_init(pr);
+            pr->PartitionIndex = pq->PartitionIndex;
+            pr->LowWatermark = -1;
+            p = topic ? stratus_stream_partition(req->ctx->stream, topic, pq->PartitionIndex)
+                      : NULL;
+            if (!p) {
+                pr->ErrorCode = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            out->Configs.items =
-                API_ALLOC(req, struct DescribeConfigsResponse_DescribeConfigsResourceResult, nc);
-            int32_t k = 0;
-            for (size_t j = 0; out->Configs.items && j < nc; j++) {
-                if (!key_wanted(res, ce[j].name))
-                    continue;
-                add_entry(req, rq.IncludeSynonyms, &out->Configs.items[k++], ce[j].name,
-                          ce[j].value, ce[j].source, ce[j].read_only, ce[j].sensitive,
-                          ce[j].type, ce[j].doc, rq.IncludeDocumentation);
-            }
-            out->Configs.count = k;
-            free(ce);
-        } else if (res->ResourceType == RES_BROKER) {
-            if (name && name[0] && strcmp(name, node) != 0) {
-                out->ErrorCode = KAFKA_ERR_INVALID_REQUEST;
-                out->ErrorMessage = api_kstr(req, "Unknown broker id");
-                continue;
-            }
-            size_t nb = sizeof broker_cfgs / sizeof broker_cfgs[0];
-            out->Configs.items =
-                API_ALLOC(req, struct DescribeConfigsResponse_DescribeConfigsResourceResult, nb);
-            int32_t k = 0;
-            for (size_t j = 0; out->Configs.items && j < nb; j++) {
-                const struct broker_cfg *bc = &broker_cfgs[j];
-                const char *v = bc->section
-                                    ? stratus_conf_get(req->ctx->conf, bc->section, bc->key)
-                                    : NULL;
-                int src = v ? STRATUS_CONFIG_SRC_STATIC_BROKER : STRATUS_CONFIG_SRC_DEFAULT;
-                if (!key_wanted(res, bc->kafka_name))
-                    continue;
-                if (!v && bc->section && !strcmp(bc->key, "node_id"))
-                    v = node;
-                add_entry(req, rq.IncludeSynonyms, &out->Configs.items[k++], bc->kafka_name,
-                          v ? v : bc->def, src, 1, 0, bc->type, bc->doc,
-                          rq.IncludeDocumentation);
-            }
-            out->Configs.count = k;
-        } else if (res->ResourceType == RES_BROKER_LOGGER) {
-            out->Configs.count = 0;
-        } else {
-            out->ErrorCode = KAFKA_ERR_INVALID_REQUEST;
-            out->ErrorMessage = api_kstr(req, "Unsupported resource type");
+            pr->ErrorCode = stratus_partition_delete_records(p, pq->Offset, &pr->LowWatermark,
+                                                             msg, sizeof msg);
+            stratus_partition_release(p);
+            if (pr->ErrorCode)
+                LOG_INFO("api", "delete records topic=%s partition=%d offset=%lld err=%s: %s",
+                         topic, pq->PartitionIndex, (long long)pq->Offset,
+                         stratus_kerr_name(pr->ErrorCode), msg);
+            else
+                LOG_INFO("api", "delete records topic=%s partition=%d low_watermark=%lld "
+                         "client_id=%s", topic, pq->PartitionIndex,
+                         (long long)pr->LowWatermark, req->client_id);
         }
     }
-    DescribeConfigsResponse_encode(&req->resp, req->api_version, &rs);
-    return STRATUS_API_DONE;
+    DeleteRecordsResponse_encode(&req->resp, req->api_version, &rs);
+}
+
+int api_deleterecords(struct stratus_req *req)
+{
+    struct DeleteRecordsRequest rq;
+    struct kread r;
+
+    DeleteRecordsRequest_init(&rq);
+    kr_init(&r, req->body, req->body_len, &req->arena);
+    if (DeleteRecordsRequest_decode(&r, req->api_version, &rq) != 0 || r.err)
+        return api_protocol_error(req, "malformed DeleteRecords");
+    return api_run_on_worker(req, deleterecords_on_worker);
 }

@@ -1,0 +1,211 @@
+/* replicas.c - where partitions live: ListPartitionReassignments (v0),
+ * AlterPartitionReassignments (v0) and DescribeLogDirs (v1-4).
+ *
+ * One node holds every partition: ListPartitionReassignments is always empty;
+ * AlterPartitionReassignments accepts a target of exactly this broker (a no-op, as Kafka
+ * completes it at once), answers a cancellation NO_REASSIGNMENT_IN_PROGRESS and any other target
+ * INVALID_REPLICA_ASSIGNMENT with a message. DescribeLogDirs reports one log dir,
+ * "remote://<storage plugin name>" (the convention Redpanda Console reads for tiered storage),
+ * with each partition's bytes at or after its log start: object ranges from the offset index
+ * plus what is not uploaded yet. Total and usable bytes are -1 (unknown for an object store).
+ * The local WAL is not a log dir: it only holds a copy of data on its way to objects.
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "stream/stream.h"
+#include "util/log.h"
+
+/* ---- partition reassignments ---- */
+
+int api_listpartitionreassignments(struct stratus_req *req)
+{
+    struct ListPartitionReassignmentsRequest rq;
+    struct ListPartitionReassignmentsResponse rs;
+    struct kread r;
+
+    ListPartitionReassignmentsRequest_init(&rq);
+    kr_init(&r, req->body, req->body_len, &req->arena);
+    if (ListPartitionReassignmentsRequest_decode(&r, req->api_version, &rq) != 0 || r.err)
+        return api_protocol_error(req, "malformed ListPartitionReassignments");
+    ListPartitionReassignmentsResponse_init(&rs); /* none: one node holds every partition */
+    ListPartitionReassignmentsResponse_encode(&req->resp, req->api_version, &rs);
+    return STRATUS_API_DONE;
+}
+
+int api_alterpartitionreassignments(struct stratus_req *req)
+{
+    struct AlterPartitionReassignmentsRequest rq;
+    struct AlterPartitionReassignmentsResponse rs;
+    struct kread r;
+    int32_t self = req->ctx->node_id;
+
+    AlterPartitionReassignmentsRequest_init(&rq);
+    kr_init(&r, req->body, req->body_len, &req->arena);
+    if (AlterPartitionReassignmentsRequest_decode(&r, req->api_version, &rq) != 0 || r.err)
+        return api_protocol_error(req, "malformed AlterPartitionReassignments");
+    AlterPartitionReassignmentsResponse_init(&rs);
+    int32_t nt = rq.Topics.count > 0 ? rq.Topics.count : 0;
+    rs.Responses.items =
+        API_ALLOC(req, struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse, nt);
+    if (nt && !rs.Responses.items)
+        return api_protocol_error(req, "out of memory");
+    rs.Responses.count = nt;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct AlterPartitionReassignmentsRequest_ReassignableTopic *tq = &rq.Topics.items[i];
+        struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *tr =
+            &rs.Responses.items[i];
+        char *topic = api_cstr(req, tq->Name);
+        int32_t np = tq->Partitions.count > 0 ? tq->Partitions.count : 0;
+
+        AlterPartitionReassignmentsResponse_ReassignableTopicResponse_init(tr);
+        tr->Name = tq->Name;
+        tr->Partitions.items = API_ALLOC(
+            req, struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse, np);
+        if (np && !tr->Partitions.items)
+            return api_protocol_error(req, "out of memory");
+        tr->Partitions.count = np;
+        for (int32_t j = 0; j < np; j++) {
+            const struct AlterPartitionReassignmentsRequest_ReassignablePartition *pq =
+                &tq->Partitions.items[j];
+            struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *pr =
+                &tr->Partitions.items[j];
+            struct stratus_partition *p;
+            char msg[200];
+
+            AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_init(pr);
+            pr->PartitionIndex = pq->PartitionIndex;
+            p = topic ? stratus_stream_partition(req->ctx->stream, topic, pq->PartitionIndex)
+                      : NULL;
+            if (!p) {
+                pr->ErrorCode = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            stratus_partition_release(p);
+            if (pq->Replicas.count < 0) {
+                pr->ErrorCode = KAFKA_ERR_NO_REASSIGNMENT_IN_PROGRESS;
+            } else if (pq->Replicas.count == 1 && pq->Replicas.items[0] == self) {
+                pr->ErrorCode = KAFKA_ERR_NONE; /* already there */
+            } else {
+                pr->ErrorCode = KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT;
+                snprintf(msg, sizeof msg, "single-node broker: every partition has exactly one "
+                         "replica, on broker %d (data lives in the object store)", self);
+                pr->ErrorMessage = api_kstr(req, msg);
+            }
+        }
+    }
+    AlterPartitionReassignmentsResponse_encode(&req->resp, req->api_version, &rs);
+    return STRATUS_API_DONE;
+}
+
+/* ---- DescribeLogDirs ---- */
+
+static int fill_logdir_topic(struct stratus_req *req,
+                             struct DescribeLogDirsResponse_DescribeLogDirsTopic *tr,
+                             const char *name, const int32_t *parts, int32_t nparts)
+{
+    struct stratus_topic_info ti;
+    int32_t k = 0;
+
+    DescribeLogDirsResponse_DescribeLogDirsTopic_init(tr);
+    tr->Name = api_kstr(req, name);
+    if (stratus_stream_find_topic(req->ctx->stream, name, &ti) != 0)
+        return 0;
+    if (!parts)
+        nparts = ti.partitions;
+    tr->Partitions.items =
+        API_ALLOC(req, struct DescribeLogDirsResponse_DescribeLogDirsPartition, nparts);
+    if (nparts && !tr->Partitions.items)
+        return -1;
+    for (int32_t j = 0; j < nparts; j++) {
+        int32_t idx = parts ? parts[j] : j;
+        struct stratus_partition *p = stratus_stream_partition(req->ctx->stream, name, idx);
+        struct DescribeLogDirsResponse_DescribeLogDirsPartition *pr = &tr->Partitions.items[k];
+        struct stratus_errbuf eb = {{0}};
+        uint64_t bytes = 0;
+
+        if (!p)
+            continue; /* Kafka leaves out partitions this broker does not have */
+        if (stratus_partition_size_bytes(p, &bytes, &eb) != 0)
+            LOG_WARN("api", "describe log dirs topic=%s partition=%d: %s", name, idx, eb.msg);
+        stratus_partition_release(p);
+        DescribeLogDirsResponse_DescribeLogDirsPartition_init(pr);
+        pr->PartitionIndex = idx;
+        pr->PartitionSize = (int64_t)bytes;
+        pr->OffsetLag = 0;
+        pr->IsFutureKey = 0;
+        k++;
+    }
+    tr->Partitions.count = k;
+    return 0;
+}
+
+static void describelogdirs_on_worker(struct stratus_req *req)
+{
+    struct DescribeLogDirsRequest rq;
+    struct DescribeLogDirsResponse rs;
+    struct DescribeLogDirsResponse_DescribeLogDirsResult *dr;
+    struct kread r;
+    char dir[300];
+
+    DescribeLogDirsRequest_init(&rq);
+    kr_init(&r, req->body, req->body_len, &req->arena);
+    DescribeLogDirsRequest_decode(&r, req->api_version, &rq);
+    DescribeLogDirsResponse_init(&rs);
+    dr = API_ALLOC(req, struct DescribeLogDirsResponse_DescribeLogDirsResult, 1);
+    if (!dr) {
+        rs.ErrorCode = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+        goto out;
+    }
+    DescribeLogDirsResponse_DescribeLogDirsResult_init(dr);
+    snprintf(dir, sizeof dir, "remote://%s", stratus_stream_storage_name(req->ctx->stream));
+    dr->LogDir = api_kstr(req, dir);
+    dr->TotalBytes = -1;
+    dr->UsableBytes = -1;
+    rs.Results.items = dr;
+    rs.Results.count = 1;
+    if (rq.Topics.count < 0) { /* null: every topic */
+        struct stratus_topic_info *ts = NULL;
+        size_t n = 0;
+        if (stratus_stream_list_topics(req->ctx->stream, &ts, &n) != 0) {
+            dr->ErrorCode = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+            goto out;
+        }
+        dr->Topics.items = API_ALLOC(req, struct DescribeLogDirsResponse_DescribeLogDirsTopic, n);
+        dr->Topics.count = dr->Topics.items ? (int32_t)n : 0;
+        for (int32_t i = 0; i < dr->Topics.count; i++)
+            fill_logdir_topic(req, &dr->Topics.items[i], ts[i].name, NULL, 0);
+        free(ts);
+    } else {
+        int32_t k = 0;
+        dr->Topics.items = API_ALLOC(req, struct DescribeLogDirsResponse_DescribeLogDirsTopic,
+                                     rq.Topics.count);
+        for (int32_t i = 0; dr->Topics.items && i < rq.Topics.count; i++) {
+            const struct DescribeLogDirsRequest_DescribableLogDirTopic *tq = &rq.Topics.items[i];
+            char *name = api_cstr(req, tq->Topic);
+            struct stratus_topic_info ti;
+            if (!name || stratus_stream_find_topic(req->ctx->stream, name, &ti) != 0)
+                continue; /* Kafka omits unknown topics */
+            fill_logdir_topic(req, &dr->Topics.items[k++], name, tq->Partitions.items,
+                              tq->Partitions.count > 0 ? tq->Partitions.count : 0);
+        }
+        dr->Topics.count = k;
+    }
+out:
+    DescribeLogDirsResponse_encode(&req->resp, req->api_version, &rs);
+}
+
+int api_describelogdirs(struct stratus_req *req)
+{
+    struct DescribeLogDirsRequest rq;
+    struct kread r;
+
+    DescribeLogDirsRequest_init(&rq);
+    kr_init(&r, req->body, req->body_len, &req->arena);
+    if (DescribeLogDirsRequest_decode(&r, req->api_version, &rq) != 0 || r.err)
+        return api_protocol_error(req, "malformed DescribeLogDirs");
+    return api_run_on_worker(req, describelogdirs_on_worker);
+}
