@@ -131,7 +131,7 @@ def case_bad_versions():
         R.eq(err, 0, "ApiVersions v0 on the same connection after v99: no error")
         R.eq(keys.get(3), (0, 12), "ApiVersions v0 advertises Metadata 0-12")
         R.eq(keys.get(0), (0, 11), "ApiVersions v0 advertises Produce 0-11")
-        R.eq(keys.get(1), (4, 12), "ApiVersions v0 advertises Fetch 4-12")
+        R.eq(keys.get(1), (4, 16), "ApiVersions v0 advertises Fetch 4-16")
     except Exception as e:  # noqa: BLE001
         R.check(False, "ApiVersions v0 after v99 on the same connection: %s" % e)
     c.close()
