@@ -110,6 +110,16 @@ int api_produce(struct stratus_req *req)
     }
     int bad_acks = rq.Acks != 0 && rq.Acks != 1 && rq.Acks != -1;
 
+    /* a request's appends to several partitions share one WAL write (ended on every way out
+     * of the loop) */
+    int32_t nparts = 0;
+    for (int32_t i = 0; i < nt && nparts < 2; i++)
+        nparts += rq.TopicData.items[i].PartitionData.count > 0
+                      ? rq.TopicData.items[i].PartitionData.count
+                      : 0;
+    int hold = nparts > 1 && rq.Acks != 0;
+    if (hold)
+        stratus_stream_append_begin(ctx->stream);
     for (int32_t i = 0; i < nt; i++) {
         const struct ProduceRequest_TopicProduceData *td = &rq.TopicData.items[i];
         struct ProduceResponse_TopicProduceResponse *tr = &pc->rs.Responses.items[i];
@@ -122,6 +132,8 @@ int api_produce(struct stratus_req *req)
             API_ALLOC(req, struct ProduceResponse_PartitionProduceResponse, np);
         struct part_cb *cbs = API_ALLOC(req, struct part_cb, np);
         if (np && (!prs || !cbs)) {
+            if (hold)
+                stratus_stream_append_end(ctx->stream);
             free(pc);
             return api_protocol_error(req, "out of memory");
         }
@@ -178,6 +190,8 @@ int api_produce(struct stratus_req *req)
             pr->LogStartOffset = res.log_start_offset;
         }
     }
+    if (hold)
+        stratus_stream_append_end(ctx->stream);
     if (rq.Acks == 0) {
         /* acks=0: no response at all; appends complete in the background. */
         req->no_response = 1;

@@ -4,8 +4,11 @@
  * ranges are read through the cache plugin in fixed 1 MiB blocks aligned to the object start,
  * keyed "<object key>#<block offset>", and a miss is one ranged stratus_storage_get of the
  * block, inserted into the cache. Batches are walked by their headers from the range start,
- * and whole batches are returned from the one holding the offset. No partition lock is held
- * during I/O; nothing here touches the WAL.
+ * and whole batches are returned from the one holding the offset. A consumer reading on starts
+ * where its previous read stopped (the partition's cold_* hint: no walk over the range's earlier
+ * headers, each of which could cost a 1 MiB block copy out of the cache), and each thread keeps
+ * its last block between reads. No partition lock is held during I/O; nothing here touches the
+ * WAL.
  * Time lookups (ListOffsets by timestamp) start at the range the time index ('X', index.c)
  * names: the first entry with timestamp >= ts is the first range whose max timestamp >= ts
  * (for -3, the last entry is the first range with the largest one), one seek whatever the
@@ -17,6 +20,7 @@
  * dropping ranges), the lookup starts at the log start and scans forward: right, only slower.
  * SPDX-License-Identifier: Apache-2.0
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,17 +40,89 @@ struct objreader {
     uint64_t blk_off;
     size_t blk_len;
     int have;
+    int tl; /* blk is the thread's (cr_tl), handed back at close */
 };
+
+/* Each thread keeps its last block between reads (objects never change once written, and ids
+ * are never reused within a store; uid tells stores apart): a consumer reading on fetch after
+ * fetch finds the block it stopped in without copying 1 MiB out of the cache again. */
+struct cr_tl {
+    uint64_t uid;
+    char key[64];
+    uint8_t *blk;
+    uint64_t blk_off;
+    size_t blk_len;
+    int have, busy;
+};
+static pthread_key_t cr_tl_key;
+static pthread_once_t cr_tl_once = PTHREAD_ONCE_INIT;
+
+static void cr_tl_free(void *p)
+{
+    struct cr_tl *t = p;
+    free(t->blk);
+    free(t);
+}
+
+static void cr_tl_init(void)
+{
+    if (pthread_key_create(&cr_tl_key, cr_tl_free) != 0)
+        cr_tl_key = (pthread_key_t)-1;
+}
+
+static struct cr_tl *cr_tl_get(void)
+{
+    struct cr_tl *t;
+    pthread_once(&cr_tl_once, cr_tl_init);
+    if (cr_tl_key == (pthread_key_t)-1)
+        return NULL;
+    t = pthread_getspecific(cr_tl_key);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (t)
+            t->blk = malloc(STRATUS_BLOCK_SIZE);
+        if (!t || !t->blk || pthread_setspecific(cr_tl_key, t) != 0) {
+            if (t)
+                free(t->blk);
+            free(t);
+            return NULL;
+        }
+    }
+    return t;
+}
 
 static void objreader_open(struct objreader *r, struct stratus_stream *s)
 {
+    struct cr_tl *t = cr_tl_get();
     memset(r, 0, sizeof *r);
     r->s = s;
+    if (t && !t->busy) {
+        t->busy = 1;
+        r->tl = 1;
+        r->blk = t->blk;
+        if (t->uid == s->uid && t->have) {
+            memcpy(r->key, t->key, sizeof r->key);
+            r->blk_off = t->blk_off;
+            r->blk_len = t->blk_len;
+            r->have = 1;
+        }
+        return;
+    }
     r->blk = xmalloc(STRATUS_BLOCK_SIZE);
 }
 
 static void objreader_close(struct objreader *r)
 {
+    if (r->tl) {
+        struct cr_tl *t = pthread_getspecific(cr_tl_key);
+        t->uid = r->s->uid;
+        memcpy(t->key, r->key, sizeof t->key);
+        t->blk_off = r->blk_off;
+        t->blk_len = r->blk_len;
+        t->have = r->have;
+        t->busy = 0;
+        return;
+    }
     free(r->blk);
 }
 
@@ -155,7 +231,17 @@ int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_byt
     struct objreader r;
     int found = 0, rc = 0, full = 0;
 
+    uint64_t hint_obj = 0, hint_pos = 0, stop_obj = 0, stop_pos = 0;
+    int hint = 0, stopped = 0;
+
     *next_offset = offset;
+    pthread_mutex_lock(&p->lock);
+    if (p->cold_have && p->cold_off == offset) {
+        hint = 1;
+        hint_obj = p->cold_obj;
+        hint_pos = p->cold_pos;
+    }
+    pthread_mutex_unlock(&p->lock);
     objreader_open(&r, s);
     for (stratus_index_iter_seek(it, key, klen); !full && stratus_index_iter_has_prefix(it, key, 9);
          stratus_index_iter_next(it)) {
@@ -163,6 +249,7 @@ int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_byt
         size_t kl, vl;
         const uint8_t *k = stratus_index_iter_key(it, &kl), *v = stratus_index_iter_value(it, &vl);
         uint64_t pos, end;
+        int hinted;
 
         if (stratus_index_range_decode(k, kl, v, vl, &rg) != 0) {
             rc = stratus_errf(eb, STRATUS_ECORRUPT, "index: corrupt range of stream %llu",
@@ -175,17 +262,33 @@ int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_byt
         objreader_set(&r, rg.object_id);
         pos = rg.position;
         end = rg.position + rg.length;
+        /* where the previous read of this partition stopped, when it asked for this offset:
+         * no walk over the range's earlier batch headers (and their blocks) */
+        hinted = hint && hint_obj == rg.object_id && hint_pos > pos && hint_pos < end;
+        if (hinted)
+            pos = hint_pos;
+        hint = 0;
         while (pos < end) {
             struct bhdr h;
             rc = read_bhdr(&r, pos, end, &h, eb);
             if (rc)
                 goto out;
+            if (hinted) {
+                hinted = 0;
+                if (h.base > offset || h.last < offset) { /* not what it said: walk */
+                    pos = rg.position;
+                    continue;
+                }
+            }
             if (h.last < offset) {
                 pos += h.size;
                 continue;
             }
             if (h.base >= hw || (total + h.size > max_bytes && !(min_one && total == 0))) {
                 full = 1;
+                stopped = total > 0;
+                stop_obj = rg.object_id;
+                stop_pos = pos;
                 break;
             }
             if (total + h.size > cap) {
@@ -212,6 +315,14 @@ int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_byt
     rc = stratus_index_iter_status(it, eb);
     if (rc == 0 && !found)
         rc = STRATUS_ENOTFOUND;
+    if (rc == 0 && stopped) {
+        pthread_mutex_lock(&p->lock);
+        p->cold_have = 1;
+        p->cold_obj = stop_obj;
+        p->cold_pos = stop_pos;
+        p->cold_off = *next_offset;
+        pthread_mutex_unlock(&p->lock);
+    }
 out:
     stratus_index_iter_free(it);
     objreader_close(&r);

@@ -33,9 +33,14 @@ struct stratus_objfmt_builder {
     struct stratus_objfmt_range *ranges;
     size_t nranges, rcap;
     int open; /* a range is being filled */
+    size_t out_cap; /* after finish: the allocated size of the buffer handed out */
 };
 
 void stratus_objfmt_init(struct stratus_objfmt_builder *b);
+/* Like init, but the builder takes buf (cap bytes, from an earlier finish: 4 KiB-aligned and
+ * free()-able) to build into, saving a fresh allocation and its page faults; a buf that is NULL
+ * or not aligned is freed and ignored. */
+void stratus_objfmt_init_buf(struct stratus_objfmt_builder *b, uint8_t *buf, size_t cap);
 /* Starts a range of stream_id; the batches added next belong to it. */
 void stratus_objfmt_begin_range(struct stratus_objfmt_builder *b, uint64_t stream_id);
 /* Appends one whole batch (base..last offsets, its max timestamp). Returns STRATUS_ENOMEM when
@@ -43,7 +48,8 @@ void stratus_objfmt_begin_range(struct stratus_objfmt_builder *b, uint64_t strea
 int stratus_objfmt_add_batch(struct stratus_objfmt_builder *b, const uint8_t *batch, size_t len,
                              int64_t base_offset, int64_t last_offset, int64_t max_timestamp);
 void stratus_objfmt_end_range(struct stratus_objfmt_builder *b);
-/* Writes the index block and the footer; *out (malloc'd, now the caller's) and *len get the
+/* Writes the index block and the footer; *out (4 KiB-aligned, free()-able, now the caller's;
+ * b->out_cap is its allocated size) and *len get the
  * object. The ranges stay in b->ranges until stratus_objfmt_free. */
 int stratus_objfmt_finish(struct stratus_objfmt_builder *b, uint8_t **out, size_t *len);
 void stratus_objfmt_free(struct stratus_objfmt_builder *b);

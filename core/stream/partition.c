@@ -6,7 +6,8 @@
  * Owns struct stratus_partition (stream_int.h says which thread touches which field) and its
  * log cache: one malloc'd struct stratus_lc_batch per record batch, in offset order. Batches
  * are readable once below the high watermark; they may be evicted only once uploaded.
- * The WAL record written per append call is described in stream_int.h.
+ * The WAL record written per append call is described in stream_int.h; its CRC joins in each
+ * batch's own CRC (checked by validate) rather than reading the batch a second time.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdlib.h>
@@ -20,6 +21,9 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+/* Record batch v2: the CRC-32C at byte 17 covers bytes 21..end (records.c) */
+#define BATCH_CRC_OFF 17
+#define BATCH_CRC_FROM 21
 
 /* ---- lifecycle ---- */
 
@@ -213,6 +217,15 @@ uint64_t stratus_partition_evict(struct stratus_partition *p, uint64_t want_byte
     return freed;
 }
 
+uint64_t stratus_partition_cached_bytes(struct stratus_partition *p)
+{
+    uint64_t n;
+    pthread_mutex_lock(&p->lock);
+    n = p->lc_bytes;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
 void stratus_partition_mark_deleted(struct stratus_partition *p)
 {
     struct stratus_stream *s = p->s;
@@ -304,6 +317,7 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
     struct stratus_pentry *work = NULL; /* working copies of the producers' entries */
     int nwork = 0;
     struct iovec *iov = NULL;
+    int64_t *crcs = NULL;
     struct append_ctx *ctx = NULL;
     uint8_t hdr[STRATUS_WALREC_HEADER_SIZE];
     int nb = 0, rc;
@@ -347,7 +361,11 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
         pos += (size_t)bi.size;
         total += (uint64_t)bi.size;
     }
-    iov = xcalloc((size_t)nb + 1, sizeof *iov);
+    /* the WAL record: header, then per batch its first 21 bytes (base offset .. CRC, rewritten
+     * below) and the rest, whose CRC-32C is the batch's CRC field (checked by validate above,
+     * rewritten by set_log_append_time): the WAL joins that in instead of a second pass */
+    iov = xcalloc(2 * (size_t)nb + 1, sizeof *iov);
+    crcs = xcalloc(2 * (size_t)nb + 1, sizeof *crcs);
     ctx = xcalloc(1, sizeof *ctx);
 
     pthread_mutex_lock(&p->lock);
@@ -443,8 +461,12 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
         b->base = off;
         b->last = off + delta;
         off = b->last + 1;
-        iov[i + 1].iov_base = b->data;
-        iov[i + 1].iov_len = b->len;
+        iov[2 * i + 1].iov_base = b->data;
+        iov[2 * i + 1].iov_len = BATCH_CRC_FROM;
+        crcs[2 * i + 1] = -1;
+        iov[2 * i + 2].iov_base = b->data + BATCH_CRC_FROM;
+        iov[2 * i + 2].iov_len = b->len - BATCH_CRC_FROM;
+        crcs[2 * i + 2] = (int64_t)stratus_be32_get(b->data + BATCH_CRC_OFF);
     }
     put_le32(hdr, STRATUS_WALREC_MAGIC);
     hdr[4] = 1;
@@ -458,13 +480,14 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
     put_le32(hdr + 40, (uint32_t)total);
     iov[0].iov_base = hdr;
     iov[0].iov_len = sizeof hdr;
+    crcs[0] = -1;
     ctx->p = p;
     ctx->next = off;
     ctx->done = done;
     ctx->arg = arg;
     stratus_partition_ref(p);
     /* Under the partition lock, so that LSN order is offset order within the partition. */
-    rc = stratus_wal_append(s->wal, iov, nb + 1, append_wal_done, ctx, &lsn);
+    rc = stratus_wal_append_crc(s->wal, iov, crcs, 2 * nb + 1, append_wal_done, ctx, &lsn);
     if (rc) {
         pthread_mutex_unlock(&p->lock);
         atomic_fetch_sub(&p->refs, 1); /* the ref taken for ctx; p is still referenced */
@@ -520,6 +543,7 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
     free(bis);
     free(work);
     free(iov);
+    free(crcs);
     return;
 fail:
     for (int i = 0; i < nb; i++)
@@ -528,6 +552,7 @@ fail:
     free(bis);
     free(work);
     free(iov);
+    free(crcs);
     free(ctx);
 }
 

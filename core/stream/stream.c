@@ -181,6 +181,10 @@ int stratus_stream_open(const struct stratus_stream_conf *conf, struct stratus_s
     if (!st)
         return stratus_errf(eb, STRATUS_EINVAL, "stream: a storage is required");
     s = xcalloc(1, sizeof *s);
+    {
+        static atomic_uint_fast64_t next_uid = 1;
+        s->uid = atomic_fetch_add(&next_uid, 1);
+    }
     s->conf = *conf;
     s->st = st;
     s->cache = cache;
@@ -317,6 +321,7 @@ void stratus_stream_close(struct stratus_stream *s)
     pthread_mutex_destroy(&s->meta_lock);
     pthread_rwlock_destroy(&s->cat_lock);
     pthread_mutex_destroy(&s->cat_write);
+    free(s->up_buf);
     free(s->wal_path);
     free(s->index_path);
     free(s->data_dir);
@@ -393,4 +398,16 @@ int stratus_stream_run_retention(struct stratus_stream *s, struct stratus_errbuf
 struct stratus_index *stratus_stream_index(struct stratus_stream *s)
 {
     return s->idx;
+}
+
+void stratus_stream_append_begin(struct stratus_stream *s)
+{
+    if (s->wal)
+        stratus_wal_hold(s->wal);
+}
+
+void stratus_stream_append_end(struct stratus_stream *s)
+{
+    if (s->wal)
+        stratus_wal_release(s->wal);
 }

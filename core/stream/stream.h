@@ -163,6 +163,12 @@ struct stratus_partition *stratus_stream_partition(struct stratus_stream *s, con
                                                    int32_t partition);
 void stratus_partition_release(struct stratus_partition *p);
 
+/* @locality any. Brackets several stratus_partition_append calls made in a row (one produce
+ * request's partitions) so that their WAL records share one write (stratus_wal_hold): every
+ * begin needs its end, with no wait between them. */
+void stratus_stream_append_begin(struct stratus_stream *s);
+void stratus_stream_append_end(struct stratus_stream *s);
+
 /* The partition's topic name, index, and leader epoch (bumped whenever it is opened). */
 const char *stratus_partition_topic(const struct stratus_partition *p);
 int32_t stratus_partition_index(const struct stratus_partition *p);

@@ -94,6 +94,12 @@ struct stratus_partition {
     int wal_failed; /* [lock] a WAL write failed: appends refused */
     struct stratus_pstate producers;      /* [lock] idempotent producers (producer.c) */
     struct stratus_dup_wait *dup_waiters; /* [lock] duplicates waiting for durability */
+    /* [lock] where the last cold read stopped: the batch of offset cold_off starts at byte
+     * cold_pos of object cold_obj (coldread.c starts the next read there, not at the range's
+     * first batch), when cold_have */
+    uint64_t cold_obj, cold_pos;
+    int64_t cold_off;
+    int cold_have;
 };
 
 /* A topic of the catalog. Every field is guarded by the stream's cat_lock (written with it held
@@ -117,6 +123,7 @@ struct stratus_job {
 };
 
 struct stratus_stream {
+    uint64_t uid;                    /* [const] unique among the streams of this process */
     struct stratus_stream_conf conf; /* strings point at the copies below */
     char *data_dir, *index_path, *wal_path;
     struct stratus_storage *st;      /* borrowed */
@@ -151,6 +158,8 @@ struct stratus_stream {
     int up_stop;                 /* [up_lock] */
     uint64_t flush_req, flush_done; /* [up_lock] */
     int flush_err;               /* [up_lock] */
+    uint8_t *up_buf;             /* [uploader thread] last round's object buffer, reused */
+    size_t up_cap;               /* [uploader thread] its allocated size */
 
     /* retention */
     pthread_t ret_thread;
@@ -190,6 +199,8 @@ uint64_t stratus_partition_walrec_stream(const uint8_t *rec, size_t len);
 /* Drops cached batches below the log start (and, with budget, uploaded ones while the global
  * cache is over budget). Returns bytes freed. */
 uint64_t stratus_partition_evict(struct stratus_partition *p, uint64_t want_bytes);
+/* Bytes of p's log cache (under its lock). */
+uint64_t stratus_partition_cached_bytes(struct stratus_partition *p);
 /* Marks the partition deleted and discards its cache. */
 void stratus_partition_mark_deleted(struct stratus_partition *p);
 void stratus_partition_notify(struct stratus_partition *p);

@@ -4,12 +4,13 @@
  * A round starts when object_target_bytes are pending, when the oldest pending data is
  * upload_interval_ms old, when the log cache is over its budget, or on flush. It copies, under
  * each partition's lock, the durable batches not yet uploaded (a prefix of each partition's
- * pending batches) into one object (objfmt.c), allocates the object id from the index counter
- * BEFORE the put, puts it through stratus_storage_put (which retries), then commits every range
- * to the offset index (with its time index entry when it raises the stream's running maximum
- * timestamp, see index.c) and the object to the objects table in ONE synced write batch. Only then
- * are the batches marked uploaded (evictable), and the WAL trimmed up to the lowest LSN still
- * needed by data not yet uploaded. A failed put leaves everything pending for the next round
+ * pending batches) into one object (objfmt.c; the buffer is kept from round to round),
+ * allocates the object id from the index counter BEFORE the put, puts it through
+ * stratus_storage_put (which retries), then commits every range to the offset index (with its
+ * time index entry when it raises the stream's running maximum timestamp, see index.c) and the
+ * object to the objects table in ONE synced write batch. Only then are the batches marked
+ * uploaded (evictable), and the WAL trimmed up to the lowest LSN still needed by data not yet
+ * uploaded. A failed put leaves everything pending for the next round
  * (the allocated id is simply never used). In a cluster the commit becomes a metastore
  * transaction that compares the partition's epoch.
  * SPDX-License-Identifier: Apache-2.0
@@ -86,14 +87,26 @@ static void evict_over_budget(struct stratus_stream *s, struct stratus_partition
     /* Evict down to 90% of the budget, so that the next appends do not put the cache over it
      * again at once (hysteresis). */
     uint64_t used = atomic_load(&s->lc_bytes), budget = s->conf.log_cache_bytes / 10 * 9;
-    /* First drop what retention made unreadable, then the oldest uploaded data, a fair share
-     * of the excess from each partition per pass. */
+    /* First drop what retention made unreadable, then the oldest uploaded data of each
+     * partition, a share of the excess in proportion to what the partition holds. (An equal
+     * share per partition took most of it from the many small partitions written last -- in
+     * workload 2c, 128 partitions just written lost their data to 8 big ones' backlog -- and
+     * forced their consumers onto cold reads.) */
+    uint64_t *held = n ? xcalloc(n, sizeof *held) : NULL;
     for (int pass = 0; pass < 4 && used > budget; pass++) {
-        uint64_t excess = used - budget, share = excess / (n ? n : 1) + 1;
-        for (size_t i = 0; i < n && atomic_load(&s->lc_bytes) > budget; i++)
-            stratus_partition_evict(parts[i], pass == 3 ? excess : share);
+        uint64_t excess = used - budget, total = 0;
+        for (size_t i = 0; i < n; i++)
+            total += held[i] = stratus_partition_cached_bytes(parts[i]);
+        for (size_t i = 0; i < n && atomic_load(&s->lc_bytes) > budget; i++) {
+            uint64_t share =
+                total ? (uint64_t)((double)excess * (double)held[i] / (double)total) + 1
+                      : excess / n + 1;
+            if (held[i] || pass == 3)
+                stratus_partition_evict(parts[i], pass == 3 ? excess : share);
+        }
         used = atomic_load(&s->lc_bytes);
     }
+    free(held);
     for (size_t i = 0; i < n; i++)
         stratus_partition_evict(parts[i], 0);
 }
@@ -115,7 +128,11 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
     stratus_wal_get_stats(s->wal, &ws); /* before the scan: see trim_wal */
     parts = stratus_topic_all_partitions(s, &n);
     tk = xcalloc(n ? n : 1, sizeof *tk);
-    stratus_objfmt_init(&b);
+    /* the previous round's buffer: no fresh 32+ MiB allocation (page faults) per object, and
+     * it stays 4 KiB-aligned for O_DIRECT puts */
+    stratus_objfmt_init_buf(&b, s->up_buf, s->up_cap);
+    s->up_buf = NULL;
+    s->up_cap = 0;
     for (size_t i = 0; i < n && total < limit; i++) {
         struct stratus_partition *p = parts[i];
         tk[i].p = p;
@@ -247,7 +264,17 @@ fail:
     LOG_WARN("stream", "upload failed: %s", eb->msg);
 out:
     stratus_index_batch_free(ib);
-    free(obj);
+    if (!obj && b.buf) { /* nothing finished: keep the builder's buffer */
+        obj = b.buf;
+        b.out_cap = b.cap;
+        b.buf = NULL;
+    }
+    if (obj && b.out_cap <= 2 * limit + (1u << 20)) {
+        s->up_buf = obj;
+        s->up_cap = b.out_cap;
+    } else {
+        free(obj);
+    }
     stratus_objfmt_free(&b);
     for (size_t i = 0; i < n; i++)
         stratus_partition_release(parts[i]);

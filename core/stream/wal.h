@@ -65,6 +65,23 @@ int stratus_wal_start(struct stratus_wal *wal, struct stratus_errbuf *eb);
 int stratus_wal_append(struct stratus_wal *wal, const struct iovec *iov, int iovcnt,
                        stratus_wal_done_fn *done, void *arg, uint64_t *lsn_out /* OUT, may be NULL */);
 
+/* @locality any. stratus_wal_append, where crcs[i] >= 0 is stratus_crc32c(0, iov[i]) as the
+ * caller already computed it (a Kafka batch's CRC field covers its bytes 21..end, checked on
+ * arrival), so the record CRC joins it in (stratus_crc32c_combine) instead of reading those
+ * bytes again; crcs[i] < 0: computed here. The record and its CRC are exactly those
+ * stratus_wal_append would write -- replay checks every byte as before -- provided each known
+ * CRC is right: a wrong one makes the record fail replay, so it can never hide a torn write. */
+int stratus_wal_append_crc(struct stratus_wal *wal, const struct iovec *iov, const int64_t *crcs,
+                           int iovcnt, stratus_wal_done_fn *done, void *arg,
+                           uint64_t *lsn_out /* OUT, may be NULL */);
+
+/* @locality any. Group commit hint: between hold and release (a few appends in a row, e.g.
+ * one produce request's partitions; never across a wait) a batch under 64 KiB is not issued,
+ * so the appends share one write instead of the first going out alone. Larger batches still
+ * go; release wakes a writer. Holds nest and may come from several threads. */
+void stratus_wal_hold(struct stratus_wal *wal);
+void stratus_wal_release(struct stratus_wal *wal);
+
 /* @locality any. Frees every record whose LSN is < upto_lsn. Durable before return
  * (it writes the superblock), so call it from a background thread. */
 int stratus_wal_trim(struct stratus_wal *wal, uint64_t upto_lsn, struct stratus_errbuf *eb);

@@ -11,6 +11,11 @@
 
 uint32_t stratus_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* The CRC-32C of A followed by B from crc_a = stratus_crc32c(c, A, ...) and
+ * crc_b = stratus_crc32c(0, B, len_b): equal to stratus_crc32c(crc_a, B, len_b) without
+ * reading B (O(log len_b) work). */
+uint32_t stratus_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+
 /* The portable slice-by-8 path alone, same contract (tests compare it with the default). */
 uint32_t stratus_crc32c_sw(uint32_t crc, const void *buf, size_t len);
 

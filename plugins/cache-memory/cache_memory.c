@@ -8,6 +8,9 @@
  * against `capacity`; inserting evicts from the cold end until the new block fits. Lookups copy
  * the block out under the lock (blocks are object-store read units, so this is a memcpy of at
  * most a few MiB). invalidate(prefix) walks the whole list: it is rare (object deletion).
+ * Evicted blocks of 64 KiB or more are kept (up to CM_SPARES, outside the budget) and reused
+ * by the next inserts: a full cache turning over 1 MiB blocks otherwise got a fresh mmap'd
+ * allocation per insert and a page fault per 4 KiB of it, most of a catch-up reader's CPU.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <pthread.h>
@@ -26,12 +29,16 @@ static const struct stratus_param cm_params[] = {
     STRATUS_PARAM_END,
 };
 
+#define CM_SPARES 4
+#define CM_SPARE_MIN (64u * 1024)
+
 struct cm_ent {
     struct cm_ent *hnext;      /* hash chain */
     struct cm_ent *prev, *next; /* LRU list: head = most recent */
     uint64_t hash;
     size_t len;    /* data bytes */
     size_t charge; /* bytes counted against the budget */
+    size_t alloc;  /* bytes allocated (>= charge when a spare was reused) */
     char *key;     /* points into the same allocation */
     unsigned char data[];
 };
@@ -45,6 +52,8 @@ struct cm {
     uint64_t used, budget;
     uint64_t hits, misses, inserts, evictions;
     struct stratus_metric *m_hits, *m_misses, *m_evictions;
+    struct cm_ent *spare[CM_SPARES]; /* evicted allocations kept for reuse [lock] */
+    int nspare;
 };
 
 static uint64_t cm_hash(const char *key)
@@ -120,7 +129,23 @@ static void cm_remove(struct cm *c, struct cm_ent *e)
     cm_lru_unlink(c, e);
     c->used -= e->charge;
     c->count--;
-    cm_free(c, e);
+    if (e->alloc >= CM_SPARE_MIN && c->nspare < CM_SPARES)
+        c->spare[c->nspare++] = e;
+    else
+        cm_free(c, e);
+}
+
+/* A kept allocation of at least n bytes, or NULL. Caller holds the lock. */
+static struct cm_ent *cm_spare_take(struct cm *c, size_t n)
+{
+    for (int i = 0; i < c->nspare; i++) {
+        struct cm_ent *e = c->spare[i];
+        if (e->alloc >= n && e->alloc / 2 <= n) {
+            c->spare[i] = c->spare[--c->nspare];
+            return e;
+        }
+    }
+    return NULL;
 }
 
 static void cm_grow(struct cm *c)
@@ -152,6 +177,8 @@ static void cm_close(void *inst)
         return;
     while (c->head)
         cm_remove(c, c->head);
+    for (int i = 0; i < c->nspare; i++)
+        cm_free(c, c->spare[i]);
     free(c->buckets);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -228,9 +255,18 @@ static int cm_insert(void *inst, const char *key, const void *data, size_t len)
     if (len > SIZE_MAX - sizeof(struct cm_ent) - kl || charge > c->budget)
         return STRATUS_ENOMEM;
     /* Build the block outside the lock: the copy is the slow part. */
-    e = cm_alloc(c, charge);
-    if (!e)
-        return STRATUS_ENOMEM;
+    e = NULL;
+    if (charge >= CM_SPARE_MIN / 2) {
+        pthread_mutex_lock(&c->lock);
+        e = cm_spare_take(c, charge);
+        pthread_mutex_unlock(&c->lock);
+    }
+    if (!e) {
+        e = cm_alloc(c, charge);
+        if (!e)
+            return STRATUS_ENOMEM;
+        e->alloc = charge;
+    }
     e->hash = h;
     e->len = len;
     e->charge = charge;

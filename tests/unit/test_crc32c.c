@@ -88,6 +88,16 @@ int main(void)
     uint32_t inc = stratus_crc32c(0, huge, 12289);
     inc = stratus_crc32c(inc, huge + 12289, 200000 - 12289);
     CHECK_EQ(inc, one);
+    /* combine == incremental, for lengths of B from 0 up */
+    mismatches = 0;
+    static const size_t blens[] = {0, 1, 7, 8, 21, 1000, 12288, 65536, 187711};
+    for (size_t i = 0; i < sizeof blens / sizeof blens[0]; i++) {
+        uint32_t a = stratus_crc32c(0x1234u, huge, 12289);
+        uint32_t cb = stratus_crc32c(0, huge + 12289, blens[i]);
+        if (stratus_crc32c_combine(a, cb, blens[i]) != stratus_crc32c(a, huge + 12289, blens[i]))
+            mismatches++;
+    }
+    CHECK_EQ(mismatches, 0);
     free(huge);
     TEST_REPORT();
 }

@@ -319,6 +319,37 @@ static void check_read_all(struct stratus_partition *p, const struct expect *e, 
         CHECK_EQ(r.len, 0);
         free(r.data);
     }
+    /* a consumer reading on, ~3 batches per fetch: each cold read starts where the last one
+     * stopped (coldread.c's hint), and the pieces add up to the whole, byte for byte */
+    if (cold && e->nbatches > 10) {
+        size_t got = 0, step = e->positions[3] - e->positions[0];
+        int64_t off = 0;
+        int ok = 1, reads = 0;
+        while (got < e->len && reads++ < 10000) {
+            int j = 0;
+            fx_read_cold(p, off, step, 1, &r);
+            if (r.error || r.len == 0 || got + r.len > e->len ||
+                memcmp(r.data, e->buf + got, r.len) != 0) {
+                ok = 0;
+                free(r.data);
+                break;
+            }
+            got += r.len;
+            free(r.data);
+            while (j < e->nbatches && e->positions[j] < got)
+                j++;
+            if (j == e->nbatches)
+                break;
+            if (e->positions[j] != got) {
+                ok = 0;
+                break;
+            }
+            off = e->offsets[j];
+        }
+        CHECK(ok);
+        CHECK_EQ(got, e->len);
+        CHECK(reads > 3);
+    }
     /* at the high watermark: empty, no error; past it: out of range */
     CHECK_EQ(stratus_partition_read(p, e->next, 1000, 1, &r), 0);
     CHECK_EQ(r.error, KAFKA_ERR_NONE);

@@ -2,7 +2,8 @@
 /* test_wal.c - the write-ahead log: completion order with many appending threads, replay after
  * close (every record once, in order, intact), trim then reopen, several laps of the ring,
  * a torn tail (and a torn batch followed by a restart), ring-full backpressure released by
- * trim, the O_DIRECT path on a real disk (/var/tmp) and the buffered path on /dev/shm.
+ * trim, records with caller-known CRCs (a wrong one is refused by replay) appended under holds,
+ * the O_DIRECT path on a real disk (/var/tmp) and the buffered path on /dev/shm.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "stream/wal.h"
+#include "util/crc32c.h"
 #include "test.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -675,6 +677,60 @@ static void test_edges(const char *dir)
     unlink(g_path);
 }
 
+/* ---- 11. known CRCs (stratus_wal_append_crc) and holds ----------------------------------- */
+
+/* Appends record id in three pieces, the middle one with a CRC given by the caller (right, or
+ * deliberately wrong). */
+static int append_known(struct stratus_wal *wal, uint32_t id, uint32_t len, int wrong,
+                        struct tracker *t)
+{
+    unsigned char *buf = malloc(len);
+    size_t n = rec_make(buf, id, len);
+    size_t a = n / 3, b = n / 3;
+    struct iovec iov[3] = {{buf, a}, {buf + a, b}, {buf + a + b, n - a - b}};
+    int64_t crcs[3] = {-1, (int64_t)stratus_crc32c(0, buf + a, b), -1};
+    if (wrong)
+        crcs[1] ^= 1;
+    int rc = stratus_wal_append_crc(wal, iov, crcs, 3, on_done, t, NULL);
+    free(buf);
+    return rc;
+}
+
+static void test_known_crc(const char *dir)
+{
+    struct tracker t;
+    struct collect c = {0};
+    snprintf(g_path, sizeof g_path, "%s/crc.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, 4u << 20);
+    tracker_init(&t);
+    struct stratus_wal *wal = wal_up(&conf, NULL);
+    if (!wal)
+        return;
+    /* 40 records, in held groups of 4 (one produce request's partitions) */
+    for (uint32_t id = 0; id < 40; id += 4) {
+        stratus_wal_hold(wal);
+        for (uint32_t k = 0; k < 4; k++)
+            CHECK_EQ(append_known(wal, id + k, 30 + size_for(id + k), 0, &t), 0);
+        stratus_wal_release(wal);
+    }
+    CHECK_EQ(tracker_wait(&t, 40, 10000), 40);
+    /* then one whose known CRC is wrong: written, but replay must refuse it */
+    CHECK_EQ(append_known(wal, 40, 5000, 1, &t), 0);
+    CHECK_EQ(tracker_wait(&t, 41, 10000), 41);
+    CHECK_EQ(t.errors, 0);
+    stratus_wal_close(wal);
+    wal = wal_up(&conf, &c);
+    CHECK_EQ(c.n, 40);
+    for (size_t i = 0; i < c.n; i++)
+        CHECK_EQ(c.ids[i], (uint32_t)i);
+    if (wal)
+        stratus_wal_close(wal);
+    collect_free(&c);
+    tracker_fini(&t);
+    unlink(g_path);
+}
+
 static void make_dir(char *out, size_t n, const char *base)
 {
     snprintf(out, n, "%s/stratus-wal-test-%d", base, (int)getpid());
@@ -698,6 +754,7 @@ int main(void)
     test_ring_full(disk);
     test_close_full(shm);
     test_edges(shm);
+    test_known_crc(disk);
 
     /* the O_DIRECT path is taken on a real disk; force_buffered and tmpfs fall back */
     {
