@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "cluster/node.h"
 #include "conf/conf.h"
 #include "group/group.h"
 #include "net/net.h"
@@ -91,6 +92,9 @@ struct wal_conf {
     int64_t inflight;
     uint64_t max_pending;
     int buffered;
+    char *type;
+    int64_t object_interval_ms;
+    uint64_t object_max_size;
 };
 
 static const struct stratus_param wal_params[] = {
@@ -106,6 +110,12 @@ static const struct stratus_param wal_params[] = {
                        "Queued, unwritten appends before producers see errors"),
     STRATUS_PARAM_BOOL("buffered", "false", 0, struct wal_conf, buffered,
                        "Use buffered writes + fdatasync instead of O_DIRECT|O_DSYNC"),
+    STRATUS_PARAM_STR("type", "local", 0, struct wal_conf, type,
+                      "local (a file on this machine) or object (WAL objects in [storage])"),
+    STRATUS_PARAM_MS("object_interval", "150ms", 0, struct wal_conf, object_interval_ms, 10,
+                     5000, "Object WAL: how long appends gather before one PUT"),
+    STRATUS_PARAM_SIZE("object_max_size", "8MiB", 0, struct wal_conf, object_max_size, 65536,
+                       268435456, "Object WAL: cut a WAL object early at this size"),
     STRATUS_PARAM_END,
 };
 
@@ -163,8 +173,51 @@ static const struct stratus_param group_params[] = {
     STRATUS_PARAM_END,
 };
 
+struct cluster_conf {
+    char *metastore;
+    char *etcd_endpoints;
+    char *etcd_prefix;
+    int64_t etcd_connect_timeout_ms;
+    int64_t etcd_request_timeout_ms;
+    char *etcd_ca_file, *etcd_cert_file, *etcd_key_file, *etcd_username, *etcd_password;
+    int64_t session_ttl_ms;
+    char *rack;
+    int64_t prepared_object_ttl_ms;
+};
+
+static const struct stratus_param cluster_params[] = {
+    STRATUS_PARAM_STR("metastore", "local", 0, struct cluster_conf, metastore,
+                      "local (one broker, metadata in RocksDB) or etcd (a cluster)"),
+    STRATUS_PARAM_STR("etcd_endpoints", NULL, 0, struct cluster_conf, etcd_endpoints,
+                      "Comma-separated etcd client URLs (http:// or https://)"),
+    STRATUS_PARAM_STR("etcd_prefix", "/stratus/", 0, struct cluster_conf, etcd_prefix,
+                      "Every key of this cluster lives under this prefix"),
+    STRATUS_PARAM_MS("etcd_connect_timeout", "1s", 0, struct cluster_conf,
+                     etcd_connect_timeout_ms, 10, 600000, "Connect timeout per etcd endpoint"),
+    STRATUS_PARAM_MS("etcd_request_timeout", "5s", 0, struct cluster_conf,
+                     etcd_request_timeout_ms, 100, 600000, "Request timeout per etcd endpoint"),
+    STRATUS_PARAM_STR("etcd_ca_file", NULL, 0, struct cluster_conf, etcd_ca_file,
+                      "CA bundle that signed etcd's certificate"),
+    STRATUS_PARAM_STR("etcd_cert_file", NULL, 0, struct cluster_conf, etcd_cert_file,
+                      "Client certificate for etcd (PEM)"),
+    STRATUS_PARAM_STR("etcd_key_file", NULL, 0, struct cluster_conf, etcd_key_file,
+                      "Client key for etcd (PEM)"),
+    STRATUS_PARAM_STR("etcd_username", NULL, 0, struct cluster_conf, etcd_username,
+                      "etcd user (auth enabled)"),
+    STRATUS_PARAM_STR("etcd_password", NULL, STRATUS_P_SECRET, struct cluster_conf,
+                      etcd_password, "etcd password"),
+    STRATUS_PARAM_MS("session_ttl", "6s", 0, struct cluster_conf, session_ttl_ms, 2000, 600000,
+                     "Broker lease TTL: a dead broker's partitions move after this"),
+    STRATUS_PARAM_STR("rack", "", 0, struct cluster_conf, rack,
+                      "Rack or zone reported in Metadata"),
+    STRATUS_PARAM_MS("prepared_object_ttl", "10m", 0, struct cluster_conf,
+                     prepared_object_ttl_ms, 1000, INT64_MAX,
+                     "Objects uploaded but never committed are deleted after this"),
+    STRATUS_PARAM_END,
+};
+
 static const char *const known_sections[] = {"broker", "wal", "index", "upload", "storage",
-                                              "cache", "group", "metrics", NULL};
+                                              "cache", "group", "metrics", "cluster", NULL};
 
 struct stratus_broker {
     struct broker_conf bc;
@@ -172,6 +225,7 @@ struct stratus_broker {
     struct index_conf ic;
     struct upload_conf uc;
     struct group_conf gc;
+    struct cluster_conf cc;
     char wal_path[PATH_MAX];
     char index_path[PATH_MAX];
     struct stratus_storage *storage;
@@ -181,6 +235,7 @@ struct stratus_broker {
     struct stratus_api_ctx api;
     struct stratus_net *net;
     struct stratus_observe *obs; /* [metrics]: listener and collectors; NULL when off */
+    struct stratus_cluster *cluster; /* [cluster] metastore = etcd: the node agent */
 };
 
 /* ---- listeners ---- */
@@ -274,6 +329,7 @@ static void free_confs(struct stratus_broker *b)
     stratus_conf_free_struct(index_params, &b->ic);
     stratus_conf_free_struct(upload_params, &b->uc);
     stratus_conf_free_struct(group_params, &b->gc);
+    stratus_conf_free_struct(cluster_params, &b->cc);
 }
 
 static int apply_confs(const struct stratus_conf *conf, struct stratus_broker *b,
@@ -288,8 +344,25 @@ static int apply_confs(const struct stratus_conf *conf, struct stratus_broker *b
         (rc = stratus_conf_apply(conf, "wal", wal_params, NULL, &b->wc, eb)) ||
         (rc = stratus_conf_apply(conf, "index", index_params, NULL, &b->ic, eb)) ||
         (rc = stratus_conf_apply(conf, "upload", upload_params, NULL, &b->uc, eb)) ||
-        (rc = stratus_conf_apply(conf, "group", group_params, NULL, &b->gc, eb)))
+        (rc = stratus_conf_apply(conf, "group", group_params, NULL, &b->gc, eb)) ||
+        (rc = stratus_conf_apply(conf, "cluster", cluster_params, NULL, &b->cc, eb)))
         return rc;
+    if (strcmp(b->wc.type, "local") != 0 && strcmp(b->wc.type, "object") != 0)
+        return keyerr(conf, "wal", "type",
+                      stratus_errf(eb, STRATUS_EINVAL, "type: '%s' is not local or object",
+                                   b->wc.type),
+                      eb);
+    if (strcmp(b->cc.metastore, "local") != 0 && strcmp(b->cc.metastore, "etcd") != 0)
+        return keyerr(conf, "cluster", "metastore",
+                      stratus_errf(eb, STRATUS_EINVAL, "metastore: '%s' is not local or etcd",
+                                   b->cc.metastore),
+                      eb);
+    if (strcmp(b->cc.metastore, "etcd") == 0 && (!b->cc.etcd_endpoints || !*b->cc.etcd_endpoints))
+        return keyerr(conf, "cluster", "metastore",
+                      stratus_errf(eb, STRATUS_EINVAL,
+                                   "metastore = etcd needs etcd_endpoints (e.g. "
+                                   "http://127.0.0.1:2379)"),
+                      eb);
     if (stratus_log_parse_level(b->bc.log_level) < 0)
         return keyerr(conf, "broker", "log_level",
                       stratus_errf(eb, STRATUS_EINVAL, "log_level: unknown level '%s'",
@@ -412,6 +485,42 @@ static int load_cluster_id(const char *data_dir, char *out, size_t cap,
     return 0;
 }
 
+/* [cluster] metastore = etcd: registers this broker (the node agent; its incarnation names
+ * the object WAL) and takes the cluster id from etcd (created by the first broker), so that
+ * every broker reports the same one. */
+static int cluster_open(struct stratus_broker *b, const char *host, int port,
+                        struct stratus_errbuf *eb)
+{
+    struct stratus_node_conf nc;
+
+    if (port == 0)
+        return stratus_errf(eb, STRATUS_EINVAL,
+                            "[cluster] metastore = etcd needs a fixed listener port (the "
+                            "broker registers its address before it listens)");
+    memset(&nc, 0, sizeof nc);
+    nc.meta.etcd.endpoints = b->cc.etcd_endpoints;
+    nc.meta.etcd.prefix = b->cc.etcd_prefix;
+    nc.meta.etcd.connect_timeout_ms = (int)b->cc.etcd_connect_timeout_ms;
+    nc.meta.etcd.request_timeout_ms = (int)b->cc.etcd_request_timeout_ms;
+    nc.meta.etcd.ca_file = b->cc.etcd_ca_file;
+    nc.meta.etcd.cert_file = b->cc.etcd_cert_file;
+    nc.meta.etcd.key_file = b->cc.etcd_key_file;
+    nc.meta.etcd.username = b->cc.etcd_username;
+    nc.meta.etcd.password = b->cc.etcd_password;
+    nc.meta.node_id = (int32_t)b->bc.node_id;
+    nc.meta.host = host;
+    nc.meta.port = port;
+    nc.meta.rack = b->cc.rack;
+    nc.meta.session_ttl_s = (b->cc.session_ttl_ms + 999) / 1000;
+    nc.prepared_ttl_ms = b->cc.prepared_object_ttl_ms;
+    nc.object_wal = strcmp(b->wc.type, "object") == 0;
+    if (!nc.object_wal)
+        LOG_WARN("broker", "[cluster] with [wal] type = local: partitions move cleanly, but a "
+                 "dead broker's unuploaded tail stays on its disk until it restarts; use "
+                 "type = object for failover without loss");
+    return stratus_node_open(&nc, b->storage, &b->cluster, eb);
+}
+
 int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker **out,
                          struct stratus_errbuf *eb)
 {
@@ -454,6 +563,13 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
         goto out_free;
     if ((rc = stratus_cache_open(conf, "cache", plugin_dir, &b->cache, eb)))
         goto out_storage;
+    if (strcmp(b->cc.metastore, "etcd") == 0) {
+        if ((rc = cluster_open(b, adv[0].host, adv[0].port, eb)))
+            goto out_cache;
+        if ((rc = stratus_node_cluster_id(b->cluster, b->api.cluster_id,
+                                          sizeof b->api.cluster_id, eb)))
+            goto out_node;
+    }
 
     memset(&sc, 0, sizeof sc);
     sc.data_dir = b->bc.data_dir;
@@ -471,8 +587,20 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     sc.retention_check_ms = b->bc.retention_check_interval_ms;
     sc.default_partitions = (int32_t)b->bc.num_partitions;
     sc.node_id = (int32_t)b->bc.node_id;
+    if (strcmp(b->wc.type, "object") == 0) {
+        sc.wal.object_storage = b->storage;
+        sc.wal.object_prefix = b->cluster ? stratus_node_wal_prefix(b->cluster) : "wal/local/";
+        sc.wal.object_interval_ms = (uint32_t)b->wc.object_interval_ms;
+        sc.wal.object_max_bytes = b->wc.object_max_size;
+    }
+    if (b->cluster) {
+        sc.cluster = stratus_node_stream_ops(b->cluster);
+        sc.max_streams_per_object = 40; /* a commit txn stays under etcd's 128 ops */
+        sc.wal.ack_deadline = stratus_node_ack_deadline;
+        sc.wal.ack_deadline_arg = b->cluster;
+    }
     if ((rc = stratus_stream_open(&sc, b->storage, b->cache, &b->stream, eb)))
-        goto out_cache;
+        goto out_node;
 
     b->api.stream = b->stream;
     b->api.conf = conf;
@@ -500,6 +628,11 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
             goto out_stream;
     }
     b->api.groups = b->groups;
+    if (b->cluster) {
+        if ((rc = stratus_node_attach(b->cluster, b->stream, b->groups, eb)))
+            goto out_groups;
+        b->api.cluster = b->cluster;
+    }
     stratus_api_init(&b->api);
 
     memset(&nc, 0, sizeof nc);
@@ -536,9 +669,13 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     return 0;
 
 out_groups:
+    stratus_node_close(b->cluster); /* before the engine: it uses it */
+    b->cluster = NULL;
     stratus_group_close(b->groups);
 out_stream:
     stratus_stream_close(b->stream);
+out_node:
+    stratus_node_close(b->cluster);
 out_cache:
     stratus_cache_close(b->cache);
 out_storage:
@@ -555,7 +692,8 @@ const struct stratus_param *stratus_broker_section_params(const char *section)
         const char *name;
         const struct stratus_param *params;
     } secs[] = {{"broker", broker_params}, {"wal", wal_params},     {"index", index_params},
-                {"upload", upload_params}, {"group", group_params}};
+                {"upload", upload_params}, {"group", group_params},
+                {"cluster", cluster_params}};
     for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++)
         if (strcmp(section, secs[i].name) == 0)
             return secs[i].params;
@@ -582,8 +720,11 @@ void stratus_broker_stop(struct stratus_broker *b, long timeout_ms)
         timeout_ms = b->bc.shutdown_timeout_ms;
     LOG_INFO("broker", "shutting down timeout_ms=%ld", timeout_ms);
     stratus_observe_stop(b->obs);
+    if (b->cluster) /* planned stop: hand every partition over first (no recovery needed) */
+        stratus_node_drain(b->cluster, timeout_ms);
     stratus_group_drain(b->groups); /* parked JoinGroup/SyncGroup answered, commits durable */
     stratus_net_shutdown(b->net, timeout_ms);
+    stratus_node_close(b->cluster); /* unregisters: anything still here fails over */
     stratus_group_close(b->groups);
     stratus_stream_close(b->stream);
     stratus_net_free(b->net);

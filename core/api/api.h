@@ -19,6 +19,7 @@ struct stratus_stream;
 struct stratus_conf;
 struct stratus_loop;
 struct stratus_group_coord;
+struct stratus_cluster;
 
 /* Broker-wide state the handlers read; built by broker.c, read-only while serving. */
 struct stratus_api_ctx {
@@ -32,6 +33,10 @@ struct stratus_api_ctx {
     int32_t default_partitions; /* num.partitions */
     int64_t max_request_bytes;
     struct stratus_group_coord *groups; /* the group coordinator (core/group) */
+    /* Cluster mode: the node agent's view (core/cluster/cluster.h); NULL = single node. Metadata,
+     * DescribeCluster, FindCoordinator and reassignments answer from it, and topic admin goes
+     * to the metastore through it. */
+    struct stratus_cluster *cluster;
 };
 
 enum { STRATUS_API_DONE = 0, STRATUS_API_PENDING = 1 };

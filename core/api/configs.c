@@ -5,13 +5,15 @@
  * at start): DescribeConfigs reports them under their Kafka names; altering a BROKER or
  * BROKER_LOGGER resource is answered INVALID_REQUEST with a message saying so. APPEND and
  * SUBTRACT apply to list configs only (INVALID_CONFIG otherwise), from the effective value, as
- * Kafka does. Alterations write RocksDB and run on an I/O worker.
+ * Kafka does. Alterations write RocksDB (in cluster mode the metastore, through
+ * stratus_cluster_alter_topic_configs) and run on an I/O worker.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "conf/conf.h"
 #include "handlers.h"
 #include "stream/stream.h"
@@ -203,6 +205,18 @@ static int16_t config_resource_check(int8_t type, char *msg, size_t cap)
     return KAFKA_ERR_INVALID_REQUEST;
 }
 
+/* Applies a topic's configs in the local catalog, or in cluster mode in the metastore. */
+static int16_t alter_topic_configs(struct stratus_req *req, const char *name,
+                                   const struct stratus_kv *kv, size_t n, int incremental,
+                                   int validate_only, char *msg, size_t cap)
+{
+    if (req->ctx->cluster)
+        return stratus_cluster_alter_topic_configs(req->ctx->cluster, name, kv, n, incremental,
+                                                   validate_only, msg, cap);
+    return stratus_stream_alter_topic_configs(req->ctx->stream, name, kv, n, incremental,
+                                              validate_only, msg, cap);
+}
+
 static void alterconfigs_on_worker(struct stratus_req *req)
 {
     struct AlterConfigsRequest rq;
@@ -240,9 +254,8 @@ static void alterconfigs_on_worker(struct stratus_req *req)
             if (!name || (nc && !kv))
                 err = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
             else
-                err = stratus_stream_alter_topic_configs(req->ctx->stream, name, kv,
-                                                         (size_t)nc, 0, rq.ValidateOnly, msg,
-                                                         sizeof msg);
+                err = alter_topic_configs(req, name, kv, (size_t)nc, 0, rq.ValidateOnly, msg,
+                                          sizeof msg);
             LOG_INFO("api", "alter configs topic=%s n=%d validate_only=%d err=%s %s",
                      name ? name : "?", nc, rq.ValidateOnly, stratus_kerr_name(err), msg);
         }
@@ -398,8 +411,8 @@ static void incrementalalterconfigs_on_worker(struct stratus_req *req)
         }
         free(ce);
         if (!err)
-            err = stratus_stream_alter_topic_configs(req->ctx->stream, name, kv, (size_t)nc, 1,
-                                                     rq.ValidateOnly, msg, sizeof msg);
+            err = alter_topic_configs(req, name, kv, (size_t)nc, 1, rq.ValidateOnly, msg,
+                                      sizeof msg);
         if (rr->ResourceType == RES_TOPIC)
             LOG_INFO("api", "incremental alter configs topic=%s n=%d validate_only=%d err=%s %s",
                      name ? name : "?", nc, rq.ValidateOnly, stratus_kerr_name(err), msg);

@@ -9,6 +9,9 @@
  * posts one coalesced "wake" to each thread with parked fetches, which re-evaluates them.
  * Fetch sessions (KIP-227) are declined by answering SessionId 0, so every fetch is full.
  * From v13 topics are named by their UUID (KIP-516): an unknown id gets UNKNOWN_TOPIC_ID.
+ * In cluster mode a partition this broker does not serve answers NOT_LEADER_OR_FOLLOWER (the
+ * engine's read says so); from v12 with its owner as CurrentLeader and, from v16, the owner's
+ * endpoint in NodeEndpoints (KIP-951).
  *
  * Ownership: struct fetch_ctx is heap-allocated per parked fetch and owned by its thread's
  * parked list (or, during cold reads, by the count of reads in flight). It holds a reference to
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "handlers.h"
 #include "metrics/metrics.h"
 #include "stream/stream.h"
@@ -107,8 +111,13 @@ static void fetch_respond(struct fetch_ctx *fc, int from_handler)
     struct FetchResponse rs;
     int32_t ntopics = fc->rq.Topics.count > 0 ? fc->rq.Topics.count : 0;
 
+    struct api_hints hints;
+    int hinting = req->ctx->cluster && req->api_version >= 12;
+
     FetchResponse_init(&rs);
     rs.SessionId = 0;
+    if (hinting)
+        api_hints_init(&hints, req, fc->nparts);
     rs.Responses.items = API_ALLOC(req, struct FetchResponse_FetchableTopicResponse, ntopics);
     rs.Responses.count = rs.Responses.items ? ntopics : 0;
     int k = 0;
@@ -136,9 +145,26 @@ static void fetch_respond(struct fetch_ctx *fc, int from_handler)
             pd->PreferredReadReplica = -1;
             pd->Records.p = fp->res.data;
             pd->Records.len = (int32_t)fp->res.len;
+            if (hinting && fp->error == KAFKA_ERR_NOT_LEADER_OR_FOLLOWER && fp->p)
+                api_hints_add(&hints, stratus_partition_topic(fp->p), fp->partition,
+                              &pd->CurrentLeader.LeaderId, &pd->CurrentLeader.LeaderEpoch);
             if (fp->p)
                 stratus_metrics_topic_io(STRATUS_METRICS_TOPIC_OUT, stratus_partition_topic(fp->p),
                                          fp->res.data, fp->res.len);
+        }
+    }
+    if (hinting && req->api_version >= 16) {
+        struct stratus_cluster_broker *eps;
+        int32_t n = api_hints_endpoints(&hints, &eps);
+        rs.NodeEndpoints.items = API_ALLOC(req, struct FetchResponse_NodeEndpoint, n);
+        rs.NodeEndpoints.count = rs.NodeEndpoints.items ? n : 0;
+        for (int32_t i = 0; i < rs.NodeEndpoints.count; i++) {
+            struct FetchResponse_NodeEndpoint *e = &rs.NodeEndpoints.items[i];
+            FetchResponse_NodeEndpoint_init(e);
+            e->NodeId = eps[i].id;
+            e->Host = api_kstr(req, eps[i].host);
+            e->Port = eps[i].port;
+            e->Rack = api_cluster_rack(req, &eps[i]);
         }
     }
     FetchResponse_encode(&req->resp, req->api_version, &rs);

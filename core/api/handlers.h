@@ -55,6 +55,33 @@ void api_fetch_init(struct stratus_api_ctx *ctx);
 void api_fetch_thread_start(struct stratus_loop *loop);
 void api_fetch_thread_stop(struct stratus_loop *loop);
 
+/* ---- the cluster view (clusterview.c); only when req->ctx->cluster is set ---- */
+struct stratus_cluster_broker;
+/* The live brokers, sorted by id, copied into the request's arena; 0 or -1. */
+int api_cluster_brokers(struct stratus_req *req, struct stratus_cluster_broker **out,
+                        int32_t *n);
+/* The broker with this id among bs[0..n), or NULL. */
+const struct stratus_cluster_broker *api_cluster_find(const struct stratus_cluster_broker *bs,
+                                                      int32_t n, int32_t id);
+/* The partition's leader (owner) and epoch as the view says: leader -1 when it has none right
+ * now (epoch still the view's), -1 / -1 when the view does not know the partition. */
+void api_cluster_leader(struct stratus_req *req, const char *topic, int32_t partition,
+                        int32_t *leader, int32_t *epoch);
+/* The broker's rack as Kafka reports it (null when none). */
+struct kstr api_cluster_rack(struct stratus_req *req, const struct stratus_cluster_broker *b);
+
+/* Leader hints of one response (KIP-951): api_hints_add() fills a partition's CurrentLeader and
+ * remembers the leader; api_hints_endpoints() gives the remembered leaders' endpoints once. */
+struct api_hints {
+    struct stratus_req *req;
+    int32_t *ids; /* arena */
+    int32_t n, cap;
+};
+void api_hints_init(struct api_hints *h, struct stratus_req *req, int32_t cap);
+void api_hints_add(struct api_hints *h, const char *topic, int32_t partition,
+                   int32_t *leader_id, int32_t *leader_epoch);
+int32_t api_hints_endpoints(struct api_hints *h, struct stratus_cluster_broker **out);
+
 #define API_ALLOC(req, T, n) ((T *)arena_calloc(&(req)->arena, (size_t)(n), sizeof(T)))
 
 #endif

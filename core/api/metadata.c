@@ -1,16 +1,25 @@
 /* metadata.c - Metadata (v0-12), DescribeCluster (v0-1) and FindCoordinator (v0-6).
  *
- * One broker leads every partition: leader = replicas = isr = this node, leader epoch from the
- * partition. Metadata v0 with an empty topic list means all topics; from v1 null means all and
+ * Single node (ctx->cluster NULL): one broker leads every partition: leader = replicas = isr =
+ * this node, leader epoch from the partition. Cluster mode: the brokers are the live ones of the
+ * cluster view (with their racks), each partition's leader is its owner in the metastore with
+ * the owner's epoch (replicas = isr = [owner]; no owner: LEADER_NOT_AVAILABLE with leader -1 and
+ * empty lists), the controller is the elected one. Topics come from the local catalog in both
+ * modes (the node agent installs every metastore topic); in cluster mode the internal
+ * __consumer_offsets is marked is_internal and listed only when asked for by name.
+ * Metadata v0 with an empty topic list means all topics; from v1 null means all and
  * empty means none. Unknown topics are created when auto-creation is on (broker setting and,
- * from v4, the request's AllowAutoTopicCreation); creating writes RocksDB, so such a request
- * runs on an I/O worker. FindCoordinator names this broker for group keys; transaction keys
- * get COORDINATOR_NOT_AVAILABLE until transactions exist.
+ * from v4, the request's AllowAutoTopicCreation); creating writes RocksDB (or the metastore in
+ * cluster mode), so such a request runs on an I/O worker. FindCoordinator names this broker
+ * for group keys (cluster mode: the owner of the group's coordinator partition, or
+ * COORDINATOR_NOT_AVAILABLE when it has none); transaction keys get COORDINATOR_NOT_AVAILABLE
+ * until transactions exist.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "handlers.h"
 #include "stream/stream.h"
 #include "util/log.h"
@@ -25,6 +34,42 @@ static int topic_name_valid(const char *n)
               *p == '.' || *p == '_' || *p == '-'))
             return 0;
     return 1;
+}
+
+/* Cluster mode: each partition's leader is its owner in the metastore. */
+static void fill_topic_cluster(struct stratus_req *req,
+                               struct MetadataResponse_MetadataResponseTopic *t,
+                               const struct stratus_topic_info *ti)
+{
+    t->IsInternal = strcmp(ti->name, STRATUS_CLUSTER_OFFSETS_TOPIC) == 0;
+    for (int32_t i = 0; i < ti->partitions; i++) {
+        struct MetadataResponse_MetadataResponsePartition *p = &t->Partitions.items[i];
+        int32_t owner, epoch;
+
+        MetadataResponse_MetadataResponsePartition_init(p);
+        p->PartitionIndex = i;
+        api_cluster_leader(req, ti->name, i, &owner, &epoch);
+        p->LeaderId = owner;
+        p->LeaderEpoch = epoch;
+        p->OfflineReplicas.count = 0;
+        if (owner < 0) {
+            p->ErrorCode = KAFKA_ERR_LEADER_NOT_AVAILABLE;
+            p->LeaderId = -1;
+            p->ReplicaNodes.count = 0;
+            p->IsrNodes.count = 0;
+            continue;
+        }
+        int32_t *one = API_ALLOC(req, int32_t, 1);
+        if (!one) {
+            p->ErrorCode = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+            continue;
+        }
+        *one = owner;
+        p->ReplicaNodes.items = one;
+        p->ReplicaNodes.count = 1;
+        p->IsrNodes.items = one;
+        p->IsrNodes.count = 1;
+    }
 }
 
 static void fill_topic(struct stratus_req *req, struct MetadataResponse_MetadataResponseTopic *t,
@@ -42,6 +87,10 @@ static void fill_topic(struct stratus_req *req, struct MetadataResponse_Metadata
         return;
     }
     t->Partitions.count = ti->partitions;
+    if (ctx->cluster) {
+        fill_topic_cluster(req, t, ti);
+        return;
+    }
     int32_t *self = API_ALLOC(req, int32_t, 1);
     if (self)
         *self = ctx->node_id;
@@ -68,8 +117,27 @@ static void fill_broker(struct stratus_req *req, struct MetadataResponse *rs)
 {
     struct stratus_api_ctx *ctx = req->ctx;
     struct MetadataResponse_MetadataResponseBroker *b =
-        API_ALLOC(req, struct MetadataResponse_MetadataResponseBroker, 1);
+        ctx->cluster ? NULL : API_ALLOC(req, struct MetadataResponse_MetadataResponseBroker, 1);
 
+    rs->ClusterId = api_kstr(req, ctx->cluster_id);
+    if (ctx->cluster) {
+        struct stratus_cluster_broker *bs;
+        int32_t n;
+        rs->ControllerId = stratus_cluster_controller(ctx->cluster);
+        if (api_cluster_brokers(req, &bs, &n) != 0)
+            return;
+        rs->Brokers.items = API_ALLOC(req, struct MetadataResponse_MetadataResponseBroker, n);
+        rs->Brokers.count = rs->Brokers.items ? n : 0;
+        for (int32_t i = 0; i < rs->Brokers.count; i++) {
+            struct MetadataResponse_MetadataResponseBroker *o = &rs->Brokers.items[i];
+            MetadataResponse_MetadataResponseBroker_init(o);
+            o->NodeId = bs[i].id;
+            o->Host = api_kstr(req, bs[i].host);
+            o->Port = bs[i].port;
+            o->Rack = api_cluster_rack(req, &bs[i]);
+        }
+        return;
+    }
     if (!b)
         return;
     MetadataResponse_MetadataResponseBroker_init(b);
@@ -79,8 +147,15 @@ static void fill_broker(struct stratus_req *req, struct MetadataResponse *rs)
     b->Rack = KSTR_NULL;
     rs->Brokers.items = b;
     rs->Brokers.count = 1;
-    rs->ClusterId = api_kstr(req, ctx->cluster_id);
     rs->ControllerId = ctx->node_id;
+}
+
+/* A topic a Metadata request may create: a valid name, and in cluster mode not the internal
+ * offsets topic (the controller creates that one with its fixed partition count). */
+static int auto_creatable(struct stratus_req *req, const char *name)
+{
+    return name && topic_name_valid(name) &&
+           !(req->ctx->cluster && strcmp(name, STRATUS_CLUSTER_OFFSETS_TOPIC) == 0);
 }
 
 static int metadata_wants_create(struct stratus_req *req, const struct MetadataRequest *rq)
@@ -93,7 +168,7 @@ static int metadata_wants_create(struct stratus_req *req, const struct MetadataR
         return 0;
     for (int32_t i = 0; i < rq->Topics.count; i++) {
         char *name = api_cstr(req, rq->Topics.items[i].Name);
-        if (name && rq->Topics.items[i].Name.len > 0 && topic_name_valid(name) &&
+        if (rq->Topics.items[i].Name.len > 0 && auto_creatable(req, name) &&
             stratus_stream_find_topic(req->ctx->stream, name, &ti) != 0)
             return 1;
     }
@@ -116,9 +191,14 @@ static void metadata_build(struct stratus_req *req, const struct MetadataRequest
         stratus_stream_list_topics(ctx->stream, &tis, &n);
         rs.Topics.items = API_ALLOC(req, struct MetadataResponse_MetadataResponseTopic, n);
         if (rs.Topics.items) {
-            rs.Topics.count = (int32_t)n;
-            for (size_t i = 0; i < n; i++)
-                fill_topic(req, &rs.Topics.items[i], &tis[i]);
+            int32_t k = 0;
+            for (size_t i = 0; i < n; i++) {
+                /* Cluster mode: the internal offsets topic only when named. */
+                if (ctx->cluster && strcmp(tis[i].name, STRATUS_CLUSTER_OFFSETS_TOPIC) == 0)
+                    continue;
+                fill_topic(req, &rs.Topics.items[k++], &tis[i]);
+            }
+            rs.Topics.count = k;
         }
         free(tis);
     } else {
@@ -144,10 +224,16 @@ static void metadata_build(struct stratus_req *req, const struct MetadataRequest
                 }
             } else {
                 rc = name ? stratus_stream_find_topic(ctx->stream, name, &ti) : STRATUS_ENOMEM;
-                if (rc != 0 && name && topic_name_valid(name) && may_create) {
+                if (rc != 0 && auto_creatable(req, name) && may_create) {
                     char msg[160];
-                    int16_t err = stratus_stream_create_topic(ctx->stream, name, -1, NULL, 0, 0,
-                                                              NULL, msg, sizeof msg);
+                    int16_t err =
+                        ctx->cluster
+                            ? stratus_cluster_create_topic(
+                                  ctx->cluster, name,
+                                  ctx->default_partitions > 0 ? ctx->default_partitions : 1, NULL,
+                                  0, 0, NULL, msg, sizeof msg)
+                            : stratus_stream_create_topic(ctx->stream, name, -1, NULL, 0, 0, NULL,
+                                                          msg, sizeof msg);
                     if (err == KAFKA_ERR_NONE || err == KAFKA_ERR_TOPIC_ALREADY_EXISTS) {
                         LOG_INFO("api", "auto-created topic=%s client_id=%s", name,
                                  req->client_id);
@@ -216,7 +302,23 @@ int api_describecluster(struct stratus_req *req)
         rs.ErrorMessage = api_kstr(req, "only broker endpoints (type 1) are served");
     } else {
         struct DescribeClusterResponse_DescribeClusterBroker *b =
-            API_ALLOC(req, struct DescribeClusterResponse_DescribeClusterBroker, 1);
+            ctx->cluster ? NULL
+                         : API_ALLOC(req, struct DescribeClusterResponse_DescribeClusterBroker, 1);
+        struct stratus_cluster_broker *bs;
+        int32_t n;
+        if (ctx->cluster && api_cluster_brokers(req, &bs, &n) == 0) {
+            rs.Brokers.items =
+                API_ALLOC(req, struct DescribeClusterResponse_DescribeClusterBroker, n);
+            rs.Brokers.count = rs.Brokers.items ? n : 0;
+            for (int32_t i = 0; i < rs.Brokers.count; i++) {
+                struct DescribeClusterResponse_DescribeClusterBroker *o = &rs.Brokers.items[i];
+                DescribeClusterResponse_DescribeClusterBroker_init(o);
+                o->BrokerId = bs[i].id;
+                o->Host = api_kstr(req, bs[i].host);
+                o->Port = bs[i].port;
+                o->Rack = api_cluster_rack(req, &bs[i]);
+            }
+        }
         if (b) {
             DescribeClusterResponse_DescribeClusterBroker_init(b);
             b->BrokerId = ctx->node_id;
@@ -228,9 +330,54 @@ int api_describecluster(struct stratus_req *req)
         }
     }
     rs.ClusterId = api_kstr(req, ctx->cluster_id);
-    rs.ControllerId = ctx->node_id;
+    rs.ControllerId = ctx->cluster ? stratus_cluster_controller(ctx->cluster) : ctx->node_id;
     DescribeClusterResponse_encode(&req->resp, req->api_version, &rs);
     return STRATUS_API_DONE;
+}
+
+/* The coordinator of one key: this broker (single node) or, in cluster mode, the owner of the
+ * group's coordinator partition; err and msg set when there is none. */
+struct coord {
+    int32_t node_id;
+    struct kstr host;
+    int32_t port;
+    int16_t err;
+    const char *msg;
+};
+
+static struct coord find_coord(struct stratus_req *req, int8_t key_type, struct kstr key,
+                               const struct stratus_cluster_broker *bs, int32_t nb)
+{
+    struct stratus_api_ctx *ctx = req->ctx;
+    struct coord c = {-1, KSTR_NULL, -1, KAFKA_ERR_NONE, NULL};
+
+    if (key_type == 1) {
+        c.err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+        c.msg = "transactions are not supported yet";
+    } else if (key_type != 0) {
+        c.err = KAFKA_ERR_INVALID_REQUEST;
+        c.msg = "unknown coordinator key type";
+    } else if (!ctx->cluster) {
+        c.node_id = ctx->node_id;
+        c.host = api_kstr(req, ctx->advertised_host);
+        c.port = ctx->advertised_port;
+        return c;
+    } else {
+        char *group = api_cstr(req, key);
+        int32_t id = group ? stratus_cluster_group_coordinator(ctx->cluster, group) : -1;
+        const struct stratus_cluster_broker *b = api_cluster_find(bs, nb, id);
+        if (b) {
+            c.node_id = b->id;
+            c.host = api_kstr(req, b->host);
+            c.port = b->port;
+            return c;
+        }
+        c.err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+        c.msg = id < 0 ? "the group's coordinator partition has no owner right now"
+                       : "the group's coordinator is not a live broker";
+    }
+    c.host = api_kstr(req, "");
+    return c;
 }
 
 int api_findcoordinator(struct stratus_req *req)
@@ -238,41 +385,37 @@ int api_findcoordinator(struct stratus_req *req)
     struct FindCoordinatorRequest rq;
     struct FindCoordinatorResponse rs;
     struct kread r;
-    struct stratus_api_ctx *ctx = req->ctx;
-    int16_t err = KAFKA_ERR_NONE;
-    const char *msg = NULL;
+    struct stratus_cluster_broker *bs = NULL;
+    int32_t nb = 0;
 
     FindCoordinatorRequest_init(&rq);
     kr_init(&r, req->body, req->body_len, &req->arena);
     if (FindCoordinatorRequest_decode(&r, req->api_version, &rq) != 0 || r.err)
         return api_protocol_error(req, "malformed FindCoordinator");
     FindCoordinatorResponse_init(&rs);
-    if (rq.KeyType == 1) {
-        err = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
-        msg = "transactions are not supported yet";
-    } else if (rq.KeyType != 0) {
-        err = KAFKA_ERR_INVALID_REQUEST;
-        msg = "unknown coordinator key type";
-    }
+    if (req->ctx->cluster)
+        api_cluster_brokers(req, &bs, &nb);
     if (req->api_version < 4) {
-        rs.ErrorCode = err;
-        rs.ErrorMessage = msg ? api_kstr(req, msg) : KSTR_NULL;
-        rs.NodeId = err ? -1 : ctx->node_id;
-        rs.Host = api_kstr(req, err ? "" : ctx->advertised_host);
-        rs.Port = err ? -1 : ctx->advertised_port;
+        struct coord c = find_coord(req, rq.KeyType, rq.Key, bs, nb);
+        rs.ErrorCode = c.err;
+        rs.ErrorMessage = c.msg ? api_kstr(req, c.msg) : KSTR_NULL;
+        rs.NodeId = c.node_id;
+        rs.Host = c.host;
+        rs.Port = c.port;
     } else {
         int32_t n = rq.CoordinatorKeys.count > 0 ? rq.CoordinatorKeys.count : 0;
         rs.Coordinators.items = API_ALLOC(req, struct FindCoordinatorResponse_Coordinator, n);
         rs.Coordinators.count = rs.Coordinators.items ? n : 0;
         for (int32_t i = 0; i < rs.Coordinators.count; i++) {
-            struct FindCoordinatorResponse_Coordinator *c = &rs.Coordinators.items[i];
-            FindCoordinatorResponse_Coordinator_init(c);
-            c->Key = rq.CoordinatorKeys.items[i];
-            c->ErrorCode = err;
-            c->ErrorMessage = msg ? api_kstr(req, msg) : KSTR_NULL;
-            c->NodeId = err ? -1 : ctx->node_id;
-            c->Host = api_kstr(req, err ? "" : ctx->advertised_host);
-            c->Port = err ? -1 : ctx->advertised_port;
+            struct FindCoordinatorResponse_Coordinator *o = &rs.Coordinators.items[i];
+            struct coord c = find_coord(req, rq.KeyType, rq.CoordinatorKeys.items[i], bs, nb);
+            FindCoordinatorResponse_Coordinator_init(o);
+            o->Key = rq.CoordinatorKeys.items[i];
+            o->ErrorCode = c.err;
+            o->ErrorMessage = c.msg ? api_kstr(req, c.msg) : KSTR_NULL;
+            o->NodeId = c.node_id;
+            o->Host = c.host;
+            o->Port = c.port;
         }
     }
     FindCoordinatorResponse_encode(&req->resp, req->api_version, &rs);

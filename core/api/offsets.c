@@ -4,11 +4,13 @@
  * largest timestamp (v7+), -4 earliest local (v8+; Stratus keeps no separate local log, so the
  * log start), >= 0 the first offset whose timestamp is at or after it (a RocksDB time lookup:
  * such requests run on an I/O worker). read_committed sees the same high watermark, since
- * Stratus has no transactions yet.
+ * Stratus has no transactions yet. In cluster mode a partition this broker does not own (as the
+ * cluster view says) answers NOT_LEADER_OR_FOLLOWER (LEADER_NOT_AVAILABLE when it has no owner).
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "handlers.h"
 #include "stream/stream.h"
 
@@ -48,6 +50,17 @@ static void listoffsets_build(struct stratus_req *req, const struct ListOffsetsR
             if (!p) {
                 pr->ErrorCode = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
+            }
+            if (req->ctx->cluster) {
+                int32_t owner, epoch;
+                api_cluster_leader(req, topic, rp->PartitionIndex, &owner, &epoch);
+                (void)epoch;
+                if (owner != stratus_cluster_self(req->ctx->cluster)) {
+                    pr->ErrorCode = owner < 0 ? KAFKA_ERR_LEADER_NOT_AVAILABLE
+                                              : KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+                    stratus_partition_release(p);
+                    continue;
+                }
             }
             stratus_partition_offsets(p, &log_start, &hwm, &log_end);
             pr->LeaderEpoch = stratus_partition_leader_epoch(p);

@@ -4,13 +4,17 @@
  * offsets and queues them to the WAL without blocking. With acks=0 nothing is sent back; with
  * acks=1 or -1 the request parks until every partition's append is durable: the WAL thread's
  * completions count down, and the last one posts the encoding of the response to the
- * request's network thread. Errors are per partition, as Kafka reports them.
+ * request's network thread. Errors are per partition, as Kafka reports them. In cluster mode a
+ * partition this broker does not own is refused by the engine with NOT_LEADER_OR_FOLLOWER;
+ * from v10 such answers carry the owner as CurrentLeader and its endpoint in NodeEndpoints
+ * (KIP-951), so the client goes there without a Metadata round trip.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "handlers.h"
 #include "metrics/metrics.h"
 #include "stream/stream.h"
@@ -48,12 +52,53 @@ static void apply_completions(struct produce_ctx *pc)
     }
 }
 
+/* Cluster mode, v10+: CurrentLeader of each NOT_LEADER_OR_FOLLOWER partition, and the
+ * endpoints of those leaders. */
+static void add_leader_hints(struct produce_ctx *pc)
+{
+    struct stratus_req *req = pc->req;
+    struct api_hints h;
+    struct stratus_cluster_broker *eps;
+    int32_t total = 0, n;
+
+    if (!req->ctx->cluster || req->api_version < 10)
+        return;
+    for (int32_t i = 0; i < pc->rs.Responses.count; i++)
+        total += pc->rs.Responses.items[i].PartitionResponses.count;
+    api_hints_init(&h, req, total);
+    for (int32_t i = 0; i < pc->rs.Responses.count; i++) {
+        struct ProduceResponse_TopicProduceResponse *tr = &pc->rs.Responses.items[i];
+        char *topic = NULL;
+        for (int32_t j = 0; j < tr->PartitionResponses.count; j++) {
+            struct ProduceResponse_PartitionProduceResponse *pr = &tr->PartitionResponses.items[j];
+            if (pr->ErrorCode != KAFKA_ERR_NOT_LEADER_OR_FOLLOWER)
+                continue;
+            if (!topic && !(topic = api_cstr(req, tr->Name)))
+                return;
+            api_hints_add(&h, topic, pr->Index, &pr->CurrentLeader.LeaderId,
+                          &pr->CurrentLeader.LeaderEpoch);
+        }
+    }
+    n = api_hints_endpoints(&h, &eps);
+    pc->rs.NodeEndpoints.items = API_ALLOC(req, struct ProduceResponse_NodeEndpoint, n);
+    pc->rs.NodeEndpoints.count = pc->rs.NodeEndpoints.items ? n : 0;
+    for (int32_t i = 0; i < pc->rs.NodeEndpoints.count; i++) {
+        struct ProduceResponse_NodeEndpoint *e = &pc->rs.NodeEndpoints.items[i];
+        ProduceResponse_NodeEndpoint_init(e);
+        e->NodeId = eps[i].id;
+        e->Host = api_kstr(req, eps[i].host);
+        e->Port = eps[i].port;
+        e->Rack = api_cluster_rack(req, &eps[i]);
+    }
+}
+
 static void produce_respond(void *arg)
 {
     struct produce_ctx *pc = arg;
     struct stratus_req *req = pc->req;
 
     apply_completions(pc);
+    add_leader_hints(pc);
     ProduceResponse_encode(&req->resp, req->api_version, &pc->rs);
     if (req->resp.err)
         api_protocol_error(req, "response too large");
@@ -200,6 +245,7 @@ int api_produce(struct stratus_req *req)
     }
     if (atomic_fetch_sub(&pc->pending, 1) == 1) {
         apply_completions(pc);
+        add_leader_hints(pc);
         ProduceResponse_encode(&req->resp, req->api_version, &pc->rs);
         free(pc);
         return STRATUS_API_DONE;

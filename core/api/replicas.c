@@ -1,10 +1,16 @@
 /* replicas.c - where partitions live: ListPartitionReassignments (v0),
  * AlterPartitionReassignments (v0) and DescribeLogDirs (v1-4).
  *
- * One node holds every partition: ListPartitionReassignments is always empty;
+ * Single node: one node holds every partition: ListPartitionReassignments is always empty;
  * AlterPartitionReassignments accepts a target of exactly this broker (a no-op, as Kafka
  * completes it at once), answers a cancellation NO_REASSIGNMENT_IN_PROGRESS and any other target
- * INVALID_REPLICA_ASSIGNMENT with a message. DescribeLogDirs reports one log dir,
+ * INVALID_REPLICA_ASSIGNMENT with a message.
+ * Cluster mode: a partition has one owner, so a reassignment names exactly one replica, the
+ * broker to move the partition to (stratus_cluster_reassign, on an I/O worker: it writes the
+ * metastore); an empty or null list cancels a pending move; more than one replica is
+ * INVALID_REPLICA_ASSIGNMENT. ListPartitionReassignments reports the view's moves as Kafka
+ * shows a reassignment in flight: replicas [owner, target], adding [target], removing [owner].
+ * DescribeLogDirs reports one log dir,
  * "remote://<storage plugin name>" (the convention Redpanda Console reads for tiered storage),
  * with each partition's bytes at or after its log start: object ranges from the offset index
  * plus what is not uploaded yet. Total and usable bytes are -1 (unknown for an object store).
@@ -15,11 +21,104 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "handlers.h"
 #include "stream/stream.h"
 #include "util/log.h"
 
 /* ---- partition reassignments ---- */
+
+/* 1 when the request asks about (topic, partition): a null topic list asks about all. */
+static int move_wanted(const struct ListPartitionReassignmentsRequest *rq,
+                       const struct stratus_cluster_move *m)
+{
+    if (rq->Topics.count < 0)
+        return 1;
+    for (int32_t i = 0; i < rq->Topics.count; i++) {
+        const struct ListPartitionReassignmentsRequest_ListPartitionReassignmentsTopics *t =
+            &rq->Topics.items[i];
+        if (!kstr_eq_cstr(t->Name, m->topic))
+            continue;
+        for (int32_t j = 0; j < t->PartitionIndexes.count; j++)
+            if (t->PartitionIndexes.items[j] == m->partition)
+                return 1;
+    }
+    return 0;
+}
+
+/* An arena array of the one or two ids given (b < 0: only a; a < 0: only b). */
+static int32_t ids_of(struct stratus_req *req, int32_t a, int32_t b, int32_t **out)
+{
+    int32_t *v = API_ALLOC(req, int32_t, 2), n = 0;
+
+    *out = v;
+    if (!v)
+        return 0;
+    if (a >= 0)
+        v[n++] = a;
+    if (b >= 0 && b != a)
+        v[n++] = b;
+    return n;
+}
+
+/* Cluster mode: the view's moves, grouped by topic (the view lists them in any order), one
+ * per partition. An owner of -1 (none right now) leaves replicas [target] and removing []. */
+static int list_moves(struct stratus_req *req, const struct ListPartitionReassignmentsRequest *rq,
+                      struct ListPartitionReassignmentsResponse *rs)
+{
+    struct stratus_cluster_move *ms = NULL;
+    size_t n = 0;
+
+    if (stratus_cluster_moves(req->ctx->cluster, &ms, &n) != 0) {
+        rs->ErrorCode = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+        rs->ErrorMessage = api_kstr(req, "the cluster view could not list reassignments");
+        return 0;
+    }
+    /* at most one topic entry per move */
+    rs->Topics.items =
+        API_ALLOC(req, struct ListPartitionReassignmentsResponse_OngoingTopicReassignment, n);
+    if (n && !rs->Topics.items)
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        const struct stratus_cluster_move *m = &ms[i];
+        struct ListPartitionReassignmentsResponse_OngoingTopicReassignment *t = NULL;
+        if (!move_wanted(rq, m))
+            continue;
+        for (int32_t k = 0; k < rs->Topics.count && !t; k++)
+            if (kstr_eq_cstr(rs->Topics.items[k].Name, m->topic))
+                t = &rs->Topics.items[k];
+        if (!t) {
+            t = &rs->Topics.items[rs->Topics.count++];
+            ListPartitionReassignmentsResponse_OngoingTopicReassignment_init(t);
+            t->Name = api_kstr(req, m->topic);
+            /* room for every move of this topic */
+            t->Partitions.items = API_ALLOC(
+                req, struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment, n);
+            if (!t->Partitions.items)
+                goto oom;
+            t->Partitions.count = 0;
+        }
+        int dup = 0; /* a move in flight and a newer request for it: the first is shown */
+        for (int32_t k = 0; k < t->Partitions.count; k++)
+            dup |= t->Partitions.items[k].PartitionIndex == m->partition;
+        if (dup)
+            continue;
+        struct ListPartitionReassignmentsResponse_OngoingPartitionReassignment *p =
+            &t->Partitions.items[t->Partitions.count++];
+        ListPartitionReassignmentsResponse_OngoingPartitionReassignment_init(p);
+        p->PartitionIndex = m->partition;
+        p->Replicas.count = ids_of(req, m->owner, m->target, &p->Replicas.items);
+        p->AddingReplicas.count = ids_of(req, m->target, -1, &p->AddingReplicas.items);
+        p->RemovingReplicas.count = ids_of(req, m->owner, -1, &p->RemovingReplicas.items);
+        if (!p->Replicas.items || !p->AddingReplicas.items || !p->RemovingReplicas.items)
+            goto oom;
+    }
+    free(ms);
+    return 0;
+oom:
+    free(ms);
+    return -1;
+}
 
 int api_listpartitionreassignments(struct stratus_req *req)
 {
@@ -31,9 +130,73 @@ int api_listpartitionreassignments(struct stratus_req *req)
     kr_init(&r, req->body, req->body_len, &req->arena);
     if (ListPartitionReassignmentsRequest_decode(&r, req->api_version, &rq) != 0 || r.err)
         return api_protocol_error(req, "malformed ListPartitionReassignments");
-    ListPartitionReassignmentsResponse_init(&rs); /* none: one node holds every partition */
+    ListPartitionReassignmentsResponse_init(&rs); /* single node: none */
+    if (req->ctx->cluster && list_moves(req, &rq, &rs) != 0)
+        return api_protocol_error(req, "out of memory");
     ListPartitionReassignmentsResponse_encode(&req->resp, req->api_version, &rs);
     return STRATUS_API_DONE;
+}
+
+/* Cluster mode, on an I/O worker: each partition's move asked of the controller. */
+static void alterpartitionreassignments_on_worker(struct stratus_req *req)
+{
+    struct AlterPartitionReassignmentsRequest rq;
+    struct AlterPartitionReassignmentsResponse rs;
+    struct kread r;
+
+    AlterPartitionReassignmentsRequest_init(&rq);
+    kr_init(&r, req->body, req->body_len, &req->arena);
+    AlterPartitionReassignmentsRequest_decode(&r, req->api_version, &rq);
+    AlterPartitionReassignmentsResponse_init(&rs);
+    int32_t nt = rq.Topics.count > 0 ? rq.Topics.count : 0;
+    rs.Responses.items =
+        API_ALLOC(req, struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse, nt);
+    rs.Responses.count = rs.Responses.items ? nt : 0;
+    if (nt && !rs.Responses.items) {
+        rs.ErrorCode = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+        goto out;
+    }
+    for (int32_t i = 0; i < nt; i++) {
+        const struct AlterPartitionReassignmentsRequest_ReassignableTopic *tq = &rq.Topics.items[i];
+        struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *tr =
+            &rs.Responses.items[i];
+        char *topic = api_cstr(req, tq->Name);
+        int32_t np = tq->Partitions.count > 0 ? tq->Partitions.count : 0;
+
+        AlterPartitionReassignmentsResponse_ReassignableTopicResponse_init(tr);
+        tr->Name = tq->Name;
+        tr->Partitions.items = API_ALLOC(
+            req, struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse, np);
+        tr->Partitions.count = tr->Partitions.items ? np : 0;
+        for (int32_t j = 0; j < tr->Partitions.count; j++) {
+            const struct AlterPartitionReassignmentsRequest_ReassignablePartition *pq =
+                &tq->Partitions.items[j];
+            struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *pr =
+                &tr->Partitions.items[j];
+            char msg[256] = "";
+
+            AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_init(pr);
+            pr->PartitionIndex = pq->PartitionIndex;
+            if (!topic) {
+                pr->ErrorCode = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+            } else if (pq->Replicas.count > 1) {
+                pr->ErrorCode = KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT;
+                snprintf(msg, sizeof msg,
+                         "Stratus keeps one owner per partition; give exactly one replica");
+            } else {
+                /* null or [] cancels a pending move; [b] moves the partition to broker b */
+                int32_t target = pq->Replicas.count == 1 ? pq->Replicas.items[0] : -1;
+                pr->ErrorCode = stratus_cluster_reassign(
+                    req->ctx->cluster, topic, pq->PartitionIndex, target, msg, sizeof msg);
+                if (pr->ErrorCode == KAFKA_ERR_NONE)
+                    LOG_INFO("api", "reassign topic=%s partition=%d target=%d client_id=%s", topic,
+                             pq->PartitionIndex, target, req->client_id);
+            }
+            pr->ErrorMessage = pr->ErrorCode && msg[0] ? api_kstr(req, msg) : KSTR_NULL;
+        }
+    }
+out:
+    AlterPartitionReassignmentsResponse_encode(&req->resp, req->api_version, &rs);
 }
 
 int api_alterpartitionreassignments(struct stratus_req *req)
@@ -47,6 +210,8 @@ int api_alterpartitionreassignments(struct stratus_req *req)
     kr_init(&r, req->body, req->body_len, &req->arena);
     if (AlterPartitionReassignmentsRequest_decode(&r, req->api_version, &rq) != 0 || r.err)
         return api_protocol_error(req, "malformed AlterPartitionReassignments");
+    if (req->ctx->cluster)
+        return api_run_on_worker(req, alterpartitionreassignments_on_worker);
     AlterPartitionReassignmentsResponse_init(&rs);
     int32_t nt = rq.Topics.count > 0 ? rq.Topics.count : 0;
     rs.Responses.items =

@@ -6,13 +6,17 @@
  * store), so a replication factor other than -1 or 1, or a manual assignment naming another
  * broker, is refused as Kafka refuses it on a single broker. DeleteRecords moves each
  * partition's log start durably (stratus_partition_delete_records; -1 = the high watermark;
- * beyond it OFFSET_OUT_OF_RANGE).
+ * beyond it OFFSET_OUT_OF_RANGE; a partition this broker does not own: NOT_LEADER_OR_FOLLOWER,
+ * from the engine). In cluster mode topics live in the metastore: create, delete and grow go
+ * through the node agent (stratus_cluster_*, which waits until the local catalog shows the
+ * change), the controller places partitions, so manual assignments are refused.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "handlers.h"
 #include "stream/stream.h"
 #include "util/log.h"
@@ -72,10 +76,22 @@ static void createtopics_on_worker(struct stratus_req *req)
         } else if (t->ReplicationFactor != -1 && t->ReplicationFactor != 1 &&
                    t->Assignments.count <= 0) {
             err = KAFKA_ERR_INVALID_REPLICATION_FACTOR;
+            if (req->ctx->cluster)
+                snprintf(msg, sizeof msg,
+                         "Replication factor %d refused: Stratus keeps one copy per partition "
+                         "in the object store (one owner broker), use -1 or 1",
+                         t->ReplicationFactor);
+            else
+                snprintf(msg, sizeof msg,
+                         "Replication factor %d is larger than the 1 available broker; Stratus "
+                         "keeps one copy per partition in the object store, use -1 or 1",
+                         t->ReplicationFactor);
+        } else if (t->Assignments.count > 0 && req->ctx->cluster) {
+            err = KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT;
             snprintf(msg, sizeof msg,
-                     "Replication factor %d is larger than the 1 available broker; Stratus "
-                     "keeps one copy per partition in the object store, use -1 or 1",
-                     t->ReplicationFactor);
+                     "manual assignments are not supported in cluster mode: the controller "
+                     "places partitions; create the topic, then move partitions with "
+                     "AlterPartitionReassignments");
         } else if (t->Assignments.count > 0) {
             if (t->NumPartitions != -1 || t->ReplicationFactor != -1) {
                 err = KAFKA_ERR_INVALID_REQUEST;
@@ -104,9 +120,19 @@ static void createtopics_on_worker(struct stratus_req *req)
                 kv[c].value =
                     t->Configs.items[c].Value.len < 0 ? NULL : api_cstr(req, t->Configs.items[c].Value);
             }
-            err = stratus_stream_create_topic(req->ctx->stream, name, partitions, kv,
-                                              (size_t)nc, rq.validateOnly, tr->TopicId, msg,
-                                              sizeof msg);
+            if (nc && !kv)
+                err = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+            else if (req->ctx->cluster)
+                err = stratus_cluster_create_topic(
+                    req->ctx->cluster, name,
+                    partitions != -1
+                        ? partitions
+                        : (req->ctx->default_partitions > 0 ? req->ctx->default_partitions : 1),
+                    kv, (size_t)nc, rq.validateOnly, tr->TopicId, msg, sizeof msg);
+            else
+                err = stratus_stream_create_topic(req->ctx->stream, name, partitions, kv,
+                                                  (size_t)nc, rq.validateOnly, tr->TopicId, msg,
+                                                  sizeof msg);
         }
         tr->ErrorCode = err;
         tr->ErrorMessage = KSTR_NULL;
@@ -190,7 +216,9 @@ static void deletetopics_on_worker(struct stratus_req *req)
         if (!err && name) {
             if (stratus_stream_find_topic(req->ctx->stream, name, &ti) == 0)
                 memcpy(tr->TopicId, ti.id, 16);
-            err = stratus_stream_delete_topic(req->ctx->stream, name, msg, sizeof msg);
+            err = req->ctx->cluster
+                      ? stratus_cluster_delete_topic(req->ctx->cluster, name, msg, sizeof msg)
+                      : stratus_stream_delete_topic(req->ctx->stream, name, msg, sizeof msg);
             if (!err)
                 LOG_INFO("api", "deleted topic=%s client_id=%s", name, req->client_id);
         }
@@ -236,9 +264,14 @@ static void createpartitions_on_worker(struct stratus_req *req)
 
         CreatePartitionsResponse_CreatePartitionsTopicResult_init(tr);
         tr->Name = t->Name;
-        err = name ? stratus_stream_create_partitions(req->ctx->stream, name, t->Count,
-                                                      rq.ValidateOnly, msg, sizeof msg)
-                   : KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+        if (!name)
+            err = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+        else if (req->ctx->cluster)
+            err = stratus_cluster_create_partitions(req->ctx->cluster, name, t->Count,
+                                                    rq.ValidateOnly, msg, sizeof msg);
+        else
+            err = stratus_stream_create_partitions(req->ctx->stream, name, t->Count,
+                                                   rq.ValidateOnly, msg, sizeof msg);
         tr->ErrorCode = err;
         tr->ErrorMessage = err && msg[0] ? api_kstr(req, msg) : KSTR_NULL;
     }
@@ -299,6 +332,17 @@ static void deleterecords_on_worker(struct stratus_req *req)
             if (!p) {
                 pr->ErrorCode = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
+            }
+            if (req->ctx->cluster) {
+                /* not owned here (as the view says): the engine would refuse it too */
+                int32_t owner, epoch;
+                api_cluster_leader(req, topic, pq->PartitionIndex, &owner, &epoch);
+                if (owner != stratus_cluster_self(req->ctx->cluster)) {
+                    pr->ErrorCode = owner < 0 ? KAFKA_ERR_LEADER_NOT_AVAILABLE
+                                              : KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+                    stratus_partition_release(p);
+                    continue;
+                }
             }
             pr->ErrorCode = stratus_partition_delete_records(p, pq->Offset, &pr->LowWatermark,
                                                              msg, sizeof msg);

@@ -25,6 +25,18 @@
  * the next batch: group commit. Offsets are loaded from the index at open. Retention: offsets
  * of a group without members expire offsets_retention_ms after max(commit time, the time the
  * group became empty); a group with neither members nor offsets is forgotten.
+ *
+ * Cluster mode (stratus_group_set_cluster): every request first asks the node agent whether
+ * this broker coordinates the group (NOT_COORDINATOR otherwise). The group table is then a
+ * cache of the groups coordinated here: a group not in it is loaded from the store on its first
+ * request (its offsets blob, see offsets.c; a group absent from the store is created only by
+ * JoinGroup or a memberless OffsetCommit, as in single-node mode). The flush task stores, per
+ * group touched by the batch, the group's whole table with the batch applied (one fenced store
+ * per group per batch, instead of one synced RocksDB batch); EEXIST means another broker took
+ * the group over: its commits answer NOT_COORDINATOR and it is dropped from memory; another
+ * error answers COORDINATOR_NOT_AVAILABLE and marks the group's offsets stale, so they are
+ * reloaded before they are used again (the store may or may not have happened). Retention and
+ * DeleteGroups rewrite or delete the blob the same way. The RocksDB index is not touched.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "group.h"
@@ -101,6 +113,8 @@ struct group {
     int joined_during_delay;
     struct stratus_offsets offs;
     int64_t empty_since_ms; /* wall */
+    int offs_stale;         /* cluster: reload offs from the store before using them */
+    int flush_rc;           /* cluster, during flush_cluster(): 1 pending, then the store rc */
 };
 
 struct commit_wait {
@@ -138,6 +152,9 @@ struct stratus_group_coord {
     int flush_posted;
     uint64_t retention_timer;
     struct stratus_group_stats stats;
+    /* cluster mode: set on the coordinator thread by stratus_group_set_cluster() */
+    int cluster;
+    struct stratus_group_cluster_ops cops;
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -406,6 +423,30 @@ static void op_fail(struct stratus_group_op *op, int16_t err)
                 rs->Groups.items[i].GroupId = rq->Groups.items[i].GroupId;
                 rs->Groups.items[i].ErrorCode = err;
                 rs->Groups.items[i].Topics.count = 0;
+            }
+        } else if (op->api_version < 2) {
+            /* v0-1 have no top-level error: every partition asked for carries it (Kafka's
+             * OffsetFetchRequest.getErrorResponse). */
+            typedef struct OffsetFetchResponse_OffsetFetchResponseTopic T;
+            typedef struct OffsetFetchResponse_OffsetFetchResponsePartition P;
+            int32_t nt = rq->Topics.count > 0 ? rq->Topics.count : 0;
+            rs->Topics.items = arena_calloc(op->arena, (size_t)nt, sizeof(T));
+            rs->Topics.count = rs->Topics.items ? nt : 0;
+            for (int32_t i = 0; i < rs->Topics.count; i++) {
+                const struct OffsetFetchRequest_OffsetFetchRequestTopic *t = &rq->Topics.items[i];
+                T *tr = &rs->Topics.items[i];
+                int32_t np = t->PartitionIndexes.count > 0 ? t->PartitionIndexes.count : 0;
+                tr->Name = t->Name;
+                tr->Partitions.items = arena_calloc(op->arena, (size_t)np, sizeof(P));
+                tr->Partitions.count = tr->Partitions.items ? np : 0;
+                for (int32_t j = 0; j < tr->Partitions.count; j++) {
+                    P *pr = &tr->Partitions.items[j];
+                    pr->PartitionIndex = t->PartitionIndexes.items[j];
+                    pr->CommittedOffset = -1;
+                    pr->CommittedLeaderEpoch = -1;
+                    pr->Metadata = KSTR_LIT("");
+                    pr->ErrorCode = err;
+                }
             }
         } else {
             rs->Topics.count = 0;
@@ -862,14 +903,146 @@ static void member_park_join(struct stratus_group_coord *c,
         prepare_rebalance(c, g, "member joined");
 }
 
+/* ---- cluster mode ----------------------------------------------------------------------- */
+
+/* Cluster mode: forgets g (another broker coordinates it, or is about to). Its queued commits
+ * not yet stored and its parked JoinGroup/SyncGroup requests are answered err. */
+static void group_drop(struct stratus_group_coord *c, struct group *g, int16_t err)
+{
+    struct commit_wait **pp = &c->cw_head;
+
+    LOG_INFO("group", "group dropped (not coordinated here) group=%s members=%d offsets=%zu", g->id,
+             g->nmembers, g->offs.n);
+    while (*pp) {
+        struct commit_wait *cw = *pp;
+        if (cw->g != g) {
+            pp = &cw->next;
+            continue;
+        }
+        *pp = cw->next;
+        for (size_t i = 0; i < cw->n; i++)
+            *cw->ents[i].err = err;
+        op_finish(cw->op);
+        free(cw->ents);
+        free(cw);
+    }
+    c->cw_tail = pp;
+    while (g->members)
+        member_remove(c, g, g->members, err);
+    group_unlink_free(c, g);
+}
+
+static int coordinates(struct stratus_group_coord *c, const char *group)
+{
+    return c->cops.coordinates(c->cops.arg, group) == 1;
+}
+
+/* Reads group's blob into *offs (empty on entry). 0, 1 when the store has none, or a negative
+ * code (logged). */
+static int
+cluster_load(struct stratus_group_coord *c, const char *group, struct stratus_offsets *offs)
+{
+    struct stratus_errbuf eb = {{0}};
+    uint8_t *val = NULL;
+    size_t len = 0;
+    int rc = c->cops.load(c->cops.arg, group, &val, &len, &eb);
+
+    if (rc == STRATUS_ENOTFOUND)
+        return 1;
+    if (rc) {
+        LOG_WARN("group", "loading offsets failed group=%s: %s", group, eb.msg);
+        return rc;
+    }
+    rc = len ? stratus_offsets_blob_decode(val, len, offs) : 0;
+    if (rc)
+        LOG_ERROR("group", "stored offsets of group=%s are corrupt (%zu bytes): refusing the group",
+                  group, len);
+    free(val);
+    return rc;
+}
+
+/* Stores offs as group's blob (deletes it when offs is NULL or empty). The store's code. */
+static int
+cluster_store(struct stratus_group_coord *c, const char *group, const struct stratus_offsets *offs)
+{
+    struct stratus_errbuf eb = {{0}};
+    uint8_t *val = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (offs && offs->n)
+        stratus_offsets_blob_encode(offs, &val, &len);
+    rc = c->cops.store(c->cops.arg, group, val, len, &eb);
+    if (rc == STRATUS_EEXIST)
+        LOG_INFO("group", "offsets store fenced group=%s: no longer coordinated here", group);
+    else if (rc)
+        LOG_WARN("group", "storing offsets failed group=%s: %s", group, eb.msg);
+    free(val);
+    return rc;
+}
+
+/* The group a request names, or NULL when there is none. Single-node mode: the table. Cluster
+ * mode: NOT_COORDINATOR when another broker coordinates it; otherwise the table, the group
+ * loaded from the store on its first request (NULL when the store has none), and, with
+ * need_offsets, its offsets reloaded when they are stale. COORDINATOR_NOT_AVAILABLE when the
+ * store cannot be read. Never creates a group the store does not have; never drops one (a
+ * request may still point into a group it named earlier: coordination_changed drops). */
+static int16_t
+group_get(struct stratus_group_coord *c, struct kstr id, int need_offsets, struct group **out)
+{
+    char buf[STRATUS_GROUP_ID_MAX + 1];
+    struct stratus_offsets offs = {0};
+    struct group *g;
+    int rc;
+
+    *out = NULL;
+    if (!c->cluster) {
+        *out = group_find_k(c, id);
+        return KAFKA_ERR_NONE;
+    }
+    /* An id that cannot be a C string is no group (its request fails as for an unknown one). */
+    if (id.len < 0 || id.len > STRATUS_GROUP_ID_MAX || (id.len && memchr(id.s, 0, (size_t)id.len)))
+        return KAFKA_ERR_NONE;
+    if (id.len)
+        memcpy(buf, id.s, (size_t)id.len);
+    buf[id.len] = 0;
+    if (!coordinates(c, buf))
+        return KAFKA_ERR_NOT_COORDINATOR;
+    g = group_find(c, buf, (size_t)id.len);
+    if (g && (!need_offsets || !g->offs_stale)) {
+        *out = g;
+        return KAFKA_ERR_NONE;
+    }
+    rc = cluster_load(c, buf, &offs);
+    if (rc < 0)
+        return KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (g) {
+        stratus_offsets_free(&g->offs);
+        g->offs = offs;
+        g->offs_stale = 0;
+    } else if (rc == 0) {
+        g = group_create(c, buf, (size_t)id.len);
+        g->offs = offs;
+        LOG_INFO("group", "group loaded group=%s offsets=%zu", g->id, g->offs.n);
+    }
+    *out = g;
+    return KAFKA_ERR_NONE;
+}
+
 static void do_join(struct stratus_group_coord *c, struct stratus_group_op *op)
 {
     const struct JoinGroupRequest *rq = op->rq;
     struct group *g;
     struct member *m;
 
+    int16_t gerr;
+
     if (rq->GroupId.len <= 0 || rq->GroupId.len > STRATUS_GROUP_ID_MAX) {
         join_fail(op, KAFKA_ERR_INVALID_GROUP_ID, NULL);
+        return;
+    }
+    if ((gerr = group_get(c, rq->GroupId, 0, &g))) {
+        join_fail(op, gerr, NULL);
         return;
     }
     if (rq->SessionTimeoutMs < c->conf.min_session_timeout_ms ||
@@ -890,7 +1063,6 @@ static void do_join(struct stratus_group_coord *c, struct stratus_group_op *op)
             return;
         }
     }
-    g = group_find_k(c, rq->GroupId);
     if (!g) {
         if (rq->MemberId.len > 0) {
             join_fail(op, KAFKA_ERR_UNKNOWN_MEMBER_ID, NULL);
@@ -1078,10 +1250,12 @@ static void sync_answer(struct group *g, struct member *m, struct stratus_group_
 static void do_sync(struct stratus_group_coord *c, struct stratus_group_op *op)
 {
     const struct SyncGroupRequest *rq = op->rq;
-    struct group *g = group_find_k(c, rq->GroupId);
+    struct group *g;
     struct member *m;
-    int16_t err = check_member(g, rq->MemberId, rq->GroupInstanceId, rq->GenerationId, &m);
+    int16_t err = group_get(c, rq->GroupId, 0, &g);
 
+    if (!err)
+        err = check_member(g, rq->MemberId, rq->GroupInstanceId, rq->GenerationId, &m);
     if (err) {
         sync_fail(op, err);
         return;
@@ -1152,9 +1326,11 @@ static void do_heartbeat(struct stratus_group_coord *c, struct stratus_group_op 
 {
     const struct HeartbeatRequest *rq = op->rq;
     struct HeartbeatResponse *rs = op->rs;
-    struct group *g = group_find_k(c, rq->GroupId);
-    struct member *m;
-    int16_t err = check_member(g, rq->MemberId, rq->GroupInstanceId, rq->GenerationId, &m);
+    struct group *g;
+    struct member *m = NULL;
+    int16_t gerr = group_get(c, rq->GroupId, 0, &g);
+    int16_t err =
+        gerr ? gerr : check_member(g, rq->MemberId, rq->GroupInstanceId, rq->GenerationId, &m);
 
     if (!err) {
         member_touch(c, m);
@@ -1210,9 +1386,14 @@ static void do_leave(struct stratus_group_coord *c, struct stratus_group_op *op)
 {
     const struct LeaveGroupRequest *rq = op->rq;
     struct LeaveGroupResponse *rs = op->rs;
-    struct group *g = group_find_k(c, rq->GroupId);
+    struct group *g;
     int left = 0;
+    int16_t gerr = group_get(c, rq->GroupId, 0, &g);
 
+    if (gerr) {
+        op_fail(op, gerr);
+        return;
+    }
     if (op->api_version < 3) {
         rs->ErrorCode = leave_one(c, g, rq->MemberId, KSTR_NULL, &left);
     } else {
@@ -1256,7 +1437,7 @@ static void do_describe(struct stratus_group_coord *c, struct stratus_group_op *
     rs->Groups.count = n;
     for (int32_t i = 0; i < n; i++) {
         struct DescribeGroupsResponse_DescribedGroup *d = &rs->Groups.items[i];
-        struct group *g = group_find_k(c, rq->Groups.items[i]);
+        struct group *g = NULL;
         DescribeGroupsResponse_DescribedGroup_init(d);
         d->GroupId = rq->Groups.items[i];
         d->ErrorCode = KAFKA_ERR_NONE;
@@ -1265,6 +1446,10 @@ static void do_describe(struct stratus_group_coord *c, struct stratus_group_op *
         d->Members.count = 0;
         if (rq->Groups.items[i].len <= 0) {
             d->ErrorCode = KAFKA_ERR_INVALID_GROUP_ID;
+            d->GroupState = KSTR_LIT("");
+            continue;
+        }
+        if ((d->ErrorCode = group_get(c, rq->Groups.items[i], 0, &g))) {
             d->GroupState = KSTR_LIT("");
             continue;
         }
@@ -1313,7 +1498,7 @@ static void do_list(struct stratus_group_coord *c, struct stratus_group_op *op)
     }
     for (size_t b = 0; b < c->nbuckets; b++) {
         for (struct group *g = c->buckets[b]; g; g = g->hnext) {
-            if (g->state == G_DEAD)
+            if (g->state == G_DEAD || (c->cluster && !coordinates(c, g->id)))
                 continue;
             if (op->api_version >= 4 && rq->StatesFilter.count > 0) {
                 int match = 0;
@@ -1380,16 +1565,34 @@ static void do_delete(struct stratus_group_coord *c, struct stratus_group_op *op
     rs->Results.count = n;
     for (int32_t i = 0; i < n; i++) {
         struct DeleteGroupsResponse_DeletableGroupResult *r = &rs->Results.items[i];
-        struct group *g = group_find_k(c, rq->GroupsNames.items[i]);
+        struct group *g = NULL;
         struct stratus_errbuf eb;
+        int16_t gerr = KAFKA_ERR_NONE;
         r->GroupId = rq->GroupsNames.items[i];
+        if (rq->GroupsNames.items[i].len > 0)
+            gerr = group_get(c, rq->GroupsNames.items[i], 1, &g);
         if (rq->GroupsNames.items[i].len <= 0)
             r->ErrorCode = KAFKA_ERR_INVALID_GROUP_ID;
+        else if (gerr)
+            r->ErrorCode = gerr;
         else if (!g || g->state == G_DEAD)
             r->ErrorCode = KAFKA_ERR_GROUP_ID_NOT_FOUND;
         else if (g->nmembers > 0 || g->state != G_EMPTY)
             r->ErrorCode = KAFKA_ERR_NON_EMPTY_GROUP;
-        else if (group_delete_offsets(c, g, &eb) != 0) {
+        else if (c->cluster) {
+            int rc = g->offs.n ? cluster_store(c, g->id, NULL) : 0;
+            if (rc == STRATUS_EEXIST) {
+                r->ErrorCode = KAFKA_ERR_NOT_COORDINATOR;
+                group_drop(c, g, KAFKA_ERR_NOT_COORDINATOR);
+            } else if (rc) {
+                r->ErrorCode = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+                g->offs_stale = 1;
+            } else {
+                LOG_INFO("group", "group deleted group=%s offsets=%zu", g->id, g->offs.n);
+                group_unlink_free(c, g);
+                r->ErrorCode = KAFKA_ERR_NONE;
+            }
+        } else if (group_delete_offsets(c, g, &eb) != 0) {
             LOG_ERROR("group", "delete group=%s: %s", g->id, eb.msg);
             r->ErrorCode = KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
         } else {
@@ -1412,6 +1615,95 @@ static char *arena_strdup(struct stratus_arena *a, const char *s)
     return p;
 }
 
+/* Cluster mode's flush: one store per group touched by the batch (its whole table with the
+ * batch applied, in commit order), then the answers, then the fenced groups dropped. */
+static void flush_cluster(struct stratus_group_coord *c, struct commit_wait *head)
+{
+    int64_t now = stratus_wall_ms();
+    struct group **touched = NULL;
+    size_t ntouched = 0, cap = 0;
+    int stored = 0;
+
+    for (struct commit_wait *cw = head; cw; cw = cw->next)
+        if (cw->g)
+            cw->g->flush_rc = 1;
+    for (struct commit_wait *cw = head; cw; cw = cw->next) {
+        struct group *g = cw->g;
+        struct stratus_offsets next;
+        size_t nents = 0;
+        int rc = 0;
+
+        if (!g || g->flush_rc != 1)
+            continue;
+        if (ntouched == cap) {
+            cap = cap ? cap * 2 : 8;
+            touched = xrealloc(touched, cap * sizeof *touched);
+        }
+        touched[ntouched++] = g;
+        if (g->offs_stale) {
+            /* coordination changed since the commit was accepted: build on the stored table */
+            struct stratus_offsets offs = {0};
+            rc = cluster_load(c, g->id, &offs);
+            if (rc >= 0) {
+                stratus_offsets_free(&g->offs);
+                g->offs = offs;
+                g->offs_stale = 0;
+                rc = 0;
+            }
+        }
+        if (rc == 0) {
+            stratus_offsets_copy(&next, &g->offs);
+            for (struct commit_wait *x = cw; x; x = x->next) {
+                if (x->g != g)
+                    continue;
+                for (size_t i = 0; i < x->n; i++) {
+                    const struct commit_ent *e = &x->ents[i];
+                    stratus_offsets_set(&next, e->topic, e->partition, e->offset, e->epoch, e->meta,
+                                        e->metalen, now);
+                }
+                nents += x->n;
+            }
+            rc = nents ? cluster_store(c, g->id, &next) : 0;
+            if (rc == 0 && nents) {
+                stratus_offsets_free(&g->offs);
+                g->offs = next;
+                stored++;
+            } else {
+                stratus_offsets_free(&next);
+            }
+        }
+        g->flush_rc = rc;
+    }
+    if (stored)
+        c->stats.commit_batches++;
+    for (struct commit_wait *cw = head, *next; cw; cw = next) {
+        int rc = cw->g ? cw->g->flush_rc : 0;
+        int16_t err = rc == 0                ? KAFKA_ERR_NONE
+                      : rc == STRATUS_EEXIST ? KAFKA_ERR_NOT_COORDINATOR
+                                             : KAFKA_ERR_COORDINATOR_NOT_AVAILABLE;
+        next = cw->next;
+        for (size_t i = 0; i < cw->n; i++) {
+            if (err)
+                *cw->ents[i].err = err;
+            else
+                c->stats.commits++;
+        }
+        op_finish(cw->op);
+        free(cw->ents);
+        free(cw);
+    }
+    for (size_t i = 0; i < ntouched; i++) {
+        struct group *g = touched[i];
+        int rc = g->flush_rc;
+        g->flush_rc = 0;
+        if (rc == STRATUS_EEXIST)
+            group_drop(c, g, KAFKA_ERR_NOT_COORDINATOR);
+        else if (rc)
+            g->offs_stale = 1; /* the store may have happened: reload before the next use */
+    }
+    free(touched);
+}
+
 static void flush_commits(void *arg)
 {
     struct stratus_group_coord *c = arg;
@@ -1422,6 +1714,10 @@ static void flush_commits(void *arg)
     c->flush_posted = 0;
     c->cw_head = NULL;
     c->cw_tail = &c->cw_head;
+    if (c->cluster) {
+        flush_cluster(c, cw);
+        return;
+    }
     if (stratus_index_batch_count(c->batch) > 0) {
         rc = stratus_index_batch_write(c->idx, c->batch, 1, &eb);
         c->stats.commit_batches++;
@@ -1463,7 +1759,10 @@ static void do_commit(struct stratus_group_coord *c, struct stratus_group_op *op
         op_fail(op, KAFKA_ERR_INVALID_GROUP_ID);
         return;
     }
-    g = group_find_k(c, rq->GroupId);
+    if ((err = group_get(c, rq->GroupId, 1, &g))) {
+        op_fail(op, err);
+        return;
+    }
     if (!g) {
         if (rq->GenerationIdOrMemberEpoch >= 0) {
             op_fail(op, KAFKA_ERR_ILLEGAL_GENERATION);
@@ -1518,12 +1817,14 @@ static void do_commit(struct stratus_group_coord *c, struct stratus_group_op *op
                 *perr = KAFKA_ERR_OFFSET_METADATA_TOO_LARGE;
                 continue;
             }
-            size_t kl = stratus_offsets_key(key, g->id, strlen(g->id), t->Name.s,
-                                            (size_t)t->Name.len, p->PartitionIndex);
-            size_t vl =
-                stratus_offsets_value_encode(val, p->CommittedOffset, p->CommittedLeaderEpoch,
-                                             stratus_wall_ms(), p->CommittedMetadata.s, ml);
-            stratus_index_batch_put(c->batch, key, kl, val, vl);
+            if (!c->cluster) { /* cluster mode: the flush stores the group's whole table */
+                size_t kl = stratus_offsets_key(key, g->id, strlen(g->id), t->Name.s,
+                                                (size_t)t->Name.len, p->PartitionIndex);
+                size_t vl =
+                    stratus_offsets_value_encode(val, p->CommittedOffset, p->CommittedLeaderEpoch,
+                                                 stratus_wall_ms(), p->CommittedMetadata.s, ml);
+                stratus_index_batch_put(c->batch, key, kl, val, vl);
+            }
             struct commit_ent *e = &cw->ents[cw->n++];
             e->topic = topic_copy ? topic_copy : (topic_copy = arena_strdup(op->arena, topic));
             e->partition = p->PartitionIndex;
@@ -1657,7 +1958,10 @@ static void do_fetch(struct stratus_group_coord *c, struct stratus_group_op *op)
                 gr->ErrorCode = KAFKA_ERR_INVALID_GROUP_ID;
                 continue;
             }
-            if (fetch_group_topics(op, group_find_k(c, gr->GroupId), &rq->Groups.items[i], gr))
+            struct group *g;
+            if ((gr->ErrorCode = group_get(c, gr->GroupId, 1, &g)))
+                continue;
+            if (fetch_group_topics(op, g, &rq->Groups.items[i], gr))
                 gr->ErrorCode = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
         }
         op_finish(op);
@@ -1688,7 +1992,13 @@ static void do_fetch(struct stratus_group_coord *c, struct stratus_group_op *op)
         op_fail(op, KAFKA_ERR_INVALID_GROUP_ID);
         return;
     }
-    if (fetch_group_topics(op, group_find_k(c, rq->GroupId), &rg, &gr)) {
+    struct group *g;
+    int16_t gerr = group_get(c, rq->GroupId, 1, &g);
+    if (gerr) {
+        op_fail(op, gerr);
+        return;
+    }
+    if (fetch_group_topics(op, g, &rg, &gr)) {
         op_fail(op, KAFKA_ERR_UNKNOWN_SERVER_ERROR);
         return;
     }
@@ -1728,6 +2038,45 @@ static void do_fetch(struct stratus_group_coord *c, struct stratus_group_op *op)
 
 static void retention_timer_fn(void *arg);
 
+/* Cluster mode: expires g's old offsets by rewriting (or deleting) its blob; forgets g when
+ * nothing is left. A failed store leaves everything for the next run. */
+static void retention_cluster(struct stratus_group_coord *c, struct group *g, int64_t now)
+{
+    struct stratus_offsets next = {0};
+    size_t expired = 0;
+
+    if (g->offs_stale)
+        return; /* not read back since a failed store: its next request reloads it */
+    for (size_t k = 0; k < g->offs.n; k++) {
+        const struct stratus_offset *o = &g->offs.v[k];
+        int64_t since = o->commit_ms > g->empty_since_ms ? o->commit_ms : g->empty_since_ms;
+        if (now - since >= c->conf.offsets_retention_ms)
+            expired++;
+        else
+            stratus_offsets_set(&next, o->topic, o->partition, o->offset, o->leader_epoch, o->meta,
+                                strlen(o->meta), o->commit_ms);
+    }
+    if (expired) {
+        int rc = cluster_store(c, g->id, &next);
+        if (rc == STRATUS_EEXIST) {
+            stratus_offsets_free(&next);
+            group_drop(c, g, KAFKA_ERR_NOT_COORDINATOR);
+            return;
+        }
+        if (rc) {
+            stratus_offsets_free(&next);
+            return;
+        }
+        stratus_offsets_free(&g->offs);
+        g->offs = next;
+        c->stats.expired_offsets += expired;
+    } else {
+        stratus_offsets_free(&next);
+    }
+    if (g->offs.n == 0 && !g->pending && !g->join_timer)
+        group_unlink_free(c, g);
+}
+
 static void retention_run(struct stratus_group_coord *c)
 {
     int64_t now = stratus_wall_ms();
@@ -1740,8 +2089,16 @@ static void retention_run(struct stratus_group_coord *c)
     for (size_t i = 0; i < c->nbuckets; i++) {
         for (struct group *g = c->buckets[i], *next; g; g = next) {
             next = g->hnext;
+            if (c->cluster && !coordinates(c, g->id)) {
+                group_drop(c, g, KAFKA_ERR_NOT_COORDINATOR);
+                continue;
+            }
             if (g->state != G_EMPTY || g->nmembers > 0)
                 continue;
+            if (c->cluster) {
+                retention_cluster(c, g, now);
+                continue;
+            }
             for (size_t k = 0; k < g->offs.n;) {
                 struct stratus_offset *o = &g->offs.v[k];
                 int64_t since = o->commit_ms > g->empty_since_ms ? o->commit_ms : g->empty_since_ms;
@@ -2003,6 +2360,167 @@ void stratus_group_close(struct stratus_group_coord *c)
     pthread_mutex_destroy(&c->drain_lock);
     pthread_cond_destroy(&c->drain_cond);
     free(c);
+}
+
+/* ---- cluster mode: switching and coordination changes ----------------------------------- */
+
+struct sync_task {
+    void (*fn)(struct stratus_group_coord *c, const void *arg);
+    struct stratus_group_coord *c;
+    const void *arg;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+};
+
+static void sync_task_run(void *arg)
+{
+    struct sync_task *t = arg;
+    t->fn(t->c, t->arg);
+    pthread_mutex_lock(&t->lock);
+    t->done = 1;
+    pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Runs fn(c, arg) on the coordinator thread and waits for it. */
+static void run_on_thread(struct stratus_group_coord *c,
+                          void (*fn)(struct stratus_group_coord *, const void *),
+                          const void *arg)
+{
+    struct sync_task t = {.fn = fn, .c = c, .arg = arg};
+    pthread_mutex_init(&t.lock, NULL);
+    pthread_cond_init(&t.cond, NULL);
+    if (stratus_loop_post(c->loop, sync_task_run, &t) == 0) {
+        pthread_mutex_lock(&t.lock);
+        while (!t.done)
+            pthread_cond_wait(&t.cond, &t.lock);
+        pthread_mutex_unlock(&t.lock);
+    }
+    pthread_mutex_destroy(&t.lock);
+    pthread_cond_destroy(&t.cond);
+}
+
+static void set_cluster_task(struct stratus_group_coord *c, const void *arg)
+{
+    const struct stratus_group_cluster_ops *ops = arg;
+    size_t n = c->ngroups;
+
+    if (c->cw_head)
+        flush_commits(c);
+    c->cops = *ops;
+    c->cluster = 1;
+    /* What load_offsets() read from the index is not this broker's to serve: groups come from
+     * the store now. */
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        while (c->buckets[i]) {
+            struct group *g = c->buckets[i];
+            if (g->nmembers) /* called after traffic started: answer what is parked */
+                group_drop(c, g, KAFKA_ERR_NOT_COORDINATOR);
+            else
+                group_unlink_free(c, g);
+        }
+    }
+    LOG_INFO("group",
+             "cluster mode: offsets in the cluster store (%zu groups read from the "
+             "index at open forgotten)",
+             n);
+}
+
+void stratus_group_set_cluster(struct stratus_group_coord *c,
+                               const struct stratus_group_cluster_ops *ops)
+{
+    run_on_thread(c, set_cluster_task, ops);
+}
+
+static void coordination_changed_task(void *arg)
+{
+    struct stratus_group_coord *c = arg;
+
+    if (!c->cluster)
+        return;
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        for (struct group *g = c->buckets[i], *next; g; g = next) {
+            next = g->hnext;
+            if (!coordinates(c, g->id))
+                group_drop(c, g, KAFKA_ERR_NOT_COORDINATOR);
+            else
+                g->offs_stale = 1; /* it may have moved away and back: reread before use */
+        }
+    }
+}
+
+void stratus_group_coordination_changed(struct stratus_group_coord *c)
+{
+    /* Fails only when the loop is closing: nothing to serve any more. */
+    (void)stratus_loop_post(c->loop, coordination_changed_task, c);
+}
+
+/* The next UTF-16 code unit(s) of a UTF-8 string as Java's decoder yields them: one code point
+ * per well-formed sequence, U+FFFD per maximal ill-formed subpart. Returns the bytes used. */
+static size_t utf8_next(const uint8_t *s, uint32_t *cp)
+{
+    uint32_t b = s[0], min2 = 0x80, max2 = 0xbf, v;
+    size_t need, i;
+
+    if (b < 0x80) {
+        *cp = b;
+        return 1;
+    }
+    if (b >= 0xc2 && b <= 0xdf) {
+        need = 1;
+        v = b & 0x1f;
+    } else if (b >= 0xe0 && b <= 0xef) {
+        need = 2;
+        v = b & 0x0f;
+        if (b == 0xe0)
+            min2 = 0xa0;
+        else if (b == 0xed)
+            max2 = 0x9f; /* no surrogates */
+    } else if (b >= 0xf0 && b <= 0xf4) {
+        need = 3;
+        v = b & 0x07;
+        if (b == 0xf0)
+            min2 = 0x90;
+        else if (b == 0xf4)
+            max2 = 0x8f;
+    } else {
+        *cp = 0xfffd;
+        return 1;
+    }
+    for (i = 1; i <= need; i++) {
+        uint32_t lo = i == 1 ? min2 : 0x80, hi = i == 1 ? max2 : 0xbf;
+        if (s[i] < lo || s[i] > hi) { /* also stops at the terminating NUL */
+            *cp = 0xfffd;
+            return i;
+        }
+        v = (v << 6) | (s[i] & 0x3f);
+    }
+    *cp = v;
+    return need + 1;
+}
+
+int32_t stratus_group_partition_for(const char *group, int32_t npartitions)
+{
+    const uint8_t *s = (const uint8_t *)group;
+    uint32_t h = 0; /* Java int arithmetic: wraps */
+
+    if (npartitions <= 0 || !group)
+        return 0;
+    while (*s) {
+        uint32_t cp;
+        s += utf8_next(s, &cp);
+        if (cp >= 0x10000) { /* a surrogate pair */
+            cp -= 0x10000;
+            h = h * 31u + (0xd800u + (cp >> 10));
+            h = h * 31u + (0xdc00u + (cp & 0x3ffu));
+        } else {
+            h = h * 31u + cp;
+        }
+    }
+    /* Kafka's Utils.abs: abs(Integer.MIN_VALUE) is 0 */
+    uint32_t a = h == 0x80000000u ? 0 : (h & 0x80000000u) ? 0u - h : h;
+    return (int32_t)(a % (uint32_t)npartitions);
 }
 
 struct stats_req {

@@ -1,6 +1,7 @@
 /* group.h - the group coordinator: classic consumer-group membership (JoinGroup, SyncGroup,
  * Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups) and committed offsets
- * (OffsetCommit, OffsetFetch), with the offsets kept durably in the RocksDB index ('G' keys).
+ * (OffsetCommit, OffsetFetch), with the offsets kept durably in the RocksDB index ('G' keys)
+ * in single-node mode, in the cluster store in cluster mode (below).
  *
  * Threads. One coordinator thread owns every group, member and committed offset; it runs its
  * own event loop (util/loop.h) with the session, rebalance and retention timers. Handlers
@@ -13,6 +14,11 @@
  * Requests and responses are the generated structs of proto/proto_gen.h (JoinGroupRequest ->
  * JoinGroupResponse...). The response may point at coordinator-owned memory (member ids,
  * metadata and assignment bytes) that stays valid only during done(): encode it there.
+ *
+ * Cluster mode (stratus_group_set_cluster, docs/cluster-design.md "Groups"): this broker serves
+ * only the groups it coordinates (the others answer NOT_COORDINATOR), and a group's committed
+ * offsets live in an external store (etcd, through the node agent's ops) as one value per
+ * group, loaded on the group's first request and rewritten, fenced, once per commit batch.
  * SPDX-License-Identifier: Apache-2.0
  */
 #ifndef STRATUS_GROUP_GROUP_H
@@ -76,10 +82,49 @@ void stratus_group_drain(struct stratus_group_coord *c);
 /* @locality main thread, after the network stopped. Stops the thread and frees everything. */
 void stratus_group_close(struct stratus_group_coord *c);
 
+/* ---- cluster mode ---- */
+
+/* What the coordinator needs from the node agent. The table is copied; arg is borrowed and must
+ * outlive the coordinator. */
+struct stratus_group_cluster_ops {
+    void *arg;
+    /* 1 when this broker coordinates `group` now. Cheap, any thread. */
+    int (*coordinates)(void *arg, const char *group);
+    /* The group's stored offsets blob; STRATUS_ENOTFOUND when none. *val malloc'd. Blocks
+     * (one etcd round trip); called on the coordinator thread. */
+    int (*load)(
+        void *arg, const char *group, uint8_t **val, size_t *len, struct stratus_errbuf *eb);
+    /* Stores (val != NULL) or deletes (val == NULL) the blob, fenced: STRATUS_EEXIST when
+     * this broker no longer coordinates the group. Blocks; coordinator thread. */
+    int (*store)(
+        void *arg, const char *group, const uint8_t *val, size_t len, struct stratus_errbuf *eb);
+};
+
+/* @locality main thread, before traffic. Switches the coordinator to cluster mode (offsets in
+ * the store, not the index; NOT_COORDINATOR for groups this broker does not coordinate). The
+ * groups read from the index at open are forgotten (the index is not written in cluster mode).
+ * Waits until the coordinator thread applied it. */
+void stratus_group_set_cluster(struct stratus_group_coord *c,
+                               const struct stratus_group_cluster_ops *ops);
+
+/* @locality any, until stratus_group_close(). Coordination changed (a coordinator partition moved
+ * here or away). Groups no longer coordinated are dropped from memory (parked requests answered
+ * NOT_COORDINATOR, pending commits not yet stored are answered NOT_COORDINATOR); groups newly
+ * coordinated are loaded lazily on their first request; groups still coordinated keep their members
+ * and reload their offsets from the store before their next commit or fetch (coordination may have
+ * moved away and back in between). Does not wait. */
+void stratus_group_coordination_changed(struct stratus_group_coord *c);
+
+/* @locality any. The partition of __consumer_offsets that coordinates `group` (a NUL-terminated
+ * UTF-8 string): Java's String.hashCode over its UTF-16 code units, as Kafka's partitionFor
+ * uses (Utils.abs(hash) % n, where abs(Integer.MIN_VALUE) is 0). 0 when npartitions <= 0. */
+int32_t stratus_group_partition_for(const char *group, int32_t npartitions);
+
 /* Numbers for tests and metrics (read on the coordinator thread, returned by copy). */
 struct stratus_group_stats {
     uint64_t groups, members, offsets;
-    uint64_t commits, commit_batches; /* committed partitions, synced RocksDB batches */
+    uint64_t commits, commit_batches; /* committed partitions, synced RocksDB batches (cluster
+                                       * mode: commit batches that stored at least one group) */
     uint64_t rebalances, expired_members, expired_offsets;
 };
 void stratus_group_get_stats(struct stratus_group_coord *c, struct stratus_group_stats *out);

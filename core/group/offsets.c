@@ -1,11 +1,19 @@
-/* offsets.c - committed offsets: the per-group sorted table the coordinator keeps in memory and
- * the RocksDB record of one offset.
+/* offsets.c - committed offsets: the per-group sorted table the coordinator keeps in memory,
+ * the RocksDB record of one offset and the cluster-mode blob of a whole group.
  *
  * On disk (the 'G' prefix of the index, see core/index/index.c):
  *   key   'G' u16be group len, group, u16be topic len, topic, u32be partition ^ 0x80000000
  *   value u8 version=1, i64be offset, i32be leader epoch, i64be commit time (wall ms),
  *         u16be metadata len, metadata (at most offset.metadata.max.bytes = 4096)
  * All offsets of one group share the key prefix 'G' u16be len group, so a group is one range.
+ *
+ * In cluster mode (etcd key groups/<g>, docs/cluster-design.md "Groups") a group's offsets are
+ * one value, rewritten whole per commit batch:
+ *   u8 format=1, u32be count, then count entries sorted by (topic, partition), each
+ *   u16be topic len (1..249), topic, i32be partition (>= 0), then the 'G' value above
+ *   (23 + metadata len bytes; its own metadata-length field gives its end).
+ * There is no expire timestamp: retention is computed from the commit time and the time the
+ * group became empty (group.c). A blob that does not parse exactly is refused whole.
  * The table is owned by the coordinator thread (group.c); nothing here locks.
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -183,4 +191,97 @@ void stratus_offsets_free(struct stratus_offsets *o)
     }
     free(o->v);
     memset(o, 0, sizeof *o);
+}
+
+void stratus_offsets_copy(struct stratus_offsets *dst, const struct stratus_offsets *src)
+{
+    memset(dst, 0, sizeof *dst);
+    if (!src->n)
+        return;
+    dst->v = xcalloc(src->n, sizeof *dst->v);
+    dst->cap = dst->n = src->n;
+    for (size_t i = 0; i < src->n; i++) {
+        dst->v[i] = src->v[i];
+        dst->v[i].topic = xstrdup(src->v[i].topic);
+        dst->v[i].meta = xstrdup(src->v[i].meta);
+    }
+}
+
+#define BLOB_FORMAT 1
+#define BLOB_HEADER 5 /* u8 format, u32be count */
+
+void stratus_offsets_blob_encode(const struct stratus_offsets *o, uint8_t **out, size_t *len)
+{
+    size_t n = BLOB_HEADER;
+
+    for (size_t i = 0; i < o->n; i++)
+        n += 2 + strlen(o->v[i].topic) + 4 + STRATUS_OFFSETS_VALUE_FIXED + strlen(o->v[i].meta);
+    uint8_t *b = xmalloc(n);
+    size_t k = 0;
+    b[k++] = BLOB_FORMAT;
+    stratus_be32_put(b + k, (uint32_t)o->n);
+    k += 4;
+    for (size_t i = 0; i < o->n; i++) {
+        const struct stratus_offset *e = &o->v[i];
+        size_t tl = strlen(e->topic);
+        stratus_be16_put(b + k, (uint16_t)tl);
+        k += 2;
+        memcpy(b + k, e->topic, tl);
+        k += tl;
+        stratus_be32_put(b + k, (uint32_t)e->partition);
+        k += 4;
+        k += stratus_offsets_value_encode(b + k, e->offset, e->leader_epoch, e->commit_ms, e->meta,
+                                          strlen(e->meta));
+    }
+    *out = b;
+    *len = k;
+}
+
+int stratus_offsets_blob_decode(const uint8_t *v, size_t len, struct stratus_offsets *out)
+{
+    size_t k = BLOB_HEADER;
+    uint32_t count;
+
+    memset(out, 0, sizeof *out);
+    if (len < BLOB_HEADER || v[0] != BLOB_FORMAT)
+        return STRATUS_ECORRUPT;
+    count = stratus_be32_get(v + 1);
+    /* each entry takes at least 2 + 1 + 4 + 23 bytes: a count beyond that is a lie */
+    if (count > (len - BLOB_HEADER) / (2 + 1 + 4 + STRATUS_OFFSETS_VALUE_FIXED))
+        return STRATUS_ECORRUPT;
+    for (uint32_t i = 0; i < count; i++) {
+        char topic[250];
+        size_t tl, vl, ml;
+        int32_t part, epoch;
+        int64_t off, ts;
+        const char *meta;
+
+        if (len - k < 2)
+            goto corrupt;
+        tl = stratus_be16_get(v + k);
+        k += 2;
+        if (tl == 0 || tl > 249 || len - k < tl + 4 + STRATUS_OFFSETS_VALUE_FIXED)
+            goto corrupt;
+        memcpy(topic, v + k, tl);
+        topic[tl] = 0;
+        if (memchr(topic, 0, tl))
+            goto corrupt;
+        k += tl;
+        part = (int32_t)stratus_be32_get(v + k);
+        k += 4;
+        vl = STRATUS_OFFSETS_VALUE_FIXED + stratus_be16_get(v + k + 21);
+        if (part < 0 || len - k < vl ||
+            stratus_offsets_value_decode(v + k, vl, &off, &epoch, &ts, &meta, &ml) != 0 ||
+            ml > STRATUS_OFFSET_METADATA_MAX || memchr(meta, 0, ml))
+            goto corrupt;
+        k += vl;
+        stratus_offsets_set(out, topic, part, off, epoch, meta, ml, ts);
+    }
+    if (k != len)
+        goto corrupt;
+    return 0;
+
+corrupt:
+    stratus_offsets_free(out);
+    return STRATUS_ECORRUPT;
 }

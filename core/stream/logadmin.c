@@ -5,7 +5,9 @@
  * the new log start can reach an object afterwards and leave a range nobody collects; then
  * retention.c drops the ranges wholly below the new start and persists it ('S') in one synced
  * index batch. Reads below the log start answer OFFSET_OUT_OF_RANGE from then on; after a
- * restart the persisted log start holds.
+ * restart the persisted log start holds. Only the partition's owner answers it
+ * (NOT_LEADER_OR_FOLLOWER otherwise); in cluster mode the log start moves locally only
+ * (see retention.c).
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <string.h>
@@ -32,6 +34,10 @@ int16_t stratus_partition_delete_records(struct stratus_partition *p, int64_t of
     if (deleted) {
         snprintf(msg, msgcap, "topic deleted");
         return KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    if (atomic_load(&p->role) != STRATUS_ROLE_OWNER) {
+        snprintf(msg, msgcap, "this broker does not lead the partition");
+        return KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
     }
     if (offset == -1)
         offset = hw;

@@ -8,10 +8,18 @@
  * are readable once below the high watermark; they may be evicted only once uploaded.
  * The WAL record written per append call is described in stream_int.h; its CRC joins in each
  * batch's own CRC (checked by validate) rather than reading the batch a second time.
+ * Ownership (cluster mode, stream.h): the role (OWNER from creation in single-node mode) gates
+ * appends (OWNER only) and reads (OWNER, RESIGNING); claim rewrites the stream's local index
+ * entries from the metastore's and resets the cache, recover_record applies a dead owner's
+ * WAL records (batches marked STRATUS_LSN_NONE), resign flushes through the uploader, fence
+ * drops everything. own_gen makes completions and upload rounds of an earlier ownership
+ * harmless. A WAL completion with STRATUS_EAGAIN (past the ack deadline) is not acknowledged
+ * and stops the partition (ack_lost) until it is fenced or claimed again.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto/kerr.h"
 #include "proto/records.h"
@@ -37,8 +45,9 @@ struct stratus_partition *stratus_partition_new(struct stratus_stream *s, const 
     snprintf(p->topic, sizeof p->topic, "%s", topic);
     p->index = index;
     p->stream_id = stream_id;
-    p->leader_epoch = leader_epoch;
+    atomic_init(&p->leader_epoch, leader_epoch);
     atomic_init(&p->refs, 1);
+    atomic_init(&p->role, STRATUS_CLUSTER(s) ? STRATUS_ROLE_NONE : STRATUS_ROLE_OWNER);
     pthread_mutex_init(&p->lock, NULL);
     p->retention_ms = 604800000;
     p->retention_bytes = -1;
@@ -88,7 +97,33 @@ int32_t stratus_partition_index(const struct stratus_partition *p)
 
 int32_t stratus_partition_leader_epoch(const struct stratus_partition *p)
 {
-    return p->leader_epoch;
+    return atomic_load(&p->leader_epoch);
+}
+
+int stratus_partition_role(struct stratus_partition *p)
+{
+    return atomic_load(&p->role);
+}
+
+int stratus_partition_stuck(struct stratus_partition *p)
+{
+    int stuck;
+    pthread_mutex_lock(&p->lock);
+    stuck = atomic_load(&p->role) == STRATUS_ROLE_OWNER && (p->ack_lost || p->wal_failed);
+    pthread_mutex_unlock(&p->lock);
+    return stuck;
+}
+
+uint64_t stratus_partition_stream_id(const struct stratus_partition *p)
+{
+    return p->stream_id;
+}
+
+/* Reads are answered by an owner, and by a resigning owner until its hand-over ends. */
+static int servable(struct stratus_partition *p)
+{
+    int r = atomic_load(&p->role);
+    return r == STRATUS_ROLE_OWNER || r == STRATUS_ROLE_RESIGNING;
 }
 
 void stratus_partition_offsets(struct stratus_partition *p, int64_t *log_start,
@@ -226,25 +261,44 @@ uint64_t stratus_partition_cached_bytes(struct stratus_partition *p)
     return n;
 }
 
-void stratus_partition_mark_deleted(struct stratus_partition *p)
+/* Drops every cached batch; returns the bytes of those not uploaded (for settle()). Caller
+ * holds p->lock. */
+static uint64_t lc_drop_all(struct stratus_partition *p)
 {
-    struct stratus_stream *s = p->s;
     uint64_t pending = 0;
 
-    pthread_mutex_lock(&p->lock);
-    p->deleted = 1;
     for (size_t i = p->lc_up; i < p->lc_n; i++)
         pending += p->lc[p->lc_head + i]->len;
     lc_free_all(p);
+    return pending;
+}
+
+/* Pending bytes that will never be uploaded here (discarded): settled for flush. */
+static void settle(struct stratus_stream *s, uint64_t bytes)
+{
+    if (!bytes)
+        return;
+    atomic_fetch_sub(&s->pending_bytes, bytes);
+    atomic_fetch_add(&s->settled_bytes, bytes);
+}
+
+void stratus_partition_mark_deleted(struct stratus_partition *p)
+{
+    struct stratus_stream *s = p->s;
+    uint64_t pending;
+
+    pthread_mutex_lock(&p->lock);
+    p->deleted = 1;
+    pending = lc_drop_all(p);
     pthread_mutex_unlock(&p->lock);
-    atomic_fetch_sub(&s->pending_bytes, pending);
-    atomic_fetch_add(&s->settled_bytes, pending);
+    settle(s, pending);
 }
 
 /* ---- append ---- */
 
 struct append_ctx {
     struct stratus_partition *p;
+    uint64_t gen; /* the ownership it was appended under (p->own_gen) */
     int64_t next; /* high watermark once this record is durable */
     stratus_append_done_fn *done;
     void *arg;
@@ -256,18 +310,33 @@ static void append_wal_done(void *arg, int err, uint64_t lsn)
     struct stratus_partition *p = c->p;
 
     struct stratus_dup_wait *ready = NULL, **wp;
+    int16_t kerr = KAFKA_ERR_NONE;
+    int first_lost = 0;
 
     (void)lsn;
     pthread_mutex_lock(&p->lock);
-    if (err == 0) {
-        if (c->next > p->hw)
-            p->hw = c->next;
-    } else {
+    if (c->gen != p->own_gen) {
+        /* fenced or handed over meanwhile: the cache this went into is gone */
+        kerr = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+    } else if (err == STRATUS_EAGAIN) {
+        /* durable after the ack deadline (object WAL, cluster mode): not acknowledged, and
+         * nothing after it may become visible; the node agent fences the partition */
+        first_lost = !p->ack_lost;
+        p->ack_lost = 1;
+        kerr = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+    } else if (err) {
         p->wal_failed = 1;
+        kerr = KAFKA_ERR_KAFKA_STORAGE_ERROR;
+    } else if (p->ack_lost) {
+        kerr = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER; /* behind one that was not acknowledged */
+    } else if (c->next > p->hw) {
+        p->hw = c->next;
     }
-    for (wp = &p->dup_waiters; *wp;) { /* duplicates whose original is now durable */
+    /* duplicates whose original is now durable (or failed); none when fenced meanwhile:
+     * the fence answered them */
+    for (wp = &p->dup_waiters; c->gen == p->own_gen && *wp;) {
         struct stratus_dup_wait *w = *wp;
-        if (err || w->need <= p->hw) {
+        if (kerr != KAFKA_ERR_NONE || w->need <= p->hw) {
             *wp = w->next;
             w->next = ready;
             ready = w;
@@ -279,13 +348,19 @@ static void append_wal_done(void *arg, int err, uint64_t lsn)
     while (ready) {
         struct stratus_dup_wait *w = ready;
         ready = w->next;
-        w->done(w->arg, err ? KAFKA_ERR_KAFKA_STORAGE_ERROR : KAFKA_ERR_NONE);
+        w->done(w->arg, kerr);
         free(w);
     }
-    if (err) {
-        LOG_ERROR("stream", "WAL write failed topic=%s partition=%d: %s", p->topic, p->index,
-                  stratus_strerror(err));
-        c->done(c->arg, KAFKA_ERR_KAFKA_STORAGE_ERROR);
+    if (first_lost)
+        LOG_WARN("stream", "WAL write completed after the ack deadline (not acknowledged) "
+                 "topic=%s partition=%d: appends answer NOT_LEADER_OR_FOLLOWER until it is "
+                 "fenced",
+                 p->topic, p->index);
+    if (kerr != KAFKA_ERR_NONE) {
+        if (err && err != STRATUS_EAGAIN)
+            LOG_ERROR("stream", "WAL write failed topic=%s partition=%d: %s", p->topic,
+                      p->index, stratus_strerror(err));
+        c->done(c->arg, kerr);
     } else {
         c->done(c->arg, KAFKA_ERR_NONE);
         stratus_partition_notify(p);
@@ -375,6 +450,12 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
         snprintf(res->msg, sizeof res->msg, "topic deleted");
         goto fail;
     }
+    if (atomic_load(&p->role) != STRATUS_ROLE_OWNER || p->ack_lost) {
+        pthread_mutex_unlock(&p->lock);
+        res->error = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+        snprintf(res->msg, sizeof res->msg, "this broker does not lead the partition");
+        goto fail;
+    }
     if (p->wal_failed) {
         pthread_mutex_unlock(&p->lock);
         res->error = KAFKA_ERR_KAFKA_STORAGE_ERROR;
@@ -453,7 +534,7 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
         struct stratus_lc_batch *b = bs[i];
         int64_t delta = b->last;
         stratus_batch_set_base_offset(b->data, off);
-        stratus_batch_set_leader_epoch(b->data, p->leader_epoch);
+        stratus_batch_set_leader_epoch(b->data, atomic_load(&p->leader_epoch));
         if (now >= 0) {
             stratus_batch_set_log_append_time(b->data, b->len, now);
             b->max_ts = now;
@@ -475,13 +556,14 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
     put_le64(hdr + 8, p->stream_id);
     put_le64(hdr + 16, (uint64_t)base);
     put_le64(hdr + 24, (uint64_t)(off - 1));
-    put_le32(hdr + 32, (uint32_t)p->leader_epoch);
+    put_le32(hdr + 32, (uint32_t)atomic_load(&p->leader_epoch));
     put_le32(hdr + 36, (uint32_t)nb);
     put_le32(hdr + 40, (uint32_t)total);
     iov[0].iov_base = hdr;
     iov[0].iov_len = sizeof hdr;
     crcs[0] = -1;
     ctx->p = p;
+    ctx->gen = p->own_gen;
     ctx->next = off;
     ctx->done = done;
     ctx->arg = arg;
@@ -635,6 +717,10 @@ int stratus_partition_read(struct stratus_partition *p, int64_t offset, size_t m
     res->high_watermark = p->hw;
     res->last_stable_offset = p->hw;
     res->log_start_offset = p->log_start;
+    if (!servable(p)) {
+        res->error = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+        goto out;
+    }
     if (offset < p->log_start || offset > p->hw) {
         res->error = KAFKA_ERR_OFFSET_OUT_OF_RANGE;
         goto out;
@@ -697,7 +783,9 @@ static void cold_job_run(void *arg)
     res.high_watermark = res.last_stable_offset = p->hw;
     res.log_start_offset = p->log_start;
     pthread_mutex_unlock(&p->lock);
-    if (j->offset < res.log_start_offset || j->offset > res.high_watermark) {
+    if (!servable(p)) {
+        res.error = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+    } else if (j->offset < res.log_start_offset || j->offset > res.high_watermark) {
         res.error = KAFKA_ERR_OFFSET_OUT_OF_RANGE;
     } else if (j->offset < res.high_watermark) {
         int64_t next = j->offset;
@@ -842,6 +930,9 @@ int stratus_partition_offset_for_time(struct stratus_partition *p, int64_t ts, i
 
     *offset = -1;
     *timestamp = -1;
+    if (!servable(p))
+        return stratus_errf(eb, STRATUS_EEXIST, "topic %s partition %d is not led by this "
+                            "broker", p->topic, p->index);
     if (ts == -2 || ts == -1) { /* EARLIEST / LATEST */
         int64_t ls;
         stratus_partition_offsets(p, &ls, &hw, NULL);
@@ -899,5 +990,395 @@ int stratus_partition_offset_for_time(struct stratus_partition *p, int64_t ts, i
         *offset = lc_off;
         *timestamp = lc_ts;
     }
+    return 0;
+}
+
+/* ---- ownership (cluster mode; stream.h "partition ownership") ---- */
+
+int stratus_walrec_info(const uint8_t *rec, size_t len, uint64_t *stream_id, int32_t *epoch,
+                        int64_t *base, int64_t *last)
+{
+    if (len < STRATUS_WALREC_HEADER_SIZE || get_le32(rec) != STRATUS_WALREC_MAGIC ||
+        rec[4] != 1 || (size_t)get_le32(rec + 40) != len - STRATUS_WALREC_HEADER_SIZE)
+        return STRATUS_ECORRUPT;
+    if (stream_id)
+        *stream_id = get_le64(rec + 8);
+    if (base)
+        *base = (int64_t)get_le64(rec + 16);
+    if (last)
+        *last = (int64_t)get_le64(rec + 24);
+    if (epoch)
+        *epoch = (int32_t)get_le32(rec + 32);
+    return 0;
+}
+
+/* Adds to ib the deletion of every key of stream sid under the 9-byte prefix of key. */
+static int delete_stream_keys(struct stratus_stream *s, struct stratus_index_batch *ib,
+                              const uint8_t *key, size_t klen, struct stratus_errbuf *eb)
+{
+    struct stratus_index_iter *it = stratus_index_iter_new(s->idx);
+    int rc;
+
+    for (stratus_index_iter_seek(it, key, klen); stratus_index_iter_has_prefix(it, key, 9);
+         stratus_index_iter_next(it)) {
+        size_t kl;
+        const uint8_t *k = stratus_index_iter_key(it, &kl);
+        stratus_index_batch_delete(ib, k, kl);
+    }
+    rc = stratus_index_iter_status(it, eb);
+    stratus_index_iter_free(it);
+    return rc;
+}
+
+/* Completes the duplicates waiting on p (taken from it under its lock) with kerr. */
+static void complete_waiters(struct stratus_dup_wait *w, int16_t kerr)
+{
+    while (w) {
+        struct stratus_dup_wait *next = w->next;
+        w->done(w->arg, kerr);
+        free(w);
+        w = next;
+    }
+}
+
+int stratus_partition_claim(struct stratus_partition *p, int32_t epoch,
+                            const struct stratus_index_range *ranges, size_t n,
+                            int64_t log_start, const uint8_t *pstate, size_t pstate_len,
+                            int keep_cache, struct stratus_errbuf *eb)
+{
+    struct stratus_stream *s = p->s;
+    struct stratus_index_batch *ib = NULL;
+    struct stratus_index_time_run run = {0};
+    struct stratus_pstate ps = {0};
+    struct stratus_dup_wait *waiters;
+    uint8_t key[STRATUS_IDX_KEY_MAX];
+    size_t klen;
+    uint64_t dropped = 0, again = 0;
+    int64_t end;
+    int role, rc;
+
+    if (!STRATUS_CLUSTER(s))
+        return stratus_errf(eb, STRATUS_EINVAL, "claim: single-node mode owns every partition");
+    role = atomic_load(&p->role);
+    if (role != STRATUS_ROLE_NONE && role != STRATUS_ROLE_RECOVERING)
+        return stratus_errf(eb, STRATUS_EINVAL, "claim topic=%s partition=%d: already served "
+                            "here (role %d)", p->topic, p->index, role);
+    if (log_start < 0)
+        return stratus_errf(eb, STRATUS_EINVAL, "claim: log start %lld", (long long)log_start);
+    for (size_t i = 0; i < n; i++) {
+        const struct stratus_index_range *r = &ranges[i];
+        if (r->stream_id != p->stream_id || r->base_offset > r->last_offset ||
+            (i && r->base_offset <= ranges[i - 1].last_offset))
+            return stratus_errf(eb, STRATUS_EINVAL, "claim topic=%s partition=%d: range %zu "
+                                "(stream %llu, %lld..%lld) is not of this stream or out of "
+                                "order", p->topic, p->index, i,
+                                (unsigned long long)r->stream_id, (long long)r->base_offset,
+                                (long long)r->last_offset);
+    }
+    if (pstate && pstate_len && stratus_pstate_decode(&ps, pstate, pstate_len) != 0) {
+        /* losing it only weakens duplicate detection (unknown producers are accepted) */
+        LOG_WARN("stream", "claim topic=%s partition=%d: producer state is corrupt; dropped",
+                 p->topic, p->index);
+        stratus_pstate_clear(&ps);
+    }
+    end = n ? ranges[n - 1].last_offset + 1 : log_start;
+    if (end < log_start)
+        end = log_start;
+
+    /* The stream's local index entries become exactly the committed ones: one synced batch
+     * (deletes first: a put of the same key later in the batch wins). No 'O' records: cold
+     * reads derive object keys from ids, and retention leaves objects alone in cluster mode. */
+    ib = stratus_index_batch_new();
+    pthread_mutex_lock(&s->meta_lock);
+    klen = stratus_index_key_range(key, p->stream_id, INT64_MIN);
+    rc = delete_stream_keys(s, ib, key, klen, eb);
+    if (rc == 0) {
+        klen = stratus_index_key_time(key, p->stream_id, INT64_MIN);
+        rc = delete_stream_keys(s, ib, key, klen, eb);
+    }
+    if (rc == 0) {
+        struct stratus_index_stream st = {.log_start_offset = log_start};
+        uint8_t v[STRATUS_IDX_STREAM_VALUE_SIZE];
+        for (size_t i = 0; i < n; i++) {
+            uint8_t rv[STRATUS_IDX_RANGE_VALUE_SIZE];
+            stratus_index_range_encode(&ranges[i], rv);
+            klen = stratus_index_key_range(key, p->stream_id, ranges[i].last_offset);
+            stratus_index_batch_put(ib, key, klen, rv, sizeof rv);
+            stratus_index_time_step(ib, &run, &ranges[i]);
+        }
+        stratus_index_stream_encode(&st, v);
+        klen = stratus_index_key_stream(key, p->stream_id);
+        stratus_index_batch_put(ib, key, klen, v, sizeof v);
+        klen = stratus_index_key_producer(key, p->stream_id);
+        if (pstate && pstate_len)
+            stratus_index_batch_put(ib, key, klen, pstate, pstate_len);
+        else
+            stratus_index_batch_delete(ib, key, klen);
+        rc = stratus_index_batch_write(s->idx, ib, 1, eb);
+    }
+    pthread_mutex_unlock(&s->meta_lock);
+    stratus_index_batch_free(ib);
+    if (rc) {
+        stratus_pstate_clear(&ps);
+        return rc;
+    }
+
+    pthread_mutex_lock(&p->lock);
+    p->own_gen++;
+    p->ack_lost = 0;
+    p->wal_failed = 0; /* an object WAL's failed PUT is transient; a broken file WAL refuses
+                          appends by itself */
+    if (!keep_cache) {
+        dropped = lc_drop_all(p);
+    } else {
+        /* keep what follows the committed end (a restart's WAL replay); whatever is below
+         * it is in committed objects */
+        while (p->lc_n && p->lc[p->lc_head]->last < end) {
+            if (p->lc_up == 0)
+                dropped += p->lc[p->lc_head]->len;
+            lc_pop(p);
+        }
+        if (p->lc_n && p->lc[p->lc_head]->base != end) {
+            LOG_WARN("stream", "claim topic=%s partition=%d: cached data starts at %lld, the "
+                     "committed end is %lld; cache dropped", p->topic, p->index,
+                     (long long)p->lc[p->lc_head]->base, (long long)end);
+            dropped += lc_drop_all(p);
+        }
+        for (size_t i = 0; i < p->lc_up; i++) /* uploaded but not committed: again pending */
+            again += p->lc[p->lc_head + i]->len;
+        p->lc_up = 0;
+    }
+    stratus_pstate_clear(&p->producers);
+    p->producers = ps;
+    for (size_t i = 0; i < p->lc_n; i++) { /* the kept batches' producers, on top */
+        struct stratus_lc_batch *b = p->lc[p->lc_head + i];
+        struct stratus_batch_info bi;
+        if (stratus_batch_parse(b->data, b->len, &bi, NULL) == 0 && bi.producer_id >= 0)
+            stratus_pstate_replay(&p->producers, bi.producer_id, bi.producer_epoch,
+                                  bi.base_sequence,
+                                  stratus_pstate_seq_add(bi.base_sequence, bi.last_offset_delta),
+                                  bi.base_offset, b->last, bi.max_timestamp);
+    }
+    p->log_start = log_start;
+    p->log_end = p->hw = p->lc_n ? p->lc[p->lc_head + p->lc_n - 1]->last + 1 : end;
+    p->cold_have = 0;
+    atomic_store(&p->leader_epoch, epoch);
+    atomic_store(&p->role, STRATUS_ROLE_RECOVERING);
+    waiters = p->dup_waiters;
+    p->dup_waiters = NULL;
+    pthread_mutex_unlock(&p->lock);
+    complete_waiters(waiters, KAFKA_ERR_NOT_LEADER_OR_FOLLOWER);
+    settle(s, dropped);
+    if (again) {
+        int_fast64_t zero = 0;
+        atomic_fetch_add(&s->pending_bytes, again);
+        atomic_fetch_add(&s->appended_bytes, again);
+        atomic_compare_exchange_strong(&s->oldest_pending_ms, &zero, stratus_mono_ms());
+    }
+    LOG_INFO("stream", "claimed topic=%s partition=%d epoch=%d ranges=%zu log_start=%lld "
+             "committed_end=%lld log_end=%lld", p->topic, p->index, epoch, n,
+             (long long)log_start, (long long)end, (long long)p->log_end);
+    return 0;
+}
+
+int stratus_partition_recover_record(struct stratus_partition *p, const uint8_t *rec,
+                                     size_t len, struct stratus_errbuf *eb)
+{
+    struct stratus_stream *s = p->s;
+    uint64_t sid = 0, added = 0;
+    uint32_t nb;
+    size_t pos;
+    int64_t end;
+
+    if (stratus_walrec_info(rec, len, &sid, NULL, NULL, NULL) != 0)
+        return stratus_errf(eb, STRATUS_ECORRUPT, "recover: not an engine WAL record");
+    if (sid != p->stream_id)
+        return stratus_errf(eb, STRATUS_EINVAL, "recover: record of stream %llu, partition "
+                            "stream %llu", (unsigned long long)sid,
+                            (unsigned long long)p->stream_id);
+    nb = get_le32(rec + 36);
+    pthread_mutex_lock(&p->lock);
+    if (atomic_load(&p->role) != STRATUS_ROLE_RECOVERING) {
+        pthread_mutex_unlock(&p->lock);
+        return stratus_errf(eb, STRATUS_EINVAL, "recover topic=%s partition=%d: not "
+                            "recovering", p->topic, p->index);
+    }
+    /* check every batch first: a record is applied whole or not at all */
+    end = p->log_end;
+    pos = STRATUS_WALREC_HEADER_SIZE;
+    for (uint32_t i = 0; i < nb; i++) {
+        struct stratus_batch_info bi;
+        int64_t last;
+        if (stratus_batch_parse(rec + pos, len - pos, &bi, NULL) != 0) {
+            pthread_mutex_unlock(&p->lock);
+            return stratus_errf(eb, STRATUS_ECORRUPT, "recover: malformed batch %u", i);
+        }
+        last = bi.base_offset + bi.last_offset_delta;
+        if (last >= end) {
+            if (bi.base_offset != end) {
+                pthread_mutex_unlock(&p->lock);
+                return stratus_errf(eb, STRATUS_ECORRUPT, "recover topic=%s partition=%d: "
+                                    "batch at %lld, the log ends at %lld", p->topic, p->index,
+                                    (long long)bi.base_offset, (long long)end);
+            }
+            end = last + 1;
+        }
+        pos += (size_t)bi.size;
+    }
+    if (pos != len) {
+        pthread_mutex_unlock(&p->lock);
+        return stratus_errf(eb, STRATUS_ECORRUPT, "recover: %zu bytes after the batches",
+                            len - pos);
+    }
+    pos = STRATUS_WALREC_HEADER_SIZE;
+    for (uint32_t i = 0; i < nb; i++) {
+        struct stratus_batch_info bi;
+        struct stratus_lc_batch *b;
+        int64_t last;
+
+        stratus_batch_parse(rec + pos, len - pos, &bi, NULL);
+        last = bi.base_offset + bi.last_offset_delta;
+        if (bi.producer_id >= 0) /* idempotent, as in replay */
+            stratus_pstate_replay(&p->producers, bi.producer_id, bi.producer_epoch,
+                                  bi.base_sequence,
+                                  stratus_pstate_seq_add(bi.base_sequence, bi.last_offset_delta),
+                                  bi.base_offset, last, bi.max_timestamp);
+        if (last >= p->log_end) {
+            b = xmalloc(sizeof *b + (size_t)bi.size);
+            memcpy(b->data, rec + pos, (size_t)bi.size);
+            b->len = (uint32_t)bi.size;
+            b->base = bi.base_offset;
+            b->last = last;
+            b->max_ts = bi.max_timestamp;
+            b->lsn = STRATUS_LSN_NONE; /* not in this broker's WAL */
+            lc_push(p, b);
+            p->log_end = p->hw = last + 1; /* durable: in the dead owner's WAL */
+            added += b->len;
+        }
+        pos += (size_t)bi.size;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (added) {
+        int_fast64_t zero = 0;
+        atomic_fetch_add(&s->pending_bytes, added);
+        atomic_fetch_add(&s->appended_bytes, added);
+        atomic_compare_exchange_strong(&s->oldest_pending_ms, &zero, stratus_mono_ms());
+    }
+    return 0;
+}
+
+void stratus_partition_serve(struct stratus_partition *p)
+{
+    int was = STRATUS_ROLE_RECOVERING;
+
+    pthread_mutex_lock(&p->lock);
+    atomic_compare_exchange_strong(&p->role, &was, STRATUS_ROLE_OWNER);
+    pthread_mutex_unlock(&p->lock);
+    if (was == STRATUS_ROLE_RECOVERING) {
+        LOG_INFO("stream", "serving topic=%s partition=%d epoch=%d", p->topic, p->index,
+                 atomic_load(&p->leader_epoch));
+        stratus_partition_notify(p);
+    }
+}
+
+void stratus_partition_fence(struct stratus_partition *p)
+{
+    struct stratus_dup_wait *waiters;
+    uint64_t dropped;
+    int was;
+
+    pthread_mutex_lock(&p->lock);
+    was = atomic_exchange(&p->role, STRATUS_ROLE_NONE);
+    p->own_gen++; /* completions in flight answer NOT_LEADER_OR_FOLLOWER */
+    p->ack_lost = 0;
+    dropped = lc_drop_all(p);
+    stratus_pstate_clear(&p->producers);
+    p->log_end = p->hw;
+    p->cold_have = 0;
+    waiters = p->dup_waiters;
+    p->dup_waiters = NULL;
+    pthread_mutex_unlock(&p->lock);
+    complete_waiters(waiters, KAFKA_ERR_NOT_LEADER_OR_FOLLOWER);
+    settle(p->s, dropped);
+    if (was != STRATUS_ROLE_NONE || dropped)
+        LOG_WARN("stream", "fenced topic=%s partition=%d (was role %d, %llu bytes not "
+                 "committed dropped)", p->topic, p->index, was, (unsigned long long)dropped);
+    stratus_partition_notify(p);
+}
+
+int stratus_partition_resign(struct stratus_partition *p, int64_t timeout_ms,
+                             int64_t *end_offset, struct stratus_errbuf *eb)
+{
+    struct stratus_stream *s = p->s;
+    int64_t deadline = stratus_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0), target;
+    uint64_t gen, dropped;
+    int role, rc;
+
+    pthread_mutex_lock(&p->lock);
+    role = atomic_load(&p->role);
+    if (role == STRATUS_ROLE_OWNER)
+        atomic_store(&p->role, STRATUS_ROLE_RESIGNING); /* appends refused from now on */
+    gen = p->own_gen;
+    pthread_mutex_unlock(&p->lock);
+    if (role == STRATUS_ROLE_NONE)
+        return stratus_errf(eb, STRATUS_EEXIST, "resign topic=%s partition=%d: not owned "
+                            "(fenced)", p->topic, p->index);
+    if (role == STRATUS_ROLE_RECOVERING)
+        return stratus_errf(eb, STRATUS_EINVAL, "resign topic=%s partition=%d: still "
+                            "recovering", p->topic, p->index);
+    /* every accepted append durable */
+    for (;;) {
+        int done, fenced, deleted, lost;
+        pthread_mutex_lock(&p->lock);
+        done = p->hw == p->log_end;
+        fenced = p->own_gen != gen;
+        deleted = p->deleted;
+        lost = p->ack_lost;
+        target = p->log_end;
+        pthread_mutex_unlock(&p->lock);
+        if (fenced)
+            return stratus_errf(eb, STRATUS_EEXIST, "resign topic=%s partition=%d: fenced",
+                                p->topic, p->index);
+        if (lost && !done)
+            return stratus_errf(eb, STRATUS_EAGAIN, "resign topic=%s partition=%d: the WAL "
+                                "did not acknowledge appends before the ack deadline",
+                                p->topic, p->index);
+        if (deleted)
+            return stratus_errf(eb, STRATUS_ENOTFOUND, "resign topic=%s partition=%d: topic "
+                                "deleted", p->topic, p->index);
+        if (done)
+            break;
+        if (stratus_mono_ms() > deadline)
+            return stratus_errf(eb, STRATUS_EAGAIN, "resign topic=%s partition=%d: appends "
+                                "still in flight after %lld ms", p->topic, p->index,
+                                (long long)timeout_ms);
+        {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    /* upload and commit everything of p */
+    rc = stratus_uploader_flush_parts(s, &p, &gen, &target, 1, deadline, 1, eb);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&p->lock);
+    if (p->own_gen != gen) {
+        pthread_mutex_unlock(&p->lock);
+        return stratus_errf(eb, STRATUS_EEXIST, "resign topic=%s partition=%d: fenced",
+                            p->topic, p->index);
+    }
+    target = p->log_end;
+    dropped = lc_drop_all(p); /* 0: everything is uploaded */
+    stratus_pstate_clear(&p->producers);
+    p->own_gen++;
+    p->cold_have = 0;
+    atomic_store(&p->role, STRATUS_ROLE_NONE);
+    pthread_mutex_unlock(&p->lock);
+    settle(s, dropped);
+    if (end_offset)
+        *end_offset = target;
+    LOG_INFO("stream", "resigned topic=%s partition=%d end=%lld", p->topic, p->index,
+             (long long)target);
+    stratus_partition_notify(p);
     return 0;
 }

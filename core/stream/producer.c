@@ -342,7 +342,10 @@ int stratus_stream_new_producer_id(struct stratus_stream *s, int64_t *pid,
                                    struct stratus_errbuf *eb)
 {
     uint64_t id = 0;
-    int rc = stratus_index_counter_next(s->idx, "producer", 1, &id, eb);
+    /* In a cluster every broker hands out producer ids: they come from the metastore's
+     * counter, so that two brokers never give out the same one. */
+    int rc = s->conf.cluster ? s->conf.cluster->alloc_ids(s->conf.cluster->arg, "producer", 1, &id, eb)
+                             : stratus_index_counter_next(s->idx, "producer", 1, &id, eb);
 
     if (rc)
         return rc;

@@ -10,6 +10,11 @@
  * the two leaks nothing (the next pass finishes it). Streams of deleted topics ('D') lose every
  * range and time index entry, then their 'D' and 'S' records. Index commits hold s->meta_lock (shared with the
  * uploader and topic deletion). Only this thread (or stratus_stream_run_retention) runs it.
+ * Cluster mode: only partitions served here (OWNER) are retained, and retention, DeleteRecords
+ * and deleted streams only move the log start and drop LOCAL index entries: objects are never
+ * deleted here (other brokers' ranges share them; they are collected elsewhere), so object
+ * live counts are not kept either. The new log start is not written to the metastore by the
+ * engine (there is no hook for it yet): a later owner claims with the metastore's.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdlib.h>
@@ -228,6 +233,8 @@ static int retain_partition(struct stratus_stream *s, struct stratus_partition *
     pthread_mutex_unlock(&p->lock);
     if (rms < 0 && rbytes < 0)
         return 0;
+    if (atomic_load(&p->role) != STRATUS_ROLE_OWNER)
+        return 0; /* cluster mode: the owner retains it */
 
     it = stratus_index_iter_new(s->idx);
     klen = stratus_index_key_range(key, p->stream_id, log_start);
@@ -274,7 +281,7 @@ static int retain_partition(struct stratus_stream *s, struct stratus_partition *
     }
     pthread_mutex_lock(&s->meta_lock);
     rc = time_index_drop(s, ib, p->stream_id, new_start, eb);
-    if (rc == 0)
+    if (rc == 0 && !STRATUS_CLUSTER(s))
         rc = objects_decrement(s, ib, &ds, eb);
     if (rc == 0)
         rc = stratus_index_batch_write(s->idx, ib, 1, eb);
@@ -348,7 +355,7 @@ static int collect_deleted_streams(struct stratus_stream *s, struct stratus_errb
         stratus_index_batch_delete(ib, key, klen);
         if (rc == 0)
             rc = time_index_delete_all(s, ib, sids[i], eb);
-        if (rc == 0)
+        if (rc == 0 && !STRATUS_CLUSTER(s))
             rc = objects_decrement(s, ib, &ds, eb);
         if (rc == 0)
             rc = stratus_index_batch_write(s->idx, ib, 1, eb);
@@ -379,7 +386,8 @@ int stratus_retention_run(struct stratus_stream *s, struct stratus_errbuf *eb)
     rc = collect_deleted_streams(s, eb);
     if (rc && !first_err)
         first_err = rc;
-    delete_dead_objects(s);
+    if (!STRATUS_CLUSTER(s)) /* cluster mode: objects are shared, collected elsewhere */
+        delete_dead_objects(s);
     pthread_mutex_unlock(&s->ret_run);
     return first_err;
 }
@@ -458,7 +466,8 @@ int stratus_retention_set_log_start(struct stratus_stream *s, struct stratus_par
         stratus_index_stream_encode(&st, v);
         klen = stratus_index_key_stream(key, p->stream_id);
         stratus_index_batch_put(ib, key, klen, v, sizeof v);
-        rc = objects_decrement(s, ib, &ds, eb);
+        if (!STRATUS_CLUSTER(s))
+            rc = objects_decrement(s, ib, &ds, eb);
     }
     if (rc == 0)
         rc = stratus_index_batch_write(s->idx, ib, 1, eb);

@@ -6,6 +6,10 @@
  * objects are skipped; replayed data is durable, so log end = high watermark) -> WAL writer ->
  * I/O pool, uploader, retention. Close stops them in reverse; data still in the WAL stays for
  * the next start.
+ * Cluster mode (conf.cluster): the replay fills the caches the same way, but every partition
+ * stays NONE until the node agent claims it (keep_cache = 1 keeps the replayed tail) or fences
+ * it; until then its replayed data holds back the WAL trim. Flush then waits only for the
+ * partitions served here.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <errno.h>
@@ -180,6 +184,9 @@ int stratus_stream_open(const struct stratus_stream_conf *conf, struct stratus_s
         return stratus_errf(eb, STRATUS_EINVAL, "stream: data_dir is required");
     if (!st)
         return stratus_errf(eb, STRATUS_EINVAL, "stream: a storage is required");
+    if (conf->cluster && (!conf->cluster->alloc_ids || !conf->cluster->prepare_object ||
+                          !conf->cluster->commit_object))
+        return stratus_errf(eb, STRATUS_EINVAL, "stream: cluster hooks are incomplete");
     s = xcalloc(1, sizeof *s);
     {
         static atomic_uint_fast64_t next_uid = 1;
@@ -211,6 +218,8 @@ int stratus_stream_open(const struct stratus_stream_conf *conf, struct stratus_s
         s->conf.retention_check_ms = 30000;
     if (s->conf.default_partitions <= 0)
         s->conf.default_partitions = 1;
+    if (s->conf.cluster && s->conf.max_streams_per_object <= 0)
+        s->conf.max_streams_per_object = 40; /* a commit txn stays under etcd's 128 ops */
 
     pthread_mutex_init(&s->cat_write, NULL);
     pthread_rwlock_init(&s->cat_lock, NULL);
@@ -353,6 +362,31 @@ void stratus_stream_get_stats(struct stratus_stream *s, struct stratus_stream_st
         stratus_wal_get_stats(s->wal, &out->wal);
 }
 
+/* Cluster mode: every partition served here, up to its log end now. Partitions that are not
+ * served (NONE: replayed data waiting for a claim) or leave meanwhile do not count. */
+static int flush_cluster(struct stratus_stream *s, int64_t deadline, struct stratus_errbuf *eb)
+{
+    size_t n = 0;
+    struct stratus_partition **parts = stratus_topic_all_partitions(s, &n);
+    uint64_t *gens = xcalloc(n ? n : 1, sizeof *gens);
+    int64_t *targets = xcalloc(n ? n : 1, sizeof *targets);
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&parts[i]->lock);
+        gens[i] = parts[i]->own_gen;
+        targets[i] = parts[i]->log_end;
+        pthread_mutex_unlock(&parts[i]->lock);
+    }
+    rc = stratus_uploader_flush_parts(s, parts, gens, targets, n, deadline, 0, eb);
+    for (size_t i = 0; i < n; i++)
+        stratus_partition_release(parts[i]);
+    free(parts);
+    free(gens);
+    free(targets);
+    return rc;
+}
+
 int stratus_stream_flush(struct stratus_stream *s, struct stratus_errbuf *eb)
 {
     uint64_t target = atomic_load(&s->appended_bytes);
@@ -360,6 +394,8 @@ int stratus_stream_flush(struct stratus_stream *s, struct stratus_errbuf *eb)
 
     if (!s->up_started)
         return stratus_errf(eb, STRATUS_ECLOSED, "stream: the uploader is not running");
+    if (STRATUS_CLUSTER(s))
+        return flush_cluster(s, deadline, eb);
     for (;;) {
         uint64_t my;
         int err, stop;

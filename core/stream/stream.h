@@ -40,6 +40,41 @@ struct stratus_stream_conf {
     int64_t retention_check_ms;    /* how often retention runs (default 30000) */
     int32_t default_partitions;    /* num.partitions for auto-created topics (default 1) */
     int32_t node_id;
+    /* Cluster mode: hooks (NULL = single node: every partition is owned, topics are created
+     * locally) and the most streams one object may hold (0 = no limit; 40 in cluster mode). */
+    const struct stratus_stream_cluster_ops *cluster;
+    int max_streams_per_object;
+    /* The storage plugin the object WAL writes to is the engine's `st`. */
+};
+
+/* ---- cluster mode (docs/cluster-design.md) ---------------------------------------------- */
+
+struct stratus_index_range;
+struct stratus_index_object;
+
+/* The hooks the engine calls in cluster mode (set in stratus_stream_conf.cluster; NULL in
+ * single-node mode). All run on engine threads (uploader, I/O pool) and may block on etcd. */
+struct stratus_stream_cluster_ops {
+    void *arg;
+    /* n consecutive ids of the global counter `name` ("object"); *first gets the first. */
+    int (*alloc_ids)(void *arg, const char *name, uint64_t n, uint64_t *first,
+                     struct stratus_errbuf *eb);
+    /* Records the object as prepared (before its PUT), so that it is collected if it is never
+     * committed. */
+    int (*prepare_object)(void *arg, uint64_t object_id, const char *key,
+                          struct stratus_errbuf *eb);
+    /* Commits an uploaded object: ranges[i] (with producer snapshot pstate[i] of pstate_len[i]
+     * bytes) belongs to parts[i], whose ownership fences the commit. Returns 0 when committed
+     * (lost[] all 0); STRATUS_EEXIST when some partitions are no longer owned by this broker:
+     * lost[i] = 1 for those, and the others were committed (or *committed = 0 when nothing
+     * was); another error when the outcome is unknown or nothing was committed (retry later). */
+    int (*commit_object)(void *arg, const struct stratus_index_object *obj,
+                         const struct stratus_index_range *ranges,
+                         struct stratus_partition *const *parts, const uint8_t *const *pstate,
+                         const size_t *pstate_len, size_t n, int *lost,
+                         struct stratus_errbuf *eb);
+    /* Called when a partition is lost (fenced) by the engine itself (failed commit). */
+    void (*lost)(void *arg, struct stratus_partition *p);
 };
 
 /* @locality startup. Opens the index, loads the topic catalog, replays the WAL into the log
@@ -232,9 +267,93 @@ void stratus_partition_read_cold(struct stratus_partition *p, int64_t offset, si
  * that record's timestamp; *offset = -1 when none. ts = -3 asks for the first record with the
  * largest timestamp (KIP-734): the first batch with the largest max timestamp, then its first
  * record with that timestamp. ts = -2 / -1: log start / high watermark (timestamp -1).
- * Compressed batches are decompressed to find the record. */
+ * Compressed batches are decompressed to find the record. Returns STRATUS_EEXIST when the
+ * partition is not served here (map it to NOT_LEADER_OR_FOLLOWER). */
 int stratus_partition_offset_for_time(struct stratus_partition *p, int64_t ts, int64_t *offset,
                                       int64_t *timestamp, struct stratus_errbuf *eb);
+
+/* ---- partition ownership (cluster mode) ------------------------------------------------- */
+
+/* In single-node mode every partition is STRATUS_ROLE_OWNER from creation. In cluster mode a
+ * partition starts as NONE; appends, reads, ListOffsets and DeleteRecords on it answer
+ * NOT_LEADER_OR_FOLLOWER (stratus_partition_append sets res->error; read returns it in
+ * res->error). */
+enum stratus_part_role {
+    STRATUS_ROLE_NONE = 0,       /* not served here */
+    STRATUS_ROLE_RECOVERING = 1, /* claimed; metadata loaded; tail being recovered: not served */
+    STRATUS_ROLE_OWNER = 2,      /* served */
+    STRATUS_ROLE_RESIGNING = 3,  /* appends refused; in-flight data being uploaded */
+};
+int stratus_partition_role(struct stratus_partition *p);
+/* @locality any. 1 when p is OWNER but refuses appends until it is claimed again: a WAL write
+ * finished after the ack deadline (object WAL), or failed (an object WAL PUT that failed for
+ * good). The node agent then fences and re-claims it (recovering from its own WAL objects). */
+int stratus_partition_stuck(struct stratus_partition *p);
+
+/* @locality worker. Makes p RECOVERING at leader epoch `epoch` from committed metadata:
+ * the stream's local index entries (ranges, time index, object records) are replaced by
+ * ranges[0..n) (sorted by offset; objects named by stratus_objfmt_key(object_id)), the log
+ * start becomes log_start, the producer state is loaded from pstate (NULL = none). The log
+ * cache is dropped unless keep_cache (the same node reclaiming after a restart with a local
+ * WAL): then cached batches beyond the committed end stay. log end = high watermark = the
+ * committed end (last range's last offset + 1, or log_start when there is none), or the cached
+ * end when kept. */
+int stratus_partition_claim(struct stratus_partition *p, int32_t epoch,
+                            const struct stratus_index_range *ranges, size_t n,
+                            int64_t log_start, const uint8_t *pstate, size_t pstate_len,
+                            int keep_cache, struct stratus_errbuf *eb);
+
+/* @locality worker, while RECOVERING. Applies one record of a dead owner's WAL (the engine's
+ * WAL record format, stream id already matched by the caller): batches at or beyond the
+ * partition's log end are added to the log cache as durable and pending upload, with their
+ * producer state; older ones are skipped. A record that does not start exactly at the log end
+ * (a gap) is refused with STRATUS_ECORRUPT. */
+int stratus_partition_recover_record(struct stratus_partition *p, const uint8_t *rec,
+                                     size_t len, struct stratus_errbuf *eb);
+
+/* @locality worker. The WAL record's stream id, leader epoch, base and last offset; 0 or
+ * STRATUS_ECORRUPT when rec is not an engine WAL record. */
+int stratus_walrec_info(const uint8_t *rec, size_t len, uint64_t *stream_id, int32_t *epoch,
+                        int64_t *base, int64_t *last);
+
+/* @locality any. RECOVERING -> OWNER: served from now on. */
+void stratus_partition_serve(struct stratus_partition *p);
+
+/* @locality worker. Hands p over: appends are refused (NOT_LEADER_OR_FOLLOWER) from now on,
+ * waits (at most timeout_ms) until every accepted append is durable, uploads and commits
+ * everything pending of p (a flush), then drops its log cache and makes it NONE. *end_offset
+ * gets the committed end. On failure (timeout, upload or commit error) p stays RESIGNING with
+ * its data, and the call may be repeated. STRATUS_EEXIST when the commit found p fenced (then p
+ * is NONE, its uncommitted data dropped). */
+int stratus_partition_resign(struct stratus_partition *p, int64_t timeout_ms,
+                             int64_t *end_offset, struct stratus_errbuf *eb);
+
+/* @locality any. Ownership lost without a hand-over (fenced, lease lost): p becomes NONE at
+ * once; appends in flight complete with NOT_LEADER_OR_FOLLOWER; the log cache and anything
+ * not committed is dropped (it was never acknowledged past the ack deadline, or someone else
+ * recovers it from the WAL). */
+void stratus_partition_fence(struct stratus_partition *p);
+
+/* ---- topic catalog from the metastore (cluster mode) ------------------------------------ */
+
+/* @locality worker. Installs or updates a topic as the metastore describes it: id, partitions
+ * (grow only) with their global stream ids, and its configs (replacing the set ones). New
+ * partitions start as NONE. Persisted in the local index like a created topic. */
+int stratus_stream_install_topic(struct stratus_stream *s, const char *name, const uint8_t id[16],
+                                 int32_t partitions, const uint64_t *stream_ids,
+                                 const struct stratus_kv *configs, size_t nconfigs,
+                                 struct stratus_errbuf *eb);
+/* @locality worker. Removes a topic the metastore deleted (as stratus_stream_delete_topic,
+ * without deleting objects: other brokers' ranges may share them). */
+int stratus_stream_uninstall_topic(struct stratus_stream *s, const char *name,
+                                   struct stratus_errbuf *eb);
+/* @locality any. Validates a topic create / config change without applying it (the API layer
+ * in cluster mode checks before writing the metastore): Kafka error + msg. */
+int16_t stratus_stream_validate_topic(const char *name, int32_t partitions,
+                                      const struct stratus_kv *configs, size_t nconfigs,
+                                      char *msg, size_t msgcap);
+/* The stream id of partition p (global in cluster mode). */
+uint64_t stratus_partition_stream_id(const struct stratus_partition *p);
 
 /* ---- idempotent producers and log admin (producer.c, logadmin.c) ------------------------ */
 

@@ -26,11 +26,15 @@
 #define STRATUS_WALREC_HEADER_SIZE 44
 #define STRATUS_BLOCK_SIZE (1u << 20) /* cold-read block, aligned in the object */
 
+/* The LSN of a cached batch that is not in this broker's WAL (recovered from a dead owner's
+ * WAL by stratus_partition_recover_record): it never holds back a WAL trim. */
+#define STRATUS_LSN_NONE UINT64_MAX
+
 /* One record batch in the log cache; data is the batch with its offsets assigned. */
 struct stratus_lc_batch {
     int64_t base, last; /* first and last offset */
     int64_t max_ts;     /* the batch's maxTimestamp (after LogAppendTime) */
-    uint64_t lsn;       /* LSN of the WAL record holding it */
+    uint64_t lsn;       /* LSN of the WAL record holding it, or STRATUS_LSN_NONE */
     uint32_t len;
     uint8_t data[];
 };
@@ -72,9 +76,13 @@ struct stratus_partition {
     struct stratus_stream *s;                  /* [const] */
     char topic[STRATUS_TOPIC_NAME_MAX + 1];    /* [const] */
     int32_t index;                             /* [const] */
-    int32_t leader_epoch;                      /* [const] bumped at each open */
+    atomic_int leader_epoch;                   /* bumped at each open; set by claim */
     uint64_t stream_id;                        /* [const] */
     atomic_int refs;
+    /* enum stratus_part_role: OWNER from creation in single-node mode; in cluster mode
+     * written (under `lock`) by claim, serve, resign and fence; read without the lock by
+     * the fast paths, and re-checked under it by append. */
+    atomic_int role;
 
     pthread_mutex_t lock;
     int64_t log_start;  /* [lock] written by retention */
@@ -92,6 +100,14 @@ struct stratus_partition {
     int log_append_time;
     int deleted;    /* [lock] topic deleted: no appends, nothing uploaded */
     int wal_failed; /* [lock] a WAL write failed: appends refused */
+    /* [lock] a WAL completion came back after the ack deadline (STRATUS_EAGAIN, cluster
+     * mode): appends are refused and later completions of this ownership are not
+     * acknowledged, until the node agent fences or claims the partition (which clears it) */
+    int ack_lost;
+    /* [lock] ownership generation: bumped by claim, fence and the end of resign. An append's
+     * WAL completion and an uploader round compare it with the one they started under, so
+     * that nothing of an earlier ownership moves the high watermark or the uploaded prefix. */
+    uint64_t own_gen;
     struct stratus_pstate producers;      /* [lock] idempotent producers (producer.c) */
     struct stratus_dup_wait *dup_waiters; /* [lock] duplicates waiting for durability */
     /* [lock] where the last cold read stopped: the batch of offset cold_off starts at byte
@@ -158,8 +174,12 @@ struct stratus_stream {
     int up_stop;                 /* [up_lock] */
     uint64_t flush_req, flush_done; /* [up_lock] */
     int flush_err;               /* [up_lock] */
+    char flush_msg[256];         /* [up_lock] the message of the last failed round */
     uint8_t *up_buf;             /* [uploader thread] last round's object buffer, reused */
     size_t up_cap;               /* [uploader thread] its allocated size */
+    /* [uploader thread] cluster mode: object ids allocated from the metastore in blocks of
+     * STRATUS_OBJECT_ID_BLOCK, handed out locally: next free one and the end of the block */
+    uint64_t oid_next, oid_end;
 
     /* retention */
     pthread_t ret_thread;
@@ -203,6 +223,8 @@ uint64_t stratus_partition_evict(struct stratus_partition *p, uint64_t want_byte
 uint64_t stratus_partition_cached_bytes(struct stratus_partition *p);
 /* Marks the partition deleted and discards its cache. */
 void stratus_partition_mark_deleted(struct stratus_partition *p);
+/* 1 when the engine runs in cluster mode (conf.cluster set). */
+#define STRATUS_CLUSTER(s) ((s)->conf.cluster != NULL)
 void stratus_partition_notify(struct stratus_partition *p);
 
 /* ---- producer.c (idempotent producers; callers hold the partition lock unless noted) ---- */
@@ -240,9 +262,22 @@ void stratus_pstate_snapshot(struct stratus_partition *p, struct stratus_index_b
 int stratus_pstate_load(struct stratus_partition *p, struct stratus_errbuf *eb);
 
 /* ---- uploader.c ---- */
+#define STRATUS_OBJECT_ID_BLOCK 64
 void *stratus_uploader_main(void *arg);
 int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb);
 void stratus_uploader_wake(struct stratus_stream *s);
+/* Asks the uploader thread for one round and waits for it; returns the round's result
+ * (STRATUS_ECLOSED when the uploader is stopping). @locality worker. */
+int stratus_uploader_run_round(struct stratus_stream *s, struct stratus_errbuf *eb);
+/* Runs rounds until, for each parts[i], every batch below targets[i] is uploaded (waiting for
+ * it to become durable), or the partition left the ownership generation gens[i] (fenced,
+ * handed over, deleted: STRATUS_EEXIST when fence_is_error, else it just counts as done).
+ * STRATUS_EAGAIN at deadline_ms (monotonic), or the error of a failed round. @locality
+ * worker. */
+int stratus_uploader_flush_parts(struct stratus_stream *s, struct stratus_partition *const *parts,
+                                 const uint64_t *gens, const int64_t *targets, size_t n,
+                                 int64_t deadline_ms, int fence_is_error,
+                                 struct stratus_errbuf *eb);
 
 /* ---- retention.c ---- */
 /* Moves p's log start up to new_start (DeleteRecords): drops the ranges wholly below it and

@@ -10,6 +10,12 @@
  * default. Honoured ones change behaviour; the others are accepted, validated and reported
  * (so tools that set them keep working) but have no effect, because the storage engine has no
  * segments, replicas or local log files. Values are stored and reported exactly as set.
+ *
+ * Cluster mode (conf.cluster): the metastore owns the catalog. create / delete /
+ * create_partitions / alter refuse (the API layer validates with stratus_stream_validate_topic
+ * and writes the metastore); the node agent mirrors the metastore here with
+ * stratus_stream_install_topic / uninstall_topic, which persist the same 'T' record (global
+ * stream ids) so that a restart knows the streams before the agent catches up.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <errno.h>
@@ -625,6 +631,17 @@ static void random_uuid(uint8_t id[16])
 
 /* ---- stream.h: catalog writers ---- */
 
+/* Cluster mode: the catalog comes from the metastore only. */
+static int16_t refuse_in_cluster(struct stratus_stream *s, const char *what, char *msg,
+                                 size_t msgcap)
+{
+    if (!STRATUS_CLUSTER(s))
+        return KAFKA_ERR_NONE;
+    snprintf(msg, msgcap, "%s: in cluster mode topics are changed through the metastore, not "
+             "the local engine", what);
+    return KAFKA_ERR_INVALID_REQUEST;
+}
+
 #define MAX_PARTITIONS 100000
 
 int16_t stratus_stream_create_topic(struct stratus_stream *s, const char *name,
@@ -641,6 +658,9 @@ int16_t stratus_stream_create_topic(struct stratus_stream *s, const char *name,
     int rc;
 
     msg[0] = 0;
+    e = refuse_in_cluster(s, "CreateTopics", msg, msgcap);
+    if (e != KAFKA_ERR_NONE)
+        return e;
     e = validate_name(name, msg, msgcap);
     if (e != KAFKA_ERR_NONE)
         return e;
@@ -707,8 +727,10 @@ out:
     return e;
 }
 
-int16_t stratus_stream_delete_topic(struct stratus_stream *s, const char *name, char *msg,
-                                    size_t msgcap)
+/* Removes topic name: its 'T' record goes and its streams get 'D' records (one synced batch),
+ * then it leaves the catalog and its partitions are marked deleted. Caller holds cat_write. */
+static int16_t topic_remove(struct stratus_stream *s, const char *name, char *msg,
+                            size_t msgcap)
 {
     struct stratus_topic *t;
     struct stratus_index_batch *b = NULL;
@@ -718,8 +740,6 @@ int16_t stratus_stream_delete_topic(struct stratus_stream *s, const char *name, 
     int16_t e = KAFKA_ERR_NONE;
     long at;
 
-    msg[0] = 0;
-    pthread_mutex_lock(&s->cat_write);
     pthread_rwlock_rdlock(&s->cat_lock);
     at = topic_search(s, name);
     t = at >= 0 ? s->topics[at] : NULL;
@@ -755,8 +775,22 @@ int16_t stratus_stream_delete_topic(struct stratus_stream *s, const char *name, 
     LOG_INFO("stream", "deleted topic name=%s", name);
     topic_free(t);
 out:
-    pthread_mutex_unlock(&s->cat_write);
     stratus_index_batch_free(b);
+    return e;
+}
+
+int16_t stratus_stream_delete_topic(struct stratus_stream *s, const char *name, char *msg,
+                                    size_t msgcap)
+{
+    int16_t e;
+
+    msg[0] = 0;
+    e = refuse_in_cluster(s, "DeleteTopics", msg, msgcap);
+    if (e != KAFKA_ERR_NONE)
+        return e;
+    pthread_mutex_lock(&s->cat_write);
+    e = topic_remove(s, name, msg, msgcap);
+    pthread_mutex_unlock(&s->cat_write);
     return e;
 }
 
@@ -773,6 +807,9 @@ int16_t stratus_stream_create_partitions(struct stratus_stream *s, const char *n
     long at;
 
     msg[0] = 0;
+    e = refuse_in_cluster(s, "CreatePartitions", msg, msgcap);
+    if (e != KAFKA_ERR_NONE)
+        return e;
     pthread_mutex_lock(&s->cat_write);
     pthread_rwlock_rdlock(&s->cat_lock);
     at = topic_search(s, name);
@@ -872,6 +909,9 @@ int16_t stratus_stream_alter_topic_configs(struct stratus_stream *s, const char 
     long at;
 
     msg[0] = 0;
+    e = refuse_in_cluster(s, "AlterConfigs", msg, msgcap);
+    if (e != KAFKA_ERR_NONE)
+        return e;
     pthread_mutex_lock(&s->cat_write);
     pthread_rwlock_rdlock(&s->cat_lock);
     at = topic_search(s, name);
@@ -909,4 +949,170 @@ out:
     if (cfg)
         cfg_free(cfg, ncfg);
     return e;
+}
+
+/* ---- stream.h: the catalog from the metastore (cluster mode) ---- */
+
+int16_t stratus_stream_validate_topic(const char *name, int32_t partitions,
+                                      const struct stratus_kv *configs, size_t nconfigs,
+                                      char *msg, size_t msgcap)
+{
+    struct stratus_topic_cfg *cfg = NULL;
+    size_t ncfg = 0;
+    int16_t e;
+
+    msg[0] = 0;
+    e = validate_name(name, msg, msgcap);
+    if (e != KAFKA_ERR_NONE)
+        return e;
+    if (partitions != -1 && (partitions < 1 || partitions > MAX_PARTITIONS)) {
+        snprintf(msg, msgcap, "Number of partitions must be between 1 and %d", MAX_PARTITIONS);
+        return KAFKA_ERR_INVALID_PARTITIONS;
+    }
+    e = cfg_merge(NULL, 0, configs, nconfigs, &cfg, &ncfg, msg, msgcap);
+    if (e == KAFKA_ERR_NONE)
+        cfg_free(cfg, ncfg);
+    return e;
+}
+
+int stratus_stream_install_topic(struct stratus_stream *s, const char *name, const uint8_t id[16],
+                                 int32_t partitions, const uint64_t *stream_ids,
+                                 const struct stratus_kv *configs, size_t nconfigs,
+                                 struct stratus_errbuf *eb)
+{
+    struct stratus_topic *t = NULL, *cur, tmp;
+    struct stratus_topic_cfg *cfg = NULL;
+    struct stratus_partition **parts = NULL;
+    char msg[256] = "";
+    size_t ncfg = 0;
+    int32_t old = 0;
+    int16_t e;
+    int rc = 0;
+    long at;
+
+    if (!STRATUS_CLUSTER(s))
+        return stratus_errf(eb, STRATUS_EINVAL, "install topic: only in cluster mode");
+    e = validate_name(name, msg, sizeof msg);
+    if (e != KAFKA_ERR_NONE)
+        return stratus_errf(eb, STRATUS_EINVAL, "install topic: %s", msg);
+    if (partitions < 1 || partitions > MAX_PARTITIONS || !stream_ids)
+        return stratus_errf(eb, STRATUS_EINVAL, "install topic %s: %d partitions", name,
+                            partitions);
+    for (int32_t i = 0; i < partitions; i++)
+        if (stream_ids[i] == 0)
+            return stratus_errf(eb, STRATUS_EINVAL, "install topic %s: partition %d has no "
+                                "stream id", name, i);
+    e = cfg_merge(NULL, 0, configs, nconfigs, &cfg, &ncfg, msg, sizeof msg);
+    if (e != KAFKA_ERR_NONE)
+        return stratus_errf(eb, STRATUS_EINVAL, "install topic %s: %s", name, msg);
+
+    pthread_mutex_lock(&s->cat_write);
+    pthread_rwlock_rdlock(&s->cat_lock);
+    at = topic_search(s, name);
+    cur = at >= 0 ? s->topics[at] : NULL;
+    pthread_rwlock_unlock(&s->cat_lock);
+    if (cur && memcmp(cur->id, id, 16) != 0) {
+        /* deleted and created again under the same name: the old one goes first */
+        LOG_INFO("stream", "install topic name=%s: a new topic id replaces the old one", name);
+        if (topic_remove(s, name, msg, sizeof msg) != KAFKA_ERR_NONE) {
+            rc = stratus_errf(eb, STRATUS_EIO, "install topic %s: removing the old one: %s",
+                              name, msg);
+            goto out;
+        }
+        cur = NULL;
+    }
+    if (!cur) {
+        t = xcalloc(1, sizeof *t);
+        snprintf(t->name, sizeof t->name, "%s", name);
+        memcpy(t->id, id, 16);
+        t->parts = xcalloc((size_t)partitions, sizeof *t->parts);
+        for (int32_t i = 0; i < partitions; i++) { /* NONE until claimed */
+            t->parts[i] = stratus_partition_new(s, t->name, i, stream_ids[i], 0);
+            t->nparts = i + 1;
+        }
+        t->cfg = cfg;
+        t->ncfg = ncfg;
+        cfg = NULL;
+        topic_apply(t);
+        rc = topic_persist(s, t, eb);
+        if (rc)
+            goto out;
+        pthread_rwlock_wrlock(&s->cat_lock);
+        topic_insert(s, t);
+        pthread_rwlock_unlock(&s->cat_lock);
+        LOG_INFO("stream", "installed topic name=%s partitions=%d", name, partitions);
+        t = NULL;
+        goto out;
+    }
+    /* an update: partitions grow only, the existing ones keep their streams */
+    old = cur->nparts;
+    if (partitions < old) {
+        rc = stratus_errf(eb, STRATUS_EINVAL, "install topic %s: %d partitions, %d installed "
+                          "(partitions only grow)", name, partitions, old);
+        goto out;
+    }
+    for (int32_t i = 0; i < old; i++)
+        if (cur->parts[i]->stream_id != stream_ids[i]) {
+            rc = stratus_errf(eb, STRATUS_EINVAL, "install topic %s: partition %d has stream "
+                              "%llu here, %llu in the metastore", name, i,
+                              (unsigned long long)cur->parts[i]->stream_id,
+                              (unsigned long long)stream_ids[i]);
+            goto out;
+        }
+    parts = xcalloc((size_t)partitions, sizeof *parts);
+    memcpy(parts, cur->parts, (size_t)old * sizeof *parts);
+    for (int32_t i = old; i < partitions; i++)
+        parts[i] = stratus_partition_new(s, cur->name, i, stream_ids[i], 0);
+    tmp = *cur;
+    tmp.parts = parts;
+    tmp.nparts = partitions;
+    tmp.cfg = cfg;
+    tmp.ncfg = ncfg;
+    rc = topic_persist(s, &tmp, eb);
+    if (rc) {
+        for (int32_t i = old; i < partitions; i++)
+            stratus_partition_release(parts[i]);
+        free(parts);
+        goto out;
+    }
+    pthread_rwlock_wrlock(&s->cat_lock);
+    free(cur->parts);
+    cur->parts = parts;
+    cur->nparts = partitions;
+    tmp.cfg = cur->cfg; /* swapped: the old configs are freed below */
+    tmp.ncfg = cur->ncfg;
+    cur->cfg = cfg;
+    cur->ncfg = ncfg;
+    cfg = tmp.cfg;
+    ncfg = tmp.ncfg;
+    topic_apply(cur);
+    pthread_rwlock_unlock(&s->cat_lock);
+    if (partitions > old)
+        LOG_INFO("stream", "installed topic name=%s partitions=%d (was %d)", name, partitions,
+                 old);
+    stratus_retention_wake(s);
+out:
+    pthread_mutex_unlock(&s->cat_write);
+    topic_free(t);
+    if (cfg)
+        cfg_free(cfg, ncfg);
+    return rc;
+}
+
+int stratus_stream_uninstall_topic(struct stratus_stream *s, const char *name,
+                                   struct stratus_errbuf *eb)
+{
+    char msg[256] = "";
+    int16_t e;
+
+    if (!STRATUS_CLUSTER(s))
+        return stratus_errf(eb, STRATUS_EINVAL, "uninstall topic: only in cluster mode");
+    pthread_mutex_lock(&s->cat_write);
+    e = topic_remove(s, name, msg, sizeof msg);
+    pthread_mutex_unlock(&s->cat_write);
+    if (e == KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION)
+        return stratus_errf(eb, STRATUS_ENOTFOUND, "%s", msg);
+    if (e != KAFKA_ERR_NONE)
+        return stratus_errf(eb, STRATUS_EIO, "uninstall topic %s: %s", name, msg);
+    return 0;
 }

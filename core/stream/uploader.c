@@ -11,13 +11,23 @@
  * object to the objects table in ONE synced write batch. Only then are the batches marked
  * uploaded (evictable), and the WAL trimmed up to the lowest LSN still needed by data not yet
  * uploaded. A failed put leaves everything pending for the next round
- * (the allocated id is simply never used). In a cluster the commit becomes a metastore
- * transaction that compares the partition's epoch.
+ * (the allocated id is simply never used).
+ * Cluster mode (conf.cluster, docs/cluster-design.md): only partitions served here (OWNER,
+ * RESIGNING, RECOVERING; those two first) contribute, at most conf.max_streams_per_object
+ * streams per object; object ids come from the metastore (ops->alloc_ids, blocks of 64);
+ * ops->prepare_object runs before the PUT and ops->commit_object (ranges, partitions, producer
+ * snapshots as of each range's end) after it is the commit. Partitions it reports lost are
+ * fenced (stratus_partition_fence, ops->lost) and their ranges not indexed; the others are
+ * then indexed locally as above. When the commit's outcome is unknown everything stays
+ * pending and the object is left to the controller's prepared-object collection (deleting it
+ * could delete committed data). Batches recovered from another broker's WAL
+ * (STRATUS_LSN_NONE) never hold back the trim.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "objfmt.h"
 #include "plugin/plugin.h"
@@ -31,6 +41,8 @@ struct taken {
     size_t count;    /* batches taken (follow the uploaded prefix) */
     uint64_t bytes;
     size_t range;    /* index in the builder's ranges, or SIZE_MAX */
+    uint64_t gen;    /* p->own_gen when taken */
+    int committed;   /* its range is committed (index, or metastore in cluster mode) */
 };
 
 void stratus_uploader_wake(struct stratus_stream *s)
@@ -70,10 +82,14 @@ static void trim_wal(struct stratus_stream *s, struct stratus_partition **parts,
     for (size_t i = 0; i < n; i++) {
         struct stratus_partition *p = parts[i];
         pthread_mutex_lock(&p->lock);
-        if (!p->deleted && p->lc_up < p->lc_n) {
-            uint64_t lsn = p->lc[p->lc_head + p->lc_up]->lsn;
+        /* the first pending batch that is in this WAL (recovered ones are not) */
+        for (size_t j = p->lc_up; !p->deleted && j < p->lc_n; j++) {
+            uint64_t lsn = p->lc[p->lc_head + j]->lsn;
+            if (lsn == STRATUS_LSN_NONE)
+                continue;
             if (lsn < upto)
                 upto = lsn;
+            break;
         }
         pthread_mutex_unlock(&p->lock);
     }
@@ -111,6 +127,138 @@ static void evict_over_budget(struct stratus_stream *s, struct stratus_partition
         stratus_partition_evict(parts[i], 0);
 }
 
+/* The next object id: the index counter, or (cluster mode) the metastore's global counter,
+ * allocated STRATUS_OBJECT_ID_BLOCK at a time and handed out here. Uploader thread only. */
+static int next_object_id(struct stratus_stream *s, uint64_t *oid, struct stratus_errbuf *eb)
+{
+    const struct stratus_stream_cluster_ops *ops = s->conf.cluster;
+
+    if (!ops)
+        return stratus_index_counter_next(s->idx, "object", 1, oid, eb);
+    if (s->oid_next == s->oid_end) {
+        uint64_t first = 0;
+        int rc = ops->alloc_ids(ops->arg, "object", STRATUS_OBJECT_ID_BLOCK, &first, eb);
+        if (rc)
+            return rc;
+        s->oid_next = first;
+        s->oid_end = first + STRATUS_OBJECT_ID_BLOCK;
+    }
+    *oid = s->oid_next++;
+    return 0;
+}
+
+/* Uploaded partitions come first: resigning and recovering ones (a hand-over or a recovery
+ * waits for them), then the others; NONE ones (not served here) are left out. Reorders parts
+ * in place (stable). */
+static void order_partitions(struct stratus_partition **parts, size_t n)
+{
+    struct stratus_partition **tmp = xcalloc(n ? n : 1, sizeof *tmp);
+    size_t k = 0;
+
+    for (int pass = 0; pass < 3; pass++)
+        for (size_t i = 0; i < n; i++) {
+            int r = atomic_load(&parts[i]->role);
+            int urgent = r == STRATUS_ROLE_RESIGNING || r == STRATUS_ROLE_RECOVERING;
+            if ((pass == 0 && urgent) || (pass == 1 && r == STRATUS_ROLE_OWNER) ||
+                (pass == 2 && r == STRATUS_ROLE_NONE))
+                tmp[k++] = parts[i];
+        }
+    memcpy(parts, tmp, n * sizeof *parts);
+    free(tmp);
+}
+
+/* The index range of taken range t of object oid. */
+static struct stratus_index_range taken_range(const struct stratus_objfmt_builder *b,
+                                              const struct taken *t, uint64_t oid)
+{
+    const struct stratus_objfmt_range *r = &b->ranges[t->range];
+    return (struct stratus_index_range){.stream_id = r->stream_id,
+                                        .base_offset = r->base_offset,
+                                        .last_offset = r->last_offset,
+                                        .max_timestamp = r->max_timestamp,
+                                        .object_id = oid, .position = r->position,
+                                        .length = r->length, .batches = r->batches};
+}
+
+/* Cluster mode: the fenced commit of the object through the hooks. Ranges of partitions that
+ * left the ownership they were taken under are not offered; ranges the metastore refuses
+ * (lost[i]) fence their partitions. Sets tk[i].committed. Returns 0 when the outcome is known
+ * (something or nothing committed), or the hook's error when nothing is known to be
+ * committed (everything stays pending). */
+static int cluster_commit(struct stratus_stream *s, const struct stratus_objfmt_builder *b,
+                          struct taken *tk, size_t n, const struct stratus_index_object *o,
+                          size_t *ncommitted, struct stratus_errbuf *eb)
+{
+    const struct stratus_stream_cluster_ops *ops = s->conf.cluster;
+    size_t cap = b->nranges ? b->nranges : 1, m = 0;
+    struct stratus_index_range *ranges = xcalloc(cap, sizeof *ranges);
+    struct stratus_partition **parts = xcalloc(cap, sizeof *parts);
+    uint8_t **pst = xcalloc(cap, sizeof *pst);
+    size_t *pstl = xcalloc(cap, sizeof *pstl), *map = xcalloc(cap, sizeof *map);
+    int *lost = xcalloc(cap, sizeof *lost);
+    int64_t now = stratus_wall_ms();
+    int rc = 0;
+
+    *ncommitted = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stratus_partition *p = tk[i].p;
+        if (!tk[i].count)
+            continue;
+        ranges[m] = taken_range(b, &tk[i], o->object_id);
+        pthread_mutex_lock(&p->lock);
+        if (p->deleted || p->own_gen != tk[i].gen ||
+            atomic_load(&p->role) == STRATUS_ROLE_NONE) {
+            pthread_mutex_unlock(&p->lock);
+            continue; /* its bytes stay dead in the object */
+        }
+        /* the producer state as of the range's end: what a new owner may rely on */
+        if (p->producers.n)
+            stratus_pstate_encode(&p->producers, ranges[m].last_offset + 1, now, &pst[m],
+                                  &pstl[m]);
+        pthread_mutex_unlock(&p->lock);
+        parts[m] = p;
+        map[m] = i;
+        m++;
+    }
+    if (m == 0) {
+        LOG_DEBUG("stream", "object %llu: no partition left to commit",
+                  (unsigned long long)o->object_id);
+        goto out;
+    }
+    {
+        struct stratus_index_object oc = *o;
+        oc.live_ranges = (uint32_t)m;
+        rc = ops->commit_object(ops->arg, &oc, ranges, parts, (const uint8_t *const *)pst, pstl,
+                                m, lost, eb);
+    }
+    if (rc != 0 && rc != STRATUS_EEXIST)
+        goto out;
+    for (size_t j = 0; j < m; j++) {
+        if (rc == STRATUS_EEXIST && lost[j]) {
+            LOG_WARN("stream", "commit of object %llu: topic=%s partition=%d is owned "
+                     "elsewhere; fenced", (unsigned long long)o->object_id, parts[j]->topic,
+                     parts[j]->index);
+            stratus_partition_fence(parts[j]);
+            if (ops->lost)
+                ops->lost(ops->arg, parts[j]);
+            continue;
+        }
+        tk[map[j]].committed = 1;
+        (*ncommitted)++;
+    }
+    rc = 0;
+out:
+    for (size_t j = 0; j < cap; j++)
+        free(pst[j]);
+    free(pst);
+    free(pstl);
+    free(map);
+    free(lost);
+    free(parts);
+    free(ranges);
+    return rc;
+}
+
 int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
 {
     struct stratus_wal_stats ws;
@@ -119,26 +267,33 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
     struct taken *tk = NULL;
     struct stratus_index_batch *ib = NULL;
     uint8_t *obj = NULL;
-    size_t n = 0, objlen = 0;
+    size_t n = 0, objlen = 0, ncommitted = 0;
     uint64_t limit = max_object_bytes(s), total = 0, oid = 0;
     int64_t started = stratus_mono_ms();
+    int cluster = STRATUS_CLUSTER(s);
+    size_t max_streams = s->conf.max_streams_per_object > 0
+                             ? (size_t)s->conf.max_streams_per_object
+                             : SIZE_MAX;
     char okey[64];
     int rc = 0;
 
     stratus_wal_get_stats(s->wal, &ws); /* before the scan: see trim_wal */
     parts = stratus_topic_all_partitions(s, &n);
+    order_partitions(parts, n);
     tk = xcalloc(n ? n : 1, sizeof *tk);
     /* the previous round's buffer: no fresh 32+ MiB allocation (page faults) per object, and
      * it stays 4 KiB-aligned for O_DIRECT puts */
     stratus_objfmt_init_buf(&b, s->up_buf, s->up_cap);
     s->up_buf = NULL;
     s->up_cap = 0;
-    for (size_t i = 0; i < n && total < limit; i++) {
+    for (size_t i = 0; i < n && total < limit && b.nranges < max_streams; i++) {
         struct stratus_partition *p = parts[i];
         tk[i].p = p;
         tk[i].range = SIZE_MAX;
         pthread_mutex_lock(&p->lock);
-        if (!p->deleted) {
+        tk[i].gen = p->own_gen;
+        /* NONE: not served here (cluster mode); its replayed data waits for a claim */
+        if (!p->deleted && atomic_load(&p->role) != STRATUS_ROLE_NONE) {
             for (size_t j = p->lc_up; j < p->lc_n && total < limit; j++) {
                 struct stratus_lc_batch *lb = p->lc[p->lc_head + j];
                 if (lb->last >= p->hw)
@@ -162,7 +317,7 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
     if (total == 0)
         goto trim;
 
-    rc = stratus_index_counter_next(s->idx, "object", 1, &oid, eb);
+    rc = next_object_id(s, &oid, eb);
     if (rc)
         goto fail;
     rc = stratus_objfmt_finish(&b, &obj, &objlen);
@@ -171,50 +326,67 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
         goto fail;
     }
     stratus_objfmt_key(oid, okey, sizeof okey);
+    if (cluster) { /* recorded first, so that it is collected if it is never committed */
+        rc = s->conf.cluster->prepare_object(s->conf.cluster->arg, oid, okey, eb);
+        if (rc)
+            goto fail;
+    }
     rc = stratus_storage_put(s->st, okey, obj, objlen, NULL, NULL, eb);
     if (rc)
         goto fail;
 
-    /* One synced batch: every range and the object. */
-    ib = stratus_index_batch_new();
-    {
-        uint8_t key[STRATUS_IDX_KEY_MAX], val[512];
-        size_t klen, vlen;
+    if (cluster) {
+        /* The metastore's transaction is the commit. When its outcome is unknown the object
+         * is NOT deleted here: it may be committed; if it is not, the controller deletes it
+         * as an expired prepared object. Everything stays pending for the next round. */
         struct stratus_index_object o = {.object_id = oid, .size = objlen,
                                          .live_ranges = (uint32_t)b.nranges,
                                          .created_ms = stratus_wall_ms()};
         snprintf(o.key, sizeof o.key, "%s", okey);
+        rc = cluster_commit(s, &b, tk, n, &o, &ncommitted, eb);
+        if (rc)
+            goto fail;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            tk[i].committed = tk[i].count != 0;
+        ncommitted = b.nranges;
+    }
+
+    /* One synced batch: every committed range and the object (in cluster mode a local copy
+     * of what the metastore now holds, for cold reads and time lookups). */
+    ib = stratus_index_batch_new();
+    if (ncommitted) {
+        uint8_t key[STRATUS_IDX_KEY_MAX], val[512];
+        size_t klen, vlen;
+        struct stratus_index_object o = {.object_id = oid, .size = objlen,
+                                         .live_ranges = (uint32_t)ncommitted,
+                                         .created_ms = stratus_wall_ms()};
+        snprintf(o.key, sizeof o.key, "%s", okey);
         pthread_mutex_lock(&s->meta_lock);
         for (size_t i = 0; i < n; i++) {
-            const struct stratus_objfmt_range *r;
             struct stratus_index_range ir;
             uint8_t rv[STRATUS_IDX_RANGE_VALUE_SIZE];
             int deleted;
-            if (!tk[i].count)
+            if (!tk[i].committed)
                 continue;
-            r = &b.ranges[tk[i].range];
-            ir = (struct stratus_index_range){.stream_id = r->stream_id,
-                                              .base_offset = r->base_offset,
-                                              .last_offset = r->last_offset,
-                                              .max_timestamp = r->max_timestamp,
-                                              .object_id = oid, .position = r->position,
-                                              .length = r->length, .batches = r->batches};
+            ir = taken_range(&b, &tk[i], oid);
             stratus_index_range_encode(&ir, rv);
-            klen = stratus_index_key_range(key, r->stream_id, r->last_offset);
+            klen = stratus_index_key_range(key, ir.stream_id, ir.last_offset);
             stratus_index_batch_put(ib, key, klen, rv, sizeof rv);
             rc = time_index_add(s, ib, &ir, eb);
-            if (rc) { /* nothing committed: the object is garbage, as below */
+            if (rc && !cluster) { /* nothing committed: the object is garbage, as below */
                 const char *keys[1] = {okey};
                 struct stratus_errbuf eb2;
                 pthread_mutex_unlock(&s->meta_lock);
                 stratus_storage_del(s->st, keys, 1, &eb2);
                 goto fail;
             }
+            rc = 0; /* cluster mode: committed already; the time index is only slower */
             pthread_mutex_lock(&tk[i].p->lock);
             deleted = tk[i].p->deleted;
             pthread_mutex_unlock(&tk[i].p->lock);
             if (deleted) { /* deleted meanwhile: make sure retention collects the range */
-                klen = stratus_index_key_delstream(key, r->stream_id);
+                klen = stratus_index_key_delstream(key, ir.stream_id);
                 stratus_index_batch_put(ib, key, klen, "", 0);
             } else { /* the producer state travels with the data (producer.c) */
                 stratus_pstate_snapshot(tk[i].p, ib);
@@ -225,7 +397,12 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
         stratus_index_batch_put(ib, key, klen, val, vlen);
         rc = stratus_index_batch_write(s->idx, ib, 1, eb);
         pthread_mutex_unlock(&s->meta_lock);
-        if (rc) {
+        if (rc && cluster) {
+            /* committed in the metastore, which the next claim loads from: go on */
+            LOG_ERROR("stream", "object %s committed, but the local index write failed: %s",
+                      okey, eb->msg);
+            rc = 0;
+        } else if (rc) {
             /* The object is in storage but unknown to the index: it is garbage. The data stays
              * pending and goes into a new object next round. */
             const char *keys[1] = {okey};
@@ -235,13 +412,14 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
         }
     }
 
-    /* Mark uploaded. */
+    /* Mark uploaded, unless the partition changed hands meanwhile (its cache is not the one
+     * the batches were taken from any more). */
     for (size_t i = 0; i < n; i++) {
         struct stratus_partition *p = tk[i].p;
-        if (!tk[i].count)
+        if (!tk[i].committed)
             continue;
         pthread_mutex_lock(&p->lock);
-        if (!p->deleted) {
+        if (!p->deleted && p->own_gen == tk[i].gen) {
             p->lc_up += tk[i].count;
             if (p->lc_up > p->lc_n)
                 p->lc_up = p->lc_n;
@@ -252,7 +430,8 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
     }
     atomic_fetch_add(&s->objects_uploaded, 1);
     atomic_fetch_add(&s->object_bytes_uploaded, objlen);
-    LOG_DEBUG("stream", "uploaded object=%s bytes=%zu ranges=%zu", okey, objlen, b.nranges);
+    LOG_DEBUG("stream", "uploaded object=%s bytes=%zu ranges=%zu committed=%zu", okey, objlen,
+              b.nranges, ncommitted);
 
 trim:
     atomic_store(&s->oldest_pending_ms, atomic_load(&s->pending_bytes) ? started : 0);
@@ -357,6 +536,8 @@ void *stratus_uploader_main(void *arg)
         if (req > s->flush_done) {
             s->flush_done = req;
             s->flush_err = rc;
+            if (rc)
+                memcpy(s->flush_msg, eb.msg, sizeof s->flush_msg);
         }
         pthread_cond_broadcast(&s->up_done_cond);
         if (rc && !s->up_stop)
@@ -364,4 +545,81 @@ void *stratus_uploader_main(void *arg)
     }
     pthread_mutex_unlock(&s->up_lock);
     return NULL;
+}
+
+int stratus_uploader_run_round(struct stratus_stream *s, struct stratus_errbuf *eb)
+{
+    uint64_t my;
+    int err, stop;
+
+    pthread_mutex_lock(&s->up_lock);
+    if (!s->up_started || s->up_stop) {
+        pthread_mutex_unlock(&s->up_lock);
+        return stratus_errf(eb, STRATUS_ECLOSED, "stream: the uploader is not running");
+    }
+    my = ++s->flush_req;
+    pthread_cond_signal(&s->up_cond);
+    while (s->flush_done < my && !s->up_stop)
+        pthread_cond_wait(&s->up_done_cond, &s->up_lock);
+    err = s->flush_done >= my ? s->flush_err : 0;
+    stop = s->flush_done < my;
+    if (err)
+        stratus_errf(eb, err, "upload round failed: %s", s->flush_msg);
+    pthread_mutex_unlock(&s->up_lock);
+    if (stop)
+        return stratus_errf(eb, STRATUS_ECLOSED, "stream: closing");
+    return err;
+}
+
+/* 0: parts[i] is flushed up to target; 1: it still has pending data, durable (2) or not (1);
+ * -1: it left the ownership generation gen. */
+static int part_flushed(struct stratus_partition *p, uint64_t gen, int64_t target)
+{
+    int st;
+
+    pthread_mutex_lock(&p->lock);
+    if (p->ack_lost && p->hw < target)
+        target = p->hw; /* a tail the WAL did not acknowledge never becomes durable */
+    if (p->deleted || p->own_gen != gen || atomic_load(&p->role) == STRATUS_ROLE_NONE)
+        st = -1;
+    else if (p->lc_up == p->lc_n || p->lc[p->lc_head + p->lc_up]->base >= target)
+        st = 0;
+    else
+        st = p->lc[p->lc_head + p->lc_up]->last < p->hw ? 2 : 1;
+    pthread_mutex_unlock(&p->lock);
+    return st;
+}
+
+int stratus_uploader_flush_parts(struct stratus_stream *s, struct stratus_partition *const *parts,
+                                 const uint64_t *gens, const int64_t *targets, size_t n,
+                                 int64_t deadline_ms, int fence_is_error,
+                                 struct stratus_errbuf *eb)
+{
+    for (;;) {
+        int durable = 0, waiting = 0, rc;
+
+        for (size_t i = 0; i < n; i++) {
+            int st = part_flushed(parts[i], gens[i], targets[i]);
+            if (st < 0 && fence_is_error)
+                return stratus_errf(eb, STRATUS_EEXIST, "topic %s partition %d is not owned "
+                                    "here any more (fenced)", parts[i]->topic,
+                                    parts[i]->index);
+            if (st == 2)
+                durable = 1;
+            if (st > 0)
+                waiting = 1;
+        }
+        if (!waiting)
+            return 0;
+        if (stratus_mono_ms() > deadline_ms)
+            return stratus_errf(eb, STRATUS_EAGAIN, "flush: data still pending at the deadline");
+        if (durable) {
+            rc = stratus_uploader_run_round(s, eb);
+            if (rc)
+                return rc;
+        } else { /* waiting for WAL writes */
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
 }

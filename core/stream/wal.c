@@ -3,7 +3,8 @@
  *
  * Owns: the WAL file descriptor, the batch queue, the aligned write buffers, the writer
  * threads and the superblock. Guarded by wal->mu (every field below "guarded by mu");
- * trim() and start() serialise superblock writes with wal->sb_mu.
+ * trim() and start() serialise superblock writes with wal->sb_mu. An object WAL
+ * (conf->object_storage set) is walobj.c: every public function below forwards to it first.
  *
  * ON-DISK FORMAT (all integers little-endian; BLK = 4096 bytes)
  *   File = [superblock slot 0: BLK][superblock slot 1: BLK][ring: ring_size bytes]
@@ -112,6 +113,7 @@ struct wal_batch {
 };
 
 struct stratus_wal {
+    struct stratus_walobj *obj; /* set: an object WAL (walobj.c); nothing below is used */
     char *path;
     int fd;
     int direct;
@@ -450,6 +452,17 @@ int stratus_wal_open(const struct stratus_wal_conf *conf, struct stratus_wal **o
     int rc, hard;
 
     *out = NULL;
+    if (conf && conf->object_storage) {
+        struct stratus_walobj *obj;
+        rc = stratus_walobj_open(conf, &obj, eb);
+        if (rc != 0)
+            return rc;
+        wal = xcalloc(1, sizeof *wal);
+        wal->obj = obj;
+        wal->fd = -1;
+        *out = wal;
+        return 0;
+    }
     if (!conf || !conf->path || !*conf->path)
         return stratus_errf(eb, STRATUS_EINVAL, "wal: no path");
     wal = xcalloc(1, sizeof *wal);
@@ -832,6 +845,8 @@ out:
 int stratus_wal_replay(struct stratus_wal *wal, stratus_wal_replay_fn *fn, void *arg,
                        struct stratus_errbuf *eb)
 {
+    if (wal->obj)
+        return stratus_walobj_replay(wal->obj, fn, arg, eb);
     if (wal->started)
         return stratus_errf(eb, STRATUS_EINVAL, "wal: replay after start");
     return wal_scan(wal, fn, arg, eb);
@@ -1053,6 +1068,8 @@ static void *wal_writer_main(void *arg)
 int stratus_wal_start(struct stratus_wal *wal, struct stratus_errbuf *eb)
 {
     int rc;
+    if (wal->obj)
+        return stratus_walobj_start(wal->obj, eb);
     if (wal->started)
         return stratus_errf(eb, STRATUS_EINVAL, "wal: already started");
     if (!wal->scanned) {
@@ -1237,17 +1254,23 @@ out:
 int stratus_wal_append(struct stratus_wal *wal, const struct iovec *iov, int iovcnt,
                        stratus_wal_done_fn *done, void *arg, uint64_t *lsn_out)
 {
+    if (wal->obj)
+        return stratus_walobj_append(wal->obj, iov, NULL, iovcnt, done, arg, lsn_out);
     return wal_append(wal, iov, NULL, iovcnt, done, arg, lsn_out);
 }
 
 int stratus_wal_append_crc(struct stratus_wal *wal, const struct iovec *iov, const int64_t *crcs,
                            int iovcnt, stratus_wal_done_fn *done, void *arg, uint64_t *lsn_out)
 {
+    if (wal->obj)
+        return stratus_walobj_append(wal->obj, iov, crcs, iovcnt, done, arg, lsn_out);
     return wal_append(wal, iov, crcs, iovcnt, done, arg, lsn_out);
 }
 
 void stratus_wal_hold(struct stratus_wal *wal)
 {
+    if (wal->obj) /* object batches are cut by time and size only */
+        return;
     pthread_mutex_lock(&wal->mu);
     wal->holds++;
     pthread_mutex_unlock(&wal->mu);
@@ -1255,6 +1278,8 @@ void stratus_wal_hold(struct stratus_wal *wal)
 
 void stratus_wal_release(struct stratus_wal *wal)
 {
+    if (wal->obj)
+        return;
     pthread_mutex_lock(&wal->mu);
     if (wal->holds > 0 && --wal->holds == 0 && wal->idle && wal->next_issue &&
         wal->next_issue->used > 0)
@@ -1265,6 +1290,8 @@ void stratus_wal_release(struct stratus_wal *wal)
 int stratus_wal_trim(struct stratus_wal *wal, uint64_t upto_lsn, struct stratus_errbuf *eb)
 {
     int rc;
+    if (wal->obj)
+        return stratus_walobj_trim(wal->obj, upto_lsn, eb);
     pthread_mutex_lock(&wal->sb_mu);
     pthread_mutex_lock(&wal->mu);
     if (upto_lsn > wal->durable_lsn)
@@ -1297,6 +1324,10 @@ int stratus_wal_trim(struct stratus_wal *wal, uint64_t upto_lsn, struct stratus_
 
 void stratus_wal_get_stats(struct stratus_wal *wal, struct stratus_wal_stats *out)
 {
+    if (wal->obj) {
+        stratus_walobj_get_stats(wal->obj, out);
+        return;
+    }
     pthread_mutex_lock(&wal->mu);
     *out = wal->st;
     out->head_lsn = wal->open ? wal->open->start + wal->open->used : wal->next_start;
@@ -1313,6 +1344,11 @@ void stratus_wal_close(struct stratus_wal *wal)
 {
     if (!wal)
         return;
+    if (wal->obj) {
+        stratus_walobj_close(wal->obj);
+        free(wal);
+        return;
+    }
     pthread_mutex_lock(&wal->mu);
     wal->closing = 1;
     pthread_cond_broadcast(&wal->work_cv);

@@ -21,6 +21,7 @@
 #include "stratus/stratus_err.h"
 
 struct stratus_wal;
+struct stratus_storage;
 
 struct stratus_wal_conf {
     const char *path;          /* the WAL file; created and preallocated if absent */
@@ -35,11 +36,26 @@ struct stratus_wal_conf {
     int skip_zero_fill;        /* 1 = only fallocate a new file; by default it is also written
                                   with zeros once, so later O_DSYNC writes need no metadata
                                   (extent conversion) commit: ~1.7x faster on ext4 */
+    /* Object WAL ([wal] type = object, walobj.c): records go into objects of the storage
+     * plugin instead of the file at path (path, size_bytes and the O_DIRECT knobs are unused).
+     * object_storage != NULL selects it. */
+    struct stratus_storage *object_storage; /* borrowed; outlives the WAL */
+    const char *object_prefix;   /* "wal/<node>/<incarnation>/" (copied); NULL or "" =
+                                    "wal/local/" (single node: replayed after a restart) */
+    uint32_t object_interval_ms; /* group commit window (default 150) */
+    uint64_t object_max_bytes;   /* cut an object early at this size (default 8 MiB) */
+    /* Ack fence (cluster mode; NULL = none): returns the monotonic ms (stratus_mono_ms) after
+     * which a finished PUT must not acknowledge its records: they complete with STRATUS_EAGAIN
+     * instead (not acknowledged; the WAL stays usable). Called on the writer thread, before
+     * and after every PUT (past before: the PUT is skipped); must not block. */
+    int64_t (*ack_deadline)(void *arg);
+    void *ack_deadline_arg;
 };
 
 /* Completion of one append: err is 0 when durable, or a STRATUS_E* code when the write
- * failed (the WAL is then unusable and every later append fails too). Called on the WAL's
- * writer thread: do not block; post the result to the thread that needs it. */
+ * failed (the file WAL is then unusable and every later append fails too; the object WAL
+ * fails only that object's records, and STRATUS_EAGAIN means the ack fence passed). Called on
+ * the WAL's writer thread: do not block; post the result to the thread that needs it. */
 typedef void stratus_wal_done_fn(void *arg, int err, uint64_t lsn);
 
 /* Called by replay() for each intact record in LSN order; rec is borrowed for the call.
@@ -97,8 +113,34 @@ struct stratus_wal_stats {
 };
 void stratus_wal_get_stats(struct stratus_wal *wal, struct stratus_wal_stats *out);
 
+/* Reads the object WAL under prefix (another broker's incarnation, for recovery; or anything
+ * written with that prefix): every intact record of every object, in LSN order, as replay()
+ * does. Blocking (storage GETs). */
+int stratus_wal_read_objects(struct stratus_storage *st, const char *prefix,
+                             stratus_wal_replay_fn *fn, void *arg, struct stratus_errbuf *eb);
+/* Deletes every WAL object under prefix (a dead incarnation nobody needs any more). */
+int stratus_wal_delete_objects(struct stratus_storage *st, const char *prefix,
+                               struct stratus_errbuf *eb);
+
 /* @locality any, once. Writes everything queued, waits for completions, stops the writer and
  * frees the WAL. */
 void stratus_wal_close(struct stratus_wal *wal);
+
+/* ---- internal: the object WAL behind the functions above (walobj.c) ----------------------
+ * stratus_wal_open() picks it when conf->object_storage is set and every stratus_wal_*
+ * function then forwards here; call the stratus_wal_* functions, never these. Differences
+ * from the file WAL: a failed PUT (after the storage wrapper's retries) completes its records
+ * with the error but the WAL stays usable; hold/release are no-ops; trim frees whole objects. */
+struct stratus_walobj;
+int stratus_walobj_open(const struct stratus_wal_conf *conf, struct stratus_walobj **out,
+                        struct stratus_errbuf *eb);
+int stratus_walobj_replay(struct stratus_walobj *w, stratus_wal_replay_fn *fn, void *arg,
+                          struct stratus_errbuf *eb);
+int stratus_walobj_start(struct stratus_walobj *w, struct stratus_errbuf *eb);
+int stratus_walobj_append(struct stratus_walobj *w, const struct iovec *iov, const int64_t *crcs,
+                          int iovcnt, stratus_wal_done_fn *done, void *arg, uint64_t *lsn_out);
+int stratus_walobj_trim(struct stratus_walobj *w, uint64_t upto_lsn, struct stratus_errbuf *eb);
+void stratus_walobj_get_stats(struct stratus_walobj *w, struct stratus_wal_stats *out);
+void stratus_walobj_close(struct stratus_walobj *w);
 
 #endif

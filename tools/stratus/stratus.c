@@ -8,6 +8,9 @@
  *                                                     batches, object id and key
  *   stratus plugins [--config FILE | PATH.so ...]      describe the configured (or given) plugins
  *   stratus config --config FILE [--set S.K=V ...]     the effective config, secrets redacted
+ *   stratus cluster status|drain|undrain --config FILE [--node N]
+ *                                                     a cluster's brokers, controller and moves;
+ *                                                     drain a broker (cluster_cmd.c)
  * DATA_DIR defaults to [broker] data_dir; the index is [index] path or DATA_DIR/index. fsck and
  * objects open the RocksDB index, so run them while the broker is stopped (RocksDB's LOCK
  * refuses a second opener). The storage plugin is loaded through core/plugin as the broker
@@ -17,6 +20,7 @@
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "broker.h"
+#include "cluster_cmd.h"
 #include "conf/conf.h"
 #include "index/index.h"
 #include "plugin/plugin.h"
@@ -37,6 +41,7 @@ struct cli {
     const char *topic;
     int32_t partition;
     int repair;
+    int32_t node;
     const char **sets;
     int nsets;
     const char **paths;
@@ -50,6 +55,7 @@ static void usage(FILE *f)
                "       stratus objects [DATA_DIR] --config FILE --topic T --partition N\n"
                "       stratus plugins [--config FILE | PATH.so ...]\n"
                "       stratus config --config FILE [--set SECTION.KEY=VALUE ...]\n"
+               "       stratus cluster status|drain|undrain --config FILE [--node N]\n"
                "       stratus --version | --help\n"
                "\n"
                "Run fsck and objects while the broker is stopped (they open its RocksDB index).\n"
@@ -603,6 +609,7 @@ int main(int argc, char **argv)
 
     memset(&c, 0, sizeof c);
     c.partition = -1;
+    c.node = -1;
     c.sets = calloc((size_t)argc + 1, sizeof *c.sets);
     c.paths = calloc((size_t)argc + 1, sizeof *c.paths);
     stratus_log_level = STRATUS_LOG_WARN; /* the plugin loader's INFO lines are noise here */
@@ -631,6 +638,15 @@ int main(int argc, char **argv)
                 goto out;
             }
             c.partition = (int32_t)v;
+        } else if (!strcmp(a, "--node") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 0 || v > INT32_MAX) {
+                fprintf(stderr, "stratus: bad node id '%s'\n", argv[i]);
+                rc = 2;
+                goto out;
+            }
+            c.node = (int32_t)v;
         } else if (!strcmp(a, "--repair")) {
             c.repair = 1;
         } else if (a[0] == '-') {
@@ -673,6 +689,8 @@ int main(int argc, char **argv)
         rc = cmd_plugins(&c);
     else if (!strcmp(c.cmd, "config"))
         rc = cmd_config(&c);
+    else if (!strcmp(c.cmd, "cluster"))
+        rc = stratus_cli_cluster(c.conf, c.data_dir, c.node);
     else {
         fprintf(stderr, "stratus: unknown command '%s'\n\n", c.cmd);
         usage(stderr);
