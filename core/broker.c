@@ -669,8 +669,7 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     return 0;
 
 out_groups:
-    stratus_node_close(b->cluster); /* before the engine: it uses it */
-    b->cluster = NULL;
+    stratus_node_stop(b->cluster);
     stratus_group_close(b->groups);
 out_stream:
     stratus_stream_close(b->stream);
@@ -724,9 +723,10 @@ void stratus_broker_stop(struct stratus_broker *b, long timeout_ms)
         stratus_node_drain(b->cluster, timeout_ms);
     stratus_group_drain(b->groups); /* parked JoinGroup/SyncGroup answered, commits durable */
     stratus_net_shutdown(b->net, timeout_ms);
-    stratus_node_close(b->cluster); /* unregisters: anything still here fails over */
+    stratus_node_stop(b->cluster); /* no more claims or moves; its hooks stay usable */
     stratus_group_close(b->groups);
     stratus_stream_close(b->stream);
+    stratus_node_close(b->cluster); /* unregisters: anything still here fails over */
     stratus_net_free(b->net);
     stratus_cache_close(b->cache);
     stratus_storage_close(b->storage);

@@ -137,6 +137,110 @@ int api_listpartitionreassignments(struct stratus_req *req)
     return STRATUS_API_DONE;
 }
 
+/* How one partition of an AlterPartitionReassignments request is answered: its error code, with
+ * a message in msg (cap msgcap) when there is one to give. topic is NULL when out of memory. */
+typedef int16_t
+reassign_fn(struct stratus_req *req,
+            const char *topic,
+            const struct AlterPartitionReassignmentsRequest_ReassignablePartition *pq,
+            char *msg,
+            size_t msgcap);
+
+/* Cluster mode (on an I/O worker): null or [] cancels a pending move, [b] asks the controller
+ * to move the partition to broker b, more than one replica is refused. */
+static int16_t
+reassign_in_cluster(struct stratus_req *req,
+                    const char *topic,
+                    const struct AlterPartitionReassignmentsRequest_ReassignablePartition *pq,
+                    char *msg,
+                    size_t msgcap)
+{
+    if (!topic)
+        return KAFKA_ERR_UNKNOWN_SERVER_ERROR;
+    if (pq->Replicas.count > 1) {
+        snprintf(msg, msgcap, "Stratus keeps one owner per partition; give exactly one replica");
+        return KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT;
+    }
+    int32_t target = pq->Replicas.count == 1 ? pq->Replicas.items[0] : -1;
+    int16_t err =
+        stratus_cluster_reassign(req->ctx->cluster, topic, pq->PartitionIndex, target, msg, msgcap);
+    if (err == KAFKA_ERR_NONE)
+        LOG_INFO("api", "reassign topic=%s partition=%d target=%d client_id=%s", topic,
+                 pq->PartitionIndex, target, req->client_id);
+    return err;
+}
+
+/* Single node: this broker is already the one replica; nothing else is possible. */
+static int16_t
+reassign_single_node(struct stratus_req *req,
+                     const char *topic,
+                     const struct AlterPartitionReassignmentsRequest_ReassignablePartition *pq,
+                     char *msg,
+                     size_t msgcap)
+{
+    int32_t self = req->ctx->node_id;
+    struct stratus_partition *p =
+        topic ? stratus_stream_partition(req->ctx->stream, topic, pq->PartitionIndex) : NULL;
+
+    if (!p)
+        return KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+    stratus_partition_release(p);
+    if (pq->Replicas.count < 0)
+        return KAFKA_ERR_NO_REASSIGNMENT_IN_PROGRESS;
+    if (pq->Replicas.count == 1 && pq->Replicas.items[0] == self)
+        return KAFKA_ERR_NONE; /* already there */
+    snprintf(msg, msgcap,
+             "single-node broker: every partition has exactly one replica, on "
+             "broker %d (data lives in the object store)",
+             self);
+    return KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT;
+}
+
+/* Answers each partition of rq with answer() into rs; the response arrays come from the
+ * request's arena. 0, or -1 when out of memory. */
+static int reassign_each(struct stratus_req *req,
+                         const struct AlterPartitionReassignmentsRequest *rq,
+                         reassign_fn *answer,
+                         struct AlterPartitionReassignmentsResponse *rs)
+{
+    AlterPartitionReassignmentsResponse_init(rs);
+    int32_t nt = rq->Topics.count > 0 ? rq->Topics.count : 0;
+    rs->Responses.items =
+        API_ALLOC(req, struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse, nt);
+    if (nt && !rs->Responses.items)
+        return -1;
+    rs->Responses.count = nt;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct AlterPartitionReassignmentsRequest_ReassignableTopic *tq =
+            &rq->Topics.items[i];
+        struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *tr =
+            &rs->Responses.items[i];
+        char *topic = api_cstr(req, tq->Name);
+        int32_t np = tq->Partitions.count > 0 ? tq->Partitions.count : 0;
+
+        AlterPartitionReassignmentsResponse_ReassignableTopicResponse_init(tr);
+        tr->Name = tq->Name;
+        tr->Partitions.items = API_ALLOC(
+            req, struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse, np);
+        if (np && !tr->Partitions.items)
+            return -1;
+        tr->Partitions.count = np;
+        for (int32_t j = 0; j < np; j++) {
+            const struct AlterPartitionReassignmentsRequest_ReassignablePartition *pq =
+                &tq->Partitions.items[j];
+            struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *pr =
+                &tr->Partitions.items[j];
+            char msg[256] = "";
+
+            AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_init(pr);
+            pr->PartitionIndex = pq->PartitionIndex;
+            pr->ErrorCode = answer(req, topic, pq, msg, sizeof msg);
+            pr->ErrorMessage = pr->ErrorCode && msg[0] ? api_kstr(req, msg) : KSTR_NULL;
+        }
+    }
+    return 0;
+}
+
 /* Cluster mode, on an I/O worker: each partition's move asked of the controller. */
 static void alterpartitionreassignments_on_worker(struct stratus_req *req)
 {
@@ -146,56 +250,9 @@ static void alterpartitionreassignments_on_worker(struct stratus_req *req)
 
     AlterPartitionReassignmentsRequest_init(&rq);
     kr_init(&r, req->body, req->body_len, &req->arena);
-    AlterPartitionReassignmentsRequest_decode(&r, req->api_version, &rq);
-    AlterPartitionReassignmentsResponse_init(&rs);
-    int32_t nt = rq.Topics.count > 0 ? rq.Topics.count : 0;
-    rs.Responses.items =
-        API_ALLOC(req, struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse, nt);
-    rs.Responses.count = rs.Responses.items ? nt : 0;
-    if (nt && !rs.Responses.items) {
+    AlterPartitionReassignmentsRequest_decode(&r, req->api_version, &rq); /* checked before */
+    if (reassign_each(req, &rq, reassign_in_cluster, &rs) != 0)
         rs.ErrorCode = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
-        goto out;
-    }
-    for (int32_t i = 0; i < nt; i++) {
-        const struct AlterPartitionReassignmentsRequest_ReassignableTopic *tq = &rq.Topics.items[i];
-        struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *tr =
-            &rs.Responses.items[i];
-        char *topic = api_cstr(req, tq->Name);
-        int32_t np = tq->Partitions.count > 0 ? tq->Partitions.count : 0;
-
-        AlterPartitionReassignmentsResponse_ReassignableTopicResponse_init(tr);
-        tr->Name = tq->Name;
-        tr->Partitions.items = API_ALLOC(
-            req, struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse, np);
-        tr->Partitions.count = tr->Partitions.items ? np : 0;
-        for (int32_t j = 0; j < tr->Partitions.count; j++) {
-            const struct AlterPartitionReassignmentsRequest_ReassignablePartition *pq =
-                &tq->Partitions.items[j];
-            struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *pr =
-                &tr->Partitions.items[j];
-            char msg[256] = "";
-
-            AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_init(pr);
-            pr->PartitionIndex = pq->PartitionIndex;
-            if (!topic) {
-                pr->ErrorCode = KAFKA_ERR_UNKNOWN_SERVER_ERROR;
-            } else if (pq->Replicas.count > 1) {
-                pr->ErrorCode = KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT;
-                snprintf(msg, sizeof msg,
-                         "Stratus keeps one owner per partition; give exactly one replica");
-            } else {
-                /* null or [] cancels a pending move; [b] moves the partition to broker b */
-                int32_t target = pq->Replicas.count == 1 ? pq->Replicas.items[0] : -1;
-                pr->ErrorCode = stratus_cluster_reassign(
-                    req->ctx->cluster, topic, pq->PartitionIndex, target, msg, sizeof msg);
-                if (pr->ErrorCode == KAFKA_ERR_NONE)
-                    LOG_INFO("api", "reassign topic=%s partition=%d target=%d client_id=%s", topic,
-                             pq->PartitionIndex, target, req->client_id);
-            }
-            pr->ErrorMessage = pr->ErrorCode && msg[0] ? api_kstr(req, msg) : KSTR_NULL;
-        }
-    }
-out:
     AlterPartitionReassignmentsResponse_encode(&req->resp, req->api_version, &rs);
 }
 
@@ -204,7 +261,6 @@ int api_alterpartitionreassignments(struct stratus_req *req)
     struct AlterPartitionReassignmentsRequest rq;
     struct AlterPartitionReassignmentsResponse rs;
     struct kread r;
-    int32_t self = req->ctx->node_id;
 
     AlterPartitionReassignmentsRequest_init(&rq);
     kr_init(&r, req->body, req->body_len, &req->arena);
@@ -212,56 +268,8 @@ int api_alterpartitionreassignments(struct stratus_req *req)
         return api_protocol_error(req, "malformed AlterPartitionReassignments");
     if (req->ctx->cluster)
         return api_run_on_worker(req, alterpartitionreassignments_on_worker);
-    AlterPartitionReassignmentsResponse_init(&rs);
-    int32_t nt = rq.Topics.count > 0 ? rq.Topics.count : 0;
-    rs.Responses.items =
-        API_ALLOC(req, struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse, nt);
-    if (nt && !rs.Responses.items)
+    if (reassign_each(req, &rq, reassign_single_node, &rs) != 0)
         return api_protocol_error(req, "out of memory");
-    rs.Responses.count = nt;
-    for (int32_t i = 0; i < nt; i++) {
-        const struct AlterPartitionReassignmentsRequest_ReassignableTopic *tq = &rq.Topics.items[i];
-        struct AlterPartitionReassignmentsResponse_ReassignableTopicResponse *tr =
-            &rs.Responses.items[i];
-        char *topic = api_cstr(req, tq->Name);
-        int32_t np = tq->Partitions.count > 0 ? tq->Partitions.count : 0;
-
-        AlterPartitionReassignmentsResponse_ReassignableTopicResponse_init(tr);
-        tr->Name = tq->Name;
-        tr->Partitions.items = API_ALLOC(
-            req, struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse, np);
-        if (np && !tr->Partitions.items)
-            return api_protocol_error(req, "out of memory");
-        tr->Partitions.count = np;
-        for (int32_t j = 0; j < np; j++) {
-            const struct AlterPartitionReassignmentsRequest_ReassignablePartition *pq =
-                &tq->Partitions.items[j];
-            struct AlterPartitionReassignmentsResponse_ReassignablePartitionResponse *pr =
-                &tr->Partitions.items[j];
-            struct stratus_partition *p;
-            char msg[200];
-
-            AlterPartitionReassignmentsResponse_ReassignablePartitionResponse_init(pr);
-            pr->PartitionIndex = pq->PartitionIndex;
-            p = topic ? stratus_stream_partition(req->ctx->stream, topic, pq->PartitionIndex)
-                      : NULL;
-            if (!p) {
-                pr->ErrorCode = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-                continue;
-            }
-            stratus_partition_release(p);
-            if (pq->Replicas.count < 0) {
-                pr->ErrorCode = KAFKA_ERR_NO_REASSIGNMENT_IN_PROGRESS;
-            } else if (pq->Replicas.count == 1 && pq->Replicas.items[0] == self) {
-                pr->ErrorCode = KAFKA_ERR_NONE; /* already there */
-            } else {
-                pr->ErrorCode = KAFKA_ERR_INVALID_REPLICA_ASSIGNMENT;
-                snprintf(msg, sizeof msg, "single-node broker: every partition has exactly one "
-                         "replica, on broker %d (data lives in the object store)", self);
-                pr->ErrorMessage = api_kstr(req, msg);
-            }
-        }
-    }
     AlterPartitionReassignmentsResponse_encode(&req->resp, req->api_version, &rs);
     return STRATUS_API_DONE;
 }

@@ -397,6 +397,96 @@ static void ctl_gc(struct stratus_controller *c)
     free(ps);
 }
 
+/* ---- GC of deleted topics' streams ------------------------------------------------------- */
+
+/* deltopic/<rev> (left by stratus_meta_delete_topic): every stream of the topic is dropped
+ * (tombstone, ranges -> dead ranges), then the entry goes; a failure leaves it for next round. */
+static void ctl_deleted_topics_gc(struct stratus_controller *c)
+{
+    struct stratus_meta_topic *ts;
+    size_t n;
+    struct stratus_errbuf eb;
+
+    if (stratus_meta_list_deleted_topics(c->m, &ts, &n, &eb) < 0) {
+        LOG_WARN("controller", "topic gc: %s", eb.msg);
+        return;
+    }
+    for (size_t i = 0; i < n && atomic_load(&c->leader); i++) {
+        int32_t p;
+        if (!ctl_still_leader(c))
+            break;
+        for (p = 0; p < ts[i].partitions; p++)
+            if (stratus_meta_drop_stream(c->m, ts[i].streams[p], &eb) < 0) {
+                LOG_WARN("controller", "topic gc: stream %" PRIu64 ": %s", ts[i].streams[p],
+                         eb.msg);
+                break;
+            }
+        if (p < ts[i].partitions)
+            continue;
+        if (stratus_meta_forget_deleted_topic(c->m, ts[i].name, &eb) < 0)
+            LOG_WARN("controller", "topic gc: deltopic/%s: %s", ts[i].name, eb.msg);
+        else
+            LOG_INFO("controller", "topic gc: dropped the %d streams of a deleted topic",
+                     ts[i].partitions);
+    }
+    stratus_meta_topics_free(ts, n);
+}
+
+/* ---- GC of objects every range of which was trimmed ------------------------------------- */
+
+/* deadrange/<id>/ counts the trimmed ranges of object id; objects/<id>.ranges the committed
+ * ones (ranges fenced at commit never count). Equal: no committed range refers to the object
+ * any more, so it is deleted from storage, then its keys in one txn (a crash between the two
+ * leaves keys whose storage delete is repeated: ENOTFOUND is fine). deadrange keys without
+ * objects/<id> (a range trimmed again after its object was collected) are just dropped. */
+static void ctl_object_gc(struct stratus_controller *c)
+{
+    uint64_t *ids;
+    size_t n, collected = 0;
+    struct stratus_errbuf eb;
+
+    if (stratus_meta_list_dead_objects(c->m, &ids, &n, &eb) < 0) {
+        LOG_WARN("controller", "object gc: %s", eb.msg);
+        return;
+    }
+    for (size_t i = 0; i < n && atomic_load(&c->leader); i++) {
+        struct stratus_meta_dead_object d;
+        if (stratus_meta_dead_object(c->m, ids[i], &d, &eb) < 0) {
+            LOG_WARN("controller", "object gc: %s", eb.msg);
+            continue;
+        }
+        if (d.exists && d.dead < d.ranges)
+            continue; /* some range still live */
+        if (!ctl_still_leader(c))
+            break;
+        if (d.exists && d.dead > d.ranges)
+            LOG_WARN("controller",
+                     "object gc: object %" PRIu64 " has %" PRId64 " dead ranges of %" PRId64,
+                     d.object_id, d.dead, d.ranges);
+        if (d.exists && c->st) {
+            const char *keys[1] = {d.key};
+            int rc = stratus_storage_del(c->st, keys, 1, &eb);
+            if (rc < 0 && rc != STRATUS_ENOTFOUND) {
+                LOG_WARN("controller", "object gc: delete %s: %s", d.key, eb.msg);
+                continue; /* keep the keys: the next round tries again */
+            }
+        }
+        if (stratus_meta_forget_object(c->m, d.object_id, &eb) < 0) {
+            LOG_WARN("controller", "object gc: objects/%" PRIu64 ": %s", d.object_id, eb.msg);
+            continue;
+        }
+        if (d.exists) {
+            collected++;
+            LOG_DEBUG("controller", "object gc: deleted object %" PRIu64 " (%s)", d.object_id,
+                      d.key);
+        }
+    }
+    if (collected)
+        LOG_INFO("controller", "object gc: deleted %zu objects whose ranges were all trimmed",
+                 collected);
+    free(ids);
+}
+
 /* ---- GC of dead incarnations' object WAL ------------------------------------------------- */
 
 /* One listed WAL object: wal/<node decimal>/<incarnation, 16 hex digits>/<first lsn>.wal, the
@@ -557,6 +647,10 @@ static void *ctl_main(void *arg)
             if (atomic_load(&c->leader) && stratus_mono_ms() >= c->next_gc) {
                 int64_t every = c->ttl_ms / 10 > 1000 ? c->ttl_ms / 10 : 1000;
                 ctl_gc(c);
+                if (atomic_load(&c->leader))
+                    ctl_deleted_topics_gc(c);
+                if (atomic_load(&c->leader))
+                    ctl_object_gc(c);
                 if (c->st && atomic_load(&c->leader))
                     ctl_wal_gc(c);
                 c->next_gc = stratus_mono_ms() + every;

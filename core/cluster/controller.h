@@ -14,6 +14,9 @@
  *   - the internal topic __consumer_offsets (16 partitions) is created when absent;
  *   - every prepared_ttl/10 (at least 1 s), prepared objects older than prepared_ttl without
  *     objects/<id> are deleted from storage (when a storage is given), then their key;
+ *   - in the same rounds, the streams of deleted topics (deltopic/) are dropped, and objects all
+ *     of whose committed ranges were trimmed (deadrange/<id>/ count == objects/<id>.ranges) are
+ *     deleted from storage (when a storage is given), then their keys;
  *   - in the same rounds (when a storage is given), the object WAL (wal/<node>/<inc>/) of an
  *     incarnation that is not registered and that no open parts/<stream> names is deleted once
  *     it stayed so for prepared_ttl (a grace for owners recovering from it right after a claim).

@@ -12,11 +12,14 @@
  *   topics/<name>           {"id":"<32 hex>","partitions":N,"streams":["<u64>",..],"configs":{}}
  *   assign/<topic>/<p>      {"owner":2,"target":-1}
  *   parts/<stream>          {"epoch":7,"owner":2,"inc":"<u64>","state":"open"|"released"}
+ *                           (a deleted topic's stream: owner -1, inc "0", state "deleted")
  *   ranges/<stream>/<last>  {"obj":"<u64>","pos":0,"len":1,"base":0,"last":9,"maxts":1,"batches":1}
  *   logstart/<stream>       decimal text
  *   pstate/<stream>         binary (stratus_pstate_encode)
  *   objects/<id>            {"key":"..","size":N,"ranges":k,"node":2,"ms":<wall>}
  *   prepared/<id>           {"key":"..","node":2,"ms":<wall>}
+ *   deadrange/<id>/<stream>/<last>  "" (a trimmed range of object <id>)
+ *   deltopic/<create rev>   a deleted topic's topics/<name> value (its streams, to drop)
  *   reassign/<topic>/<p>    {"target":3}
  *   drain/<id>              "1"
  *   groups/<group>          binary
@@ -268,6 +271,12 @@ static size_t key_range(char *b, uint64_t stream, int64_t last)
     return (size_t)snprintf(b, META_KEY_MAX, "ranges/%020" PRIu64 "/%020" PRId64, stream, last);
 }
 
+static size_t key_deadrange(char *b, uint64_t object, uint64_t stream, int64_t last)
+{
+    return (size_t)snprintf(b, META_KEY_MAX, "deadrange/%020" PRIu64 "/%020" PRIu64 "/%020" PRId64,
+                            object, stream, last);
+}
+
 /* json_dumps of o (taken), compact, in insertion order; *len set. */
 static char *json_take_dump(json_t *o, size_t *len)
 {
@@ -378,7 +387,7 @@ static int decode_part(const char *v, size_t len, struct stratus_meta_part *p)
     p->epoch = (int32_t)e;
     p->owner = (int32_t)ow;
     st = json_string_value(json_object_get(o, "state"));
-    p->released = st && strcmp(st, "released") == 0;
+    p->released = st && (strcmp(st, "released") == 0 || strcmp(st, "deleted") == 0);
     json_decref(o);
     return 0;
 }
@@ -1526,35 +1535,228 @@ int stratus_meta_update_topic(struct stratus_meta *m,
 
 int stratus_meta_delete_topic(struct stratus_meta *m, const char *name, struct stratus_errbuf *eb)
 {
-    char key[META_KEY_MAX], apfx[META_KEY_MAX], rpfx[META_KEY_MAX];
+    char key[META_KEY_MAX], apfx[META_KEY_MAX], rpfx[META_KEY_MAX], dkey[META_KEY_MAX];
     size_t klen = (size_t)snprintf(key, sizeof key, "topics/%s", name);
     size_t alen = (size_t)snprintf(apfx, sizeof apfx, "assign/%s/", name);
     size_t rlen = (size_t)snprintf(rpfx, sizeof rpfx, "reassign/%s/", name);
-    struct stratus_etcd_cmp cmp = {.key = key,
-                                   .key_len = klen,
-                                   .target = STRATUS_ETCD_CMP_CREATE,
-                                   .result = STRATUS_ETCD_GREATER,
-                                   .number = 0};
-    struct stratus_etcd_op ops[3] = {
-        {.type = STRATUS_ETCD_OP_DELETE, .key = key, .key_len = klen},
-        {.type = STRATUS_ETCD_OP_DELETE,
-         .key = apfx,
-         .key_len = alen,
-         .flags = STRATUS_ETCD_PREFIX},
-        {.type = STRATUS_ETCD_OP_DELETE,
-         .key = rpfx,
-         .key_len = rlen,
-         .flags = STRATUS_ETCD_PREFIX},
-    };
-    struct stratus_etcd_txn_result r;
     int rc;
 
     if (!*name || strchr(name, '/'))
         return stratus_errf(eb, STRATUS_EINVAL, "meta: bad topic name");
-    if ((rc = stratus_etcd_txn(m->etcd, &cmp, 1, ops, 3, NULL, 0, &r, eb)) < 0)
+    /* Read the topic, then delete it if unchanged, leaving deltopic/<its create revision> =
+     * its value (the streams) for the controller to collect. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        struct stratus_etcd_resp r;
+        struct stratus_etcd_txn_result t;
+        struct stratus_etcd_cmp cmp = {.key = key,
+                                       .key_len = klen,
+                                       .target = STRATUS_ETCD_CMP_MOD,
+                                       .result = STRATUS_ETCD_EQUAL};
+        struct stratus_etcd_op ops[4] = {
+            {.type = STRATUS_ETCD_OP_DELETE, .key = key, .key_len = klen},
+            {.type = STRATUS_ETCD_OP_DELETE,
+             .key = apfx,
+             .key_len = alen,
+             .flags = STRATUS_ETCD_PREFIX},
+            {.type = STRATUS_ETCD_OP_DELETE,
+             .key = rpfx,
+             .key_len = rlen,
+             .flags = STRATUS_ETCD_PREFIX},
+            {.type = STRATUS_ETCD_OP_PUT, .key = dkey},
+        };
+        if ((rc = stratus_etcd_get(m->etcd, key, klen, &r, eb)) < 0)
+            return rc;
+        if (r.n_kvs != 1) {
+            stratus_etcd_resp_free(&r);
+            return stratus_errf(eb, STRATUS_ENOTFOUND, "meta: no topic %s", name);
+        }
+        cmp.number = r.kvs[0].mod_revision;
+        ops[3].key_len = key_u64(dkey, "deltopic", (uint64_t)r.kvs[0].create_revision);
+        ops[3].value = r.kvs[0].value;
+        ops[3].value_len = r.kvs[0].value_len;
+        rc = stratus_etcd_txn(m->etcd, &cmp, 1, ops, 4, NULL, 0, &t, eb);
+        stratus_etcd_resp_free(&r);
+        if (rc < 0)
+            return rc;
+        rc = t.succeeded;
+        stratus_etcd_txn_result_free(&t);
+        if (rc)
+            return 0;
+    }
+    return stratus_errf(eb, STRATUS_EEXIST, "meta: topic %s keeps changing", name);
+}
+
+int stratus_meta_list_deleted_topics(struct stratus_meta *m,
+                                     struct stratus_meta_topic **out,
+                                     size_t *n,
+                                     struct stratus_errbuf *eb)
+{
+    struct stratus_etcd_op op = {.type = STRATUS_ETCD_OP_RANGE,
+                                 .key = "deltopic/",
+                                 .key_len = 9,
+                                 .flags = STRATUS_ETCD_PREFIX};
+    struct stratus_etcd_resp r;
+    size_t k = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if ((rc = stratus_etcd_range(m->etcd, &op, &r, eb)) < 0)
         return rc;
-    rc = r.succeeded ? 0 : stratus_errf(eb, STRATUS_ENOTFOUND, "meta: no topic %s", name);
-    stratus_etcd_txn_result_free(&r);
+    *out = xcalloc(r.n_kvs ? r.n_kvs : 1, sizeof **out);
+    for (size_t i = 0; i < r.n_kvs; i++) {
+        if (decode_topic(r.kvs[i].key + 9, r.kvs[i].value, r.kvs[i].value_len, 0, &(*out)[k]) < 0) {
+            LOG_WARN("meta", "bad value of %s", r.kvs[i].key);
+            continue;
+        }
+        k++;
+    }
+    *n = k;
+    stratus_etcd_resp_free(&r);
+    return 0;
+}
+
+int stratus_meta_forget_deleted_topic(struct stratus_meta *m,
+                                      const char *name,
+                                      struct stratus_errbuf *eb)
+{
+    char key[META_KEY_MAX];
+    size_t klen = (size_t)snprintf(key, sizeof key, "deltopic/%s", name);
+    return stratus_etcd_delete(m->etcd, key, klen, 0, NULL, eb);
+}
+
+static int fenced_txn(struct stratus_meta *m,
+                      const struct stratus_meta_claim *claim,
+                      const struct stratus_etcd_op *ops,
+                      size_t n,
+                      const char *what,
+                      struct stratus_errbuf *eb);
+
+/* The parts value of a deleted stream: no claim takes it over (stratus_meta_claim). */
+static int part_is_deleted(const char *v, size_t len)
+{
+    json_t *o = json_parse(v, len);
+    const char *st = o ? json_string_value(json_object_get(o, "state")) : NULL;
+    int d = st && strcmp(st, "deleted") == 0;
+    json_decref(o);
+    return d;
+}
+
+int stratus_meta_drop_stream(struct stratus_meta *m, uint64_t stream, struct stratus_errbuf *eb)
+{
+    const size_t per_txn = (META_ETCD_MAX_OPS - 8) / 2;
+    char pkey[META_KEY_MAX], pfx[META_KEY_MAX], *tomb = NULL;
+    size_t pklen = key_u64(pkey, "parts", stream), tomb_len = 0;
+    size_t plen = (size_t)snprintf(pfx, sizeof pfx, "ranges/%020" PRIu64 "/", stream);
+    struct stratus_etcd_op *ops = xcalloc(2 * per_txn + 2, sizeof *ops);
+    char(*keys)[META_KEY_MAX] = xcalloc(2 * per_txn + 2, sizeof *keys);
+    struct stratus_etcd_resp r;
+    int rc = 0;
+
+    /* 1. the tombstone: every owner's fenced writes fail from now on, and nobody claims it */
+    for (int attempt = 0;; attempt++) {
+        struct stratus_meta_part prev = {0};
+        struct stratus_etcd_cmp cmp = {.key = pkey, .key_len = pklen, .result = STRATUS_ETCD_EQUAL};
+        struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT, .key = pkey, .key_len = pklen};
+        struct stratus_etcd_txn_result t;
+        json_t *o;
+        if (attempt == 5) {
+            rc = stratus_errf(eb, STRATUS_EEXIST,
+                              "meta: parts of stream %" PRIu64 " keeps changing", stream);
+            goto out;
+        }
+        if ((rc = stratus_etcd_get(m->etcd, pkey, pklen, &r, eb)) < 0)
+            goto out;
+        if (r.n_kvs == 1 && part_is_deleted(r.kvs[0].value, r.kvs[0].value_len)) {
+            tomb = r.kvs[0].value;
+            tomb_len = r.kvs[0].value_len;
+            r.kvs[0].value = NULL;
+            stratus_etcd_resp_free(&r);
+            break;
+        }
+        if (r.n_kvs == 1) {
+            decode_part(r.kvs[0].value, r.kvs[0].value_len, &prev);
+            cmp.target = STRATUS_ETCD_CMP_VALUE;
+            cmp.value = r.kvs[0].value;
+            cmp.value_len = r.kvs[0].value_len;
+        } else {
+            cmp.target = STRATUS_ETCD_CMP_CREATE;
+            cmp.number = 0;
+        }
+        o = json_object();
+        json_object_set_new(o, "epoch", json_integer(prev.epoch + 1));
+        json_object_set_new(o, "owner", json_integer(-1));
+        json_object_set_new(o, "inc", json_string("0"));
+        json_object_set_new(o, "state", json_string("deleted"));
+        tomb = json_take_dump(o, &tomb_len);
+        put.value = tomb;
+        put.value_len = tomb_len;
+        rc = stratus_etcd_txn(m->etcd, &cmp, 1, &put, 1, NULL, 0, &t, eb);
+        stratus_etcd_resp_free(&r);
+        if (rc < 0)
+            goto out;
+        rc = t.succeeded;
+        stratus_etcd_txn_result_free(&t);
+        if (rc) {
+            rc = 0;
+            break;
+        }
+        free(tomb);
+        tomb = NULL;
+    }
+    /* 2. its ranges become dead ranges, a batch at a time, under the tombstone */
+    for (;;) {
+        struct stratus_meta_claim tc = {.stream = stream, .value = tomb, .value_len = tomb_len};
+        struct stratus_etcd_op op = {.type = STRATUS_ETCD_OP_RANGE,
+                                     .key = pfx,
+                                     .key_len = plen,
+                                     .flags = STRATUS_ETCD_PREFIX,
+                                     .limit = (int64_t)per_txn};
+        size_t no = 0;
+        int last;
+        if ((rc = stratus_etcd_range(m->etcd, &op, &r, eb)) < 0)
+            goto out;
+        for (size_t i = 0; i < r.n_kvs; i++) {
+            struct stratus_index_range rg;
+            if (decode_range(stream, r.kvs[i].value, r.kvs[i].value_len, &rg) < 0) {
+                LOG_WARN("meta", "bad value of %s: dropped", r.kvs[i].key);
+                snprintf(keys[no], META_KEY_MAX, "%s", r.kvs[i].key);
+                ops[no] = (struct stratus_etcd_op){
+                    .type = STRATUS_ETCD_OP_DELETE, .key = keys[no], .key_len = r.kvs[i].key_len};
+                no++;
+                continue;
+            }
+            snprintf(keys[no], META_KEY_MAX, "%s", r.kvs[i].key);
+            ops[no] = (struct stratus_etcd_op){
+                .type = STRATUS_ETCD_OP_DELETE, .key = keys[no], .key_len = r.kvs[i].key_len};
+            no++;
+            ops[no] = (struct stratus_etcd_op){
+                .type = STRATUS_ETCD_OP_PUT,
+                .key = keys[no],
+                .key_len = key_deadrange(keys[no], rg.object_id, stream, rg.last_offset),
+                .value = "",
+                .value_len = 0};
+            no++;
+        }
+        last = !r.more;
+        stratus_etcd_resp_free(&r);
+        if (last) { /* 3. the rest of the stream's state */
+            ops[no] = (struct stratus_etcd_op){.type = STRATUS_ETCD_OP_DELETE,
+                                               .key = keys[no],
+                                               .key_len = key_u64(keys[no], "logstart", stream)};
+            no++;
+            ops[no] = (struct stratus_etcd_op){.type = STRATUS_ETCD_OP_DELETE,
+                                               .key = keys[no],
+                                               .key_len = key_u64(keys[no], "pstate", stream)};
+            no++;
+        }
+        if ((rc = fenced_txn(m, &tc, ops, no, "drop", eb)) < 0 || last)
+            break;
+    }
+out:
+    free(tomb);
+    free(ops);
+    free(keys);
     return rc;
 }
 
@@ -1616,6 +1818,11 @@ int stratus_meta_claim(struct stratus_meta *m,
         char *val;
         size_t vlen;
 
+        if (have_cur && part_is_deleted(cur, cur_len)) {
+            free(cur);
+            return stratus_errf(eb, STRATUS_ENOTFOUND, "meta: stream %" PRIu64 " was deleted",
+                                stream);
+        }
         if (have_cur && decode_part(cur, cur_len, &prev) < 0)
             LOG_WARN("meta", "bad value of %s: claiming over it", key);
         next.epoch = prev.epoch + 1;
@@ -1805,6 +2012,55 @@ int stratus_meta_set_log_start(struct stratus_meta *m,
                                  .value_len =
                                      (size_t)snprintf(val, sizeof val, "%" PRId64, log_start)};
     return fenced_txn(m, claim, &op, 1, "log start", eb);
+}
+
+/* Ops per trim txn: under etcd's 128 with room to spare (the design's ~120). */
+#define META_TRIM_MAX_OPS 120
+
+int stratus_meta_trim(struct stratus_meta *m,
+                      const struct stratus_meta_claim *claim,
+                      int64_t log_start,
+                      const struct stratus_index_range *dropped,
+                      size_t n,
+                      struct stratus_errbuf *eb)
+{
+    const size_t per_txn = (META_TRIM_MAX_OPS - 1) / 2; /* two ops per range, one logstart */
+    struct stratus_etcd_op *ops = xcalloc(2 * per_txn + 1, sizeof *ops);
+    char(*keys)[2][META_KEY_MAX] = xcalloc(per_txn, sizeof *keys);
+    char lkey[META_KEY_MAX], lval[24];
+    size_t done = 0;
+    int rc = 0;
+
+    do {
+        size_t k = n - done < per_txn ? n - done : per_txn, no = 0;
+        /* the log start this txn commits: past its last range, or the target in the last txn */
+        int64_t ls = done + k == n ? log_start : dropped[done + k - 1].last_offset + 1;
+        for (size_t i = 0; i < k; i++) {
+            const struct stratus_index_range *r = &dropped[done + i];
+            ops[no++] = (struct stratus_etcd_op){
+                .type = STRATUS_ETCD_OP_DELETE,
+                .key = keys[i][0],
+                .key_len = key_range(keys[i][0], claim->stream, r->last_offset)};
+            ops[no++] = (struct stratus_etcd_op){
+                .type = STRATUS_ETCD_OP_PUT,
+                .key = keys[i][1],
+                .key_len = key_deadrange(keys[i][1], r->object_id, claim->stream, r->last_offset),
+                .value = "",
+                .value_len = 0};
+        }
+        ops[no++] = (struct stratus_etcd_op){
+            .type = STRATUS_ETCD_OP_PUT,
+            .key = lkey,
+            .key_len = key_u64(lkey, "logstart", claim->stream),
+            .value = lval,
+            .value_len = (size_t)snprintf(lval, sizeof lval, "%" PRId64, ls)};
+        if ((rc = fenced_txn(m, claim, ops, no, "trim", eb)) < 0)
+            break;
+        done += k;
+    } while (done < n);
+    free(ops);
+    free(keys);
+    return rc;
 }
 
 /* ---- objects ------------------------------------------------------------------------------ */
@@ -2180,6 +2436,102 @@ int stratus_meta_delete_prepared(struct stratus_meta *m,
     char key[META_KEY_MAX];
     size_t klen = key_u64(key, "prepared", object_id);
     return stratus_etcd_delete(m->etcd, key, klen, 0, NULL, eb);
+}
+
+int stratus_meta_list_dead_objects(struct stratus_meta *m,
+                                   uint64_t **ids,
+                                   size_t *n,
+                                   struct stratus_errbuf *eb)
+{
+    struct stratus_etcd_op op = {.type = STRATUS_ETCD_OP_RANGE,
+                                 .key = "deadrange/",
+                                 .key_len = 10,
+                                 .flags = STRATUS_ETCD_PREFIX,
+                                 .keys_only = 1};
+    struct stratus_etcd_resp r;
+    size_t k = 0;
+    int rc;
+
+    *ids = NULL;
+    *n = 0;
+    if ((rc = stratus_etcd_range(m->etcd, &op, &r, eb)) < 0)
+        return rc;
+    *ids = xcalloc(r.n_kvs ? r.n_kvs : 1, sizeof **ids);
+    for (size_t i = 0; i < r.n_kvs; i++) {
+        char *end;
+        uint64_t oid;
+        errno = 0;
+        oid = strtoull(r.kvs[i].key + 10, &end, 10);
+        if (errno || *end != '/') {
+            LOG_WARN("meta", "bad deadrange key %s", r.kvs[i].key);
+            continue;
+        }
+        if (k == 0 || (*ids)[k - 1] != oid) /* keys are sorted: one object's are together */
+            (*ids)[k++] = oid;
+    }
+    *n = k;
+    stratus_etcd_resp_free(&r);
+    return 0;
+}
+
+int stratus_meta_dead_object(struct stratus_meta *m,
+                             uint64_t object_id,
+                             struct stratus_meta_dead_object *out,
+                             struct stratus_errbuf *eb)
+{
+    char key[META_KEY_MAX], pfx[META_KEY_MAX];
+    struct stratus_etcd_op op = {
+        .type = STRATUS_ETCD_OP_RANGE,
+        .key = pfx,
+        .key_len = (size_t)snprintf(pfx, sizeof pfx, "deadrange/%020" PRIu64 "/", object_id),
+        .flags = STRATUS_ETCD_PREFIX,
+        .count_only = 1};
+    struct stratus_etcd_resp r;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    out->object_id = object_id;
+    if ((rc = stratus_etcd_range(m->etcd, &op, &r, eb)) < 0)
+        return rc;
+    out->dead = r.count;
+    stratus_etcd_resp_free(&r);
+    if ((rc = stratus_etcd_get(m->etcd, key, key_u64(key, "objects", object_id), &r, eb)) < 0)
+        return rc;
+    if (r.n_kvs == 1) {
+        json_t *o = json_parse(r.kvs[0].value, r.kvs[0].value_len);
+        const char *s = o ? json_string_value(json_object_get(o, "key")) : NULL;
+        int64_t x;
+        if (!s || json_get_i64(o, "ranges", &x) < 0) {
+            rc = stratus_errf(eb, STRATUS_ECORRUPT, "meta: bad value of %s", key);
+        } else {
+            out->exists = 1;
+            out->ranges = x;
+            snprintf(out->key, sizeof out->key, "%s", s);
+        }
+        json_decref(o);
+    }
+    stratus_etcd_resp_free(&r);
+    return rc;
+}
+
+int stratus_meta_forget_object(struct stratus_meta *m,
+                               uint64_t object_id,
+                               struct stratus_errbuf *eb)
+{
+    char key[META_KEY_MAX], pfx[META_KEY_MAX];
+    struct stratus_etcd_op ops[2] = {
+        {.type = STRATUS_ETCD_OP_DELETE, .key = key, .key_len = key_u64(key, "objects", object_id)},
+        {.type = STRATUS_ETCD_OP_DELETE,
+         .key = pfx,
+         .key_len = (size_t)snprintf(pfx, sizeof pfx, "deadrange/%020" PRIu64 "/", object_id),
+         .flags = STRATUS_ETCD_PREFIX},
+    };
+    struct stratus_etcd_txn_result t;
+    int rc = stratus_etcd_txn(m->etcd, NULL, 0, ops, 2, NULL, 0, &t, eb);
+    if (rc < 0)
+        return rc;
+    stratus_etcd_txn_result_free(&t);
+    return 0;
 }
 
 /* ---- group offsets ------------------------------------------------------------------------ */

@@ -146,8 +146,20 @@ int stratus_meta_create_topic(struct stratus_meta *m, const struct stratus_meta_
 /* Rewrites topics/<name> if its mod_revision is still t->mod_revision (EEXIST otherwise). */
 int stratus_meta_update_topic(struct stratus_meta *m, const struct stratus_meta_topic *t,
                               struct stratus_errbuf *eb);
-/* Deletes topics/<name>, assign/<name>/ and reassign/<name>/ (ENOTFOUND when absent). */
+/* Deletes topics/<name>, assign/<name>/ and reassign/<name>/ (ENOTFOUND when absent) and, in
+ * the same txn, puts deltopic/<create revision of topics/<name>> = the topic's value, so the
+ * controller collects its streams (stratus_meta_drop_stream). */
 int stratus_meta_delete_topic(struct stratus_meta *m, const char *name, struct stratus_errbuf *eb);
+/* The deltopic/ entries: each topic's name is its deltopic key suffix (for _forget). */
+int stratus_meta_list_deleted_topics(struct stratus_meta *m, struct stratus_meta_topic **out,
+                                     size_t *n, struct stratus_errbuf *eb);
+int stratus_meta_forget_deleted_topic(struct stratus_meta *m, const char *name,
+                                      struct stratus_errbuf *eb);
+/* A deleted topic's stream: parts/<stream> becomes a tombstone (state "deleted": every owner's
+ * fenced writes fail, stratus_meta_claim answers ENOTFOUND; the key stays), then under it every
+ * ranges/<stream>/ key becomes a deadrange key (txns of at most ~120 ops), then logstart and
+ * pstate go. Idempotent: repeat after a failure. */
+int stratus_meta_drop_stream(struct stratus_meta *m, uint64_t stream, struct stratus_errbuf *eb);
 
 /* ---- ownership -------------------------------------------------------------------------- */
 
@@ -163,7 +175,8 @@ struct stratus_meta_claim {
 void stratus_meta_claim_free(struct stratus_meta_claim *c);
 
 /* Reads parts/<stream> and replaces it with {epoch+1, me, my inc, open} in one txn comparing
- * what was read (retried on a race at most a few times; EEXIST when it keeps losing). */
+ * what was read (retried on a race at most a few times; EEXIST when it keeps losing; ENOTFOUND
+ * when the stream was deleted). */
 int stratus_meta_claim(struct stratus_meta *m, uint64_t stream, struct stratus_meta_claim *out,
                        struct stratus_errbuf *eb);
 
@@ -183,6 +196,17 @@ int stratus_meta_release(struct stratus_meta *m, const struct stratus_meta_claim
 /* logstart/<stream> = log_start, fenced on the claim. */
 int stratus_meta_set_log_start(struct stratus_meta *m, const struct stratus_meta_claim *claim,
                                int64_t log_start, struct stratus_errbuf *eb);
+
+/* Retention / DeleteRecords (the engine's trim hook): fenced on the claim, deletes
+ * ranges/<stream>/<last> of every dropped range (in offset order, as committed), puts
+ * deadrange/<object>/<stream>/<last> = "" for each, and puts logstart/<stream> = log_start.
+ * Split into txns of at most ~120 ops, each fenced; each txn's logstart is just past its last
+ * dropped range (the last txn's is log_start), so the committed state stays consistent if a
+ * later txn is fenced or never sent. n may be 0 (only the log start moves). EEXIST when
+ * fenced (the txns before it are done). */
+int stratus_meta_trim(struct stratus_meta *m, const struct stratus_meta_claim *claim,
+                      int64_t log_start, const struct stratus_index_range *dropped, size_t n,
+                      struct stratus_errbuf *eb);
 
 /* ---- objects ---------------------------------------------------------------------------- */
 
@@ -244,6 +268,21 @@ int stratus_meta_object_committed(struct stratus_meta *m, uint64_t object_id,
                                   struct stratus_errbuf *eb);
 int stratus_meta_delete_prepared(struct stratus_meta *m, uint64_t object_id,
                                  struct stratus_errbuf *eb);
+/* Object GC: the ids of objects with deadrange/<id>/ keys (ascending, *ids malloc'd). */
+int stratus_meta_list_dead_objects(struct stratus_meta *m, uint64_t **ids, size_t *n,
+                                   struct stratus_errbuf *eb);
+struct stratus_meta_dead_object {
+    uint64_t object_id;
+    int exists;     /* objects/<id> is there (key and ranges valid) */
+    char key[256];  /* storage key */
+    int64_t ranges; /* committed ranges (objects/<id>.ranges) */
+    int64_t dead;   /* deadrange/<id>/ keys */
+};
+int stratus_meta_dead_object(struct stratus_meta *m, uint64_t object_id,
+                             struct stratus_meta_dead_object *out, struct stratus_errbuf *eb);
+/* One txn: deletes objects/<id> and every deadrange/<id>/ key (after the storage delete). */
+int stratus_meta_forget_object(struct stratus_meta *m, uint64_t object_id,
+                               struct stratus_errbuf *eb);
 /* 1 when some parts/<stream> with state open names (node, inc): its WAL is still needed. */
 int stratus_meta_wal_needed(struct stratus_meta *m, int32_t node, uint64_t inc);
 

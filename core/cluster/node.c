@@ -26,6 +26,7 @@
 #include "cluster/controller.h"
 #include "group/group.h"
 #include "index/index.h"
+#include "metrics/metrics.h"
 #include "proto/kerr.h"
 #include "stream/objfmt.h"
 #include "stream/stream.h"
@@ -47,6 +48,41 @@ struct held {
     struct stratus_meta_claim claim;
 };
 
+/* Metrics (global registry: one agent per process). Names in README.md. */
+static struct {
+    struct stratus_metric *commits, *commit_lost, *commit_errors, *commit_s;
+    struct stratus_metric *claims, *claim_s, *handovers, *handover_s, *fences, *lease_losses;
+    struct stratus_metric *recovered;
+} node_metrics;
+
+static void metrics_init(void)
+{
+    node_metrics.commits = stratus_metrics_counter("stratus_cluster_object_commits_total",
+                                         "Objects committed to etcd (fenced transactions)");
+    node_metrics.commit_lost = stratus_metrics_counter(
+        "stratus_cluster_commit_fenced_total",
+        "Object commits that found partitions owned elsewhere (their ranges dropped)");
+    node_metrics.commit_errors = stratus_metrics_counter("stratus_cluster_commit_errors_total",
+                                               "Object commits that failed (retried)");
+    node_metrics.commit_s = stratus_metrics_histogram("stratus_cluster_commit_seconds",
+                                            "Latency of one object commit to etcd");
+    node_metrics.claims = stratus_metrics_counter("stratus_cluster_claims_total",
+                                        "Partitions claimed (opened at a new epoch) here");
+    node_metrics.claim_s = stratus_metrics_histogram(
+        "stratus_cluster_claim_seconds", "From the assignment seen to the partition served");
+    node_metrics.handovers = stratus_metrics_counter("stratus_cluster_handovers_total",
+                                           "Partitions handed over to another broker");
+    node_metrics.handover_s = stratus_metrics_histogram(
+        "stratus_cluster_handover_seconds", "From the move seen to the partition released");
+    node_metrics.fences = stratus_metrics_counter("stratus_cluster_fences_total",
+                                        "Partitions lost without a hand-over (fenced)");
+    node_metrics.lease_losses = stratus_metrics_counter("stratus_cluster_lease_losses_total",
+                                              "Times this broker lost its etcd lease");
+    node_metrics.recovered = stratus_metrics_counter(
+        "stratus_cluster_recovered_records_total",
+        "WAL records of dead owners replayed into partitions claimed here");
+}
+
 struct stratus_cluster {
     struct stratus_node_conf conf;
     char *rack;
@@ -67,7 +103,7 @@ struct stratus_cluster {
     size_t nheld, heldcap;
     uint64_t coord_sig;          /* [agent] signature of the coordinator partitions held */
     pthread_t thread;
-    int started;
+    int started, stopped;
 };
 
 /* ---- held set ---- */
@@ -183,7 +219,11 @@ static int op_commit(void *arg, const struct stratus_index_object *obj,
         rc = stratus_errf(eb, STRATUS_EEXIST, "no partition of the object is owned here");
         goto out;
     }
+    int64_t t0 = stratus_mono_us();
     rc = stratus_meta_commit_object(c->meta, obj, items, m, mlost, &committed, eb);
+    stratus_metric_observe_us(node_metrics.commit_s, stratus_mono_us() - t0);
+    stratus_metric_add(rc == 0 ? node_metrics.commits : rc == STRATUS_EEXIST ? node_metrics.commit_lost
+                                                                    : node_metrics.commit_errors, 1);
     if (rc == 0 || rc == STRATUS_EEXIST) {
         for (size_t j = 0; j < m; j++)
             if (mlost[j]) {
@@ -205,11 +245,37 @@ out:
     return rc;
 }
 
+/* Retention / DeleteRecords: the fenced metastore trim, on a copy of the held claim. */
+static int op_trim(void *arg, struct stratus_partition *p, int64_t new_log_start,
+                   const struct stratus_index_range *dropped, size_t n, struct stratus_errbuf *eb)
+{
+    struct stratus_cluster *c = arg;
+    struct stratus_meta_claim cl;
+    long at;
+    int rc;
+
+    pthread_mutex_lock(&c->mu);
+    at = held_find(c, stratus_partition_stream_id(p));
+    if (at >= 0) {
+        cl = c->held[at].claim;
+        cl.value = xmalloc(cl.value_len + 1);
+        memcpy(cl.value, c->held[at].claim.value, cl.value_len);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (at < 0)
+        return stratus_errf(eb, STRATUS_EEXIST, "topic %s partition %d is not held here",
+                            stratus_partition_topic(p), stratus_partition_index(p));
+    rc = stratus_meta_trim(c->meta, &cl, new_log_start, dropped, n, eb);
+    stratus_meta_claim_free(&cl);
+    return rc;
+}
+
 static void op_lost(void *arg, struct stratus_partition *p)
 {
     struct stratus_cluster *c = arg;
     uint64_t sid = stratus_partition_stream_id(p);
 
+    stratus_metric_add(node_metrics.fences, 1);
     LOG_WARN("cluster", "fenced: topic=%s partition=%d is owned elsewhere now",
              stratus_partition_topic(p), stratus_partition_index(p));
     pthread_mutex_lock(&c->mu);
@@ -290,6 +356,7 @@ static int g_store(void *arg, const char *group, const uint8_t *val, size_t len,
 static void on_lease_lost(void *arg)
 {
     struct stratus_cluster *c = arg;
+    stratus_metric_add(node_metrics.lease_losses, 1);
     LOG_ERROR("cluster", "node %d lost its etcd lease: fencing every partition and rejoining",
               c->self);
     pthread_mutex_lock(&c->mu);
@@ -486,6 +553,7 @@ static void do_claim(struct stratus_cluster *c, const struct stratus_meta_assign
                 if (rc)
                     goto fail_held;
             }
+            stratus_metric_add(node_metrics.recovered, (int64_t)r.applied);
             LOG_INFO("cluster", "recovered topic=%s partition=%d: %zu WAL records of node %d",
                      a->topic, a->partition, r.applied, prev.owner);
         }
@@ -498,6 +566,8 @@ static void do_claim(struct stratus_cluster *c, const struct stratus_meta_assign
             c->held[at].state = HELD_SERVING;
     }
     pthread_mutex_unlock(&c->mu);
+    stratus_metric_add(node_metrics.claims, 1);
+    stratus_metric_observe_us(node_metrics.claim_s, (stratus_mono_ms() - t0) * 1000);
     LOG_INFO("cluster", "serving topic=%s partition=%d epoch=%d (%lld ms)", a->topic,
              a->partition, stratus_partition_leader_epoch(p),
              (long long)(stratus_mono_ms() - t0));
@@ -559,6 +629,8 @@ static void do_resign(struct stratus_cluster *c, const struct stratus_meta_assig
                      eb.msg);
         free(cl.value);
     }
+    stratus_metric_add(node_metrics.handovers, 1);
+    stratus_metric_observe_us(node_metrics.handover_s, (stratus_mono_ms() - t0) * 1000);
     LOG_INFO("cluster", "handed topic=%s partition=%d to node %d at offset %lld (%lld ms)",
              a->topic, a->partition, a->target, (long long)end,
              (long long)(stratus_mono_ms() - t0));
@@ -598,6 +670,7 @@ static void fence_stream(struct stratus_cluster *c, const char *topic, int32_t p
                          uint64_t stream)
 {
     struct stratus_partition *p = stratus_stream_partition(c->s, topic, partition);
+    stratus_metric_add(node_metrics.fences, 1);
     if (p) {
         stratus_partition_fence(p);
         stratus_partition_release(p);
@@ -770,6 +843,7 @@ int stratus_node_open(const struct stratus_node_conf *conf, struct stratus_stora
     struct stratus_cluster *c = xcalloc(1, sizeof *c);
     int rc;
 
+    metrics_init();
     c->conf = *conf;
     c->st = st;
     c->self = conf->meta.node_id;
@@ -800,7 +874,8 @@ int stratus_node_open(const struct stratus_node_conf *conf, struct stratus_stora
              stratus_meta_incarnation(c->meta));
     c->ops = (struct stratus_stream_cluster_ops){.arg = c, .alloc_ids = op_alloc_ids,
                                                  .prepare_object = op_prepare,
-                                                 .commit_object = op_commit, .lost = op_lost};
+                                                 .commit_object = op_commit, .lost = op_lost,
+                                                 .trim = op_trim};
     c->gops = (struct stratus_group_cluster_ops){.arg = c, .coordinates = g_coordinates,
                                                  .load = g_load, .store = g_store};
     LOG_INFO("cluster", "node %d registered (incarnation %016" PRIx64 ", etcd %s)", c->self,
@@ -852,6 +927,30 @@ const char *stratus_node_wal_prefix(struct stratus_cluster *c)
     return c->wal_prefix;
 }
 
+/* Scrape-time gauges: partitions served here, controller, live brokers. */
+static void collect(void *arg, struct stratus_metrics_sink *sink)
+{
+    struct stratus_cluster *c = arg;
+    struct stratus_meta_broker *b = NULL;
+    size_t nb = 0, nheld;
+
+    pthread_mutex_lock(&c->mu);
+    nheld = c->nheld;
+    pthread_mutex_unlock(&c->mu);
+    if (stratus_meta_brokers(c->meta, &b, &nb) != 0)
+        nb = 0;
+    free(b);
+    stratus_metrics_emit(sink, STRATUS_METRIC_GAUGE, "stratus_cluster_partitions_owned",
+                         "stratus_cluster_partitions_owned",
+                         "Partitions this broker has claimed", (double)nheld);
+    stratus_metrics_emit(sink, STRATUS_METRIC_GAUGE, "stratus_cluster_is_controller",
+                         "stratus_cluster_is_controller", "1 while this broker is the controller",
+                         c->ctl && stratus_controller_is_leader(c->ctl) ? 1 : 0);
+    stratus_metrics_emit(sink, STRATUS_METRIC_GAUGE, "stratus_cluster_live_brokers",
+                         "stratus_cluster_live_brokers", "Brokers registered in etcd",
+                         (double)nb);
+}
+
 /* A local WAL replayed at start fills the caches of every partition it held; the ones this
  * broker is not going to claim (assigned elsewhere meanwhile) are dropped, so that their data
  * does not hold WAL trims back forever. Their new owners have what was committed. */
@@ -895,6 +994,7 @@ int stratus_node_attach(struct stratus_cluster *c, struct stratus_stream *s,
     if (pthread_create(&c->thread, NULL, agent_main, c) != 0)
         return stratus_errf(eb, STRATUS_ENOMEM, "cannot start the cluster agent thread");
     c->started = 1;
+    stratus_metrics_add_collector(collect, c);
     wake(c);
     return 0;
 }
@@ -908,12 +1008,13 @@ void stratus_node_drain(struct stratus_cluster *c, int64_t timeout_ms)
         LOG_WARN("cluster", "drain before stop: %s", eb.msg);
 }
 
-void stratus_node_close(struct stratus_cluster *c)
+void stratus_node_stop(struct stratus_cluster *c)
 {
-    struct stratus_errbuf eb = {{0}};
-
-    if (!c)
+    if (!c || c->stopped)
         return;
+    c->stopped = 1;
+    if (c->started)
+        stratus_metrics_remove_collector(collect, c);
     pthread_mutex_lock(&c->mu);
     c->stop = 1;
     pthread_cond_signal(&c->cond);
@@ -922,6 +1023,16 @@ void stratus_node_close(struct stratus_cluster *c)
         pthread_join(c->thread, NULL);
     if (c->ctl)
         stratus_controller_stop(c->ctl);
+    c->ctl = NULL;
+}
+
+void stratus_node_close(struct stratus_cluster *c)
+{
+    struct stratus_errbuf eb = {{0}};
+
+    if (!c)
+        return;
+    stratus_node_stop(c);
     if (stratus_meta_unregister(c->meta, &eb) != 0)
         LOG_WARN("cluster", "unregister: %s", eb.msg);
     stratus_meta_close(c->meta);
@@ -1320,12 +1431,16 @@ int stratus_cluster_drain(struct stratus_cluster *c, int undo, int64_t timeout_m
         pthread_mutex_unlock(&c->mu);
         if (nheld == 0)
             return 0;
-        /* nobody to move to: a lone broker stops with its data in the WAL */
-        if (stratus_cluster_brokers(c, &b, &nb) == 0 && nb <= 1) {
+        /* nobody to move to (alone, or every other broker drains too, as when a whole cluster
+         * stops): stop with the data in the WAL rather than wait for the timeout */
+        if (stratus_cluster_brokers(c, &b, &nb) == 0) {
+            size_t takers = 0;
+            for (size_t i = 0; i < nb; i++)
+                takers += b[i].id != c->self && !stratus_meta_draining(c->meta, b[i].id);
             free(b);
-            return stratus_errf(eb, STRATUS_EAGAIN, "no other live broker to drain to");
+            if (takers == 0)
+                return stratus_errf(eb, STRATUS_EAGAIN, "no other live broker to drain to");
         }
-        free(b);
         if (stratus_mono_ms() > until)
             return stratus_errf(eb, STRATUS_EAGAIN, "%zu partitions still here after %lld ms",
                                 nheld, (long long)timeout_ms);

@@ -10,7 +10,7 @@
  * engine (with stratus_node_stream_ops and the WAL's ack deadline) -> group coordinator ->
  * stratus_node_attach (watch, catalog, claims, controller) -> network. Stop:
  * stratus_node_drain (SIGTERM: move partitions away first) -> network stops ->
- * stratus_node_close (before the engine closes).
+ * stratus_node_stop -> group coordinator and engine close -> stratus_node_close.
  * SPDX-License-Identifier: Apache-2.0
  */
 #ifndef STRATUS_CLUSTER_NODE_H
@@ -52,8 +52,13 @@ int stratus_node_attach(struct stratus_cluster *c, struct stratus_stream *s,
 /* Planned stop: asks for every partition to move away and waits up to timeout_ms. */
 void stratus_node_drain(struct stratus_cluster *c, int64_t timeout_ms);
 
-/* Stops the agent and the controller, resigns nothing, unregisters (the lease is revoked, so
- * what is still owned here fails over at once) and frees it. */
+/* Stops the agent thread and the controller (the hooks keep working: the group coordinator
+ * and the engine may still call them while they close). */
+void stratus_node_stop(struct stratus_cluster *c);
+
+/* After the engine and the group coordinator closed: stops what stop did not, resigns nothing,
+ * unregisters (the lease is revoked, so what is still owned here fails over at once) and
+ * frees it. */
 void stratus_node_close(struct stratus_cluster *c);
 
 #endif

@@ -2365,9 +2365,9 @@ void stratus_group_close(struct stratus_group_coord *c)
 /* ---- cluster mode: switching and coordination changes ----------------------------------- */
 
 struct sync_task {
-    void (*fn)(struct stratus_group_coord *c, const void *arg);
+    void (*fn)(struct stratus_group_coord *c, void *arg);
     struct stratus_group_coord *c;
-    const void *arg;
+    void *arg;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int done;
@@ -2383,10 +2383,11 @@ static void sync_task_run(void *arg)
     pthread_mutex_unlock(&t->lock);
 }
 
-/* Runs fn(c, arg) on the coordinator thread and waits for it. */
+/* Runs fn(c, arg) on the coordinator thread and waits for it (not run when the loop refuses
+ * the task, i.e. it is stopping). Used by set_cluster and get_stats. */
 static void run_on_thread(struct stratus_group_coord *c,
-                          void (*fn)(struct stratus_group_coord *, const void *),
-                          const void *arg)
+                          void (*fn)(struct stratus_group_coord *, void *),
+                          void *arg)
 {
     struct sync_task t = {.fn = fn, .c = c, .arg = arg};
     pthread_mutex_init(&t.lock, NULL);
@@ -2401,7 +2402,7 @@ static void run_on_thread(struct stratus_group_coord *c,
     pthread_cond_destroy(&t.cond);
 }
 
-static void set_cluster_task(struct stratus_group_coord *c, const void *arg)
+static void set_cluster_task(struct stratus_group_coord *c, void *arg)
 {
     const struct stratus_group_cluster_ops *ops = arg;
     size_t n = c->ngroups;
@@ -2430,7 +2431,8 @@ static void set_cluster_task(struct stratus_group_coord *c, const void *arg)
 void stratus_group_set_cluster(struct stratus_group_coord *c,
                                const struct stratus_group_cluster_ops *ops)
 {
-    run_on_thread(c, set_cluster_task, ops);
+    struct stratus_group_cluster_ops copy = *ops;
+    run_on_thread(c, set_cluster_task, &copy);
 }
 
 static void coordination_changed_task(void *arg)
@@ -2523,18 +2525,9 @@ int32_t stratus_group_partition_for(const char *group, int32_t npartitions)
     return (int32_t)(a % (uint32_t)npartitions);
 }
 
-struct stats_req {
-    struct stratus_group_coord *c;
-    struct stratus_group_stats *out;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done;
-};
-
-static void stats_task(void *arg)
+static void stats_task(struct stratus_group_coord *c, void *arg)
 {
-    struct stats_req *r = arg;
-    struct stratus_group_coord *c = r->c;
+    struct stratus_group_stats *out = arg;
     struct stratus_group_stats s = c->stats;
     s.groups = c->ngroups;
     s.members = 0;
@@ -2544,25 +2537,11 @@ static void stats_task(void *arg)
             s.members += (uint64_t)g->nmembers;
             s.offsets += g->offs.n;
         }
-    pthread_mutex_lock(&r->lock);
-    *r->out = s;
-    r->done = 1;
-    pthread_cond_signal(&r->cond);
-    pthread_mutex_unlock(&r->lock);
+    *out = s;
 }
 
 void stratus_group_get_stats(struct stratus_group_coord *c, struct stratus_group_stats *out)
 {
-    struct stats_req r = {.c = c, .out = out};
     memset(out, 0, sizeof *out);
-    pthread_mutex_init(&r.lock, NULL);
-    pthread_cond_init(&r.cond, NULL);
-    if (stratus_loop_post(c->loop, stats_task, &r) == 0) {
-        pthread_mutex_lock(&r.lock);
-        while (!r.done)
-            pthread_cond_wait(&r.cond, &r.lock);
-        pthread_mutex_unlock(&r.lock);
-    }
-    pthread_mutex_destroy(&r.lock);
-    pthread_cond_destroy(&r.cond);
+    run_on_thread(c, stats_task, out);
 }

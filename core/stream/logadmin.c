@@ -6,8 +6,9 @@
  * retention.c drops the ranges wholly below the new start and persists it ('S') in one synced
  * index batch. Reads below the log start answer OFFSET_OUT_OF_RANGE from then on; after a
  * restart the persisted log start holds. Only the partition's owner answers it
- * (NOT_LEADER_OR_FOLLOWER otherwise); in cluster mode the log start moves locally only
- * (see retention.c).
+ * (NOT_LEADER_OR_FOLLOWER otherwise). In cluster mode the new log start and the dropped ranges
+ * are first written to the metastore, fenced on ownership (the trim hook, see retention.c): a
+ * partition found owned elsewhere is fenced and answers NOT_LEADER_OR_FOLLOWER.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <string.h>
@@ -53,6 +54,10 @@ int16_t stratus_partition_delete_records(struct stratus_partition *p, int64_t of
     rc = stratus_stream_flush(p->s, &eb);
     if (rc == 0)
         rc = stratus_retention_set_log_start(p->s, p, offset, &eb);
+    if (rc == STRATUS_EEXIST) {
+        snprintf(msg, msgcap, "%s", eb.msg);
+        return KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
+    }
     if (rc) {
         LOG_WARN("stream", "delete records topic=%s partition=%d offset=%lld: %s", p->topic,
                  p->index, (long long)offset, eb.msg);

@@ -10,11 +10,15 @@
  * the two leaks nothing (the next pass finishes it). Streams of deleted topics ('D') lose every
  * range and time index entry, then their 'D' and 'S' records. Index commits hold s->meta_lock (shared with the
  * uploader and topic deletion). Only this thread (or stratus_stream_run_retention) runs it.
- * Cluster mode: only partitions served here (OWNER) are retained, and retention, DeleteRecords
- * and deleted streams only move the log start and drop LOCAL index entries: objects are never
- * deleted here (other brokers' ranges share them; they are collected elsewhere), so object
- * live counts are not kept either. The new log start is not written to the metastore by the
- * engine (there is no hook for it yet): a later owner claims with the metastore's.
+ * Cluster mode: only partitions served here (OWNER) are retained. Retention and DeleteRecords
+ * first call the `trim` hook (docs/cluster-design.md, "Retention and object GC"): one fenced
+ * metastore write moves the committed log start and turns the dropped ranges into dead ranges;
+ * only when it succeeded is the local index changed as above. When the hook finds the
+ * partition owned elsewhere (STRATUS_EEXIST) nothing changes here and the partition is fenced
+ * (stratus_partition_fence, ops->lost), as the uploader does. Objects are never deleted here
+ * (other brokers' ranges share them; the controller collects them once every range of an
+ * object is dead), so object live counts are not kept either. Deleted streams drop their
+ * LOCAL index entries only (topic deletion collects the metastore side).
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdlib.h>
@@ -212,6 +216,27 @@ static int time_index_delete_all(struct stratus_stream *s, struct stratus_index_
     return rc;
 }
 
+/* Cluster mode: the trim hook for p (see the top). STRATUS_EEXIST: p was fenced here. */
+static int cluster_trim(struct stratus_stream *s, struct stratus_partition *p, int64_t new_start,
+                        const struct stratus_index_range *dropped, size_t n,
+                        struct stratus_errbuf *eb)
+{
+    const struct stratus_stream_cluster_ops *ops = s->conf.cluster;
+    int rc;
+
+    if (!ops || !ops->trim)
+        return 0;
+    rc = ops->trim(ops->arg, p, new_start, dropped, n, eb);
+    if (rc == STRATUS_EEXIST) {
+        LOG_WARN("stream", "trim topic=%s partition=%d log_start=%lld: owned elsewhere; fenced",
+                 p->topic, p->index, (long long)new_start);
+        stratus_partition_fence(p);
+        if (ops->lost)
+            ops->lost(ops->arg, p);
+    }
+    return rc;
+}
+
 static int retain_partition(struct stratus_stream *s, struct stratus_partition *p, int64_t now,
                             struct stratus_errbuf *eb)
 {
@@ -266,6 +291,15 @@ static int retain_partition(struct stratus_stream *s, struct stratus_partition *
     if (drop == 0)
         goto out;
     new_start = rs[drop - 1].last_offset + 1;
+    if (STRATUS_CLUSTER(s)) {
+        rc = cluster_trim(s, p, new_start, rs, drop, eb);
+        if (rc == STRATUS_EEXIST)
+            rc = 0; /* fenced: not a retention failure */
+        if (rc)
+            goto out;
+        if (atomic_load(&p->role) != STRATUS_ROLE_OWNER)
+            goto out; /* fenced meanwhile */
+    }
     ib = stratus_index_batch_new();
     for (size_t i = 0; i < drop; i++) {
         klen = stratus_index_key_range(key, p->stream_id, rs[i].last_offset);
@@ -428,15 +462,20 @@ void *stratus_retention_main(void *arg)
     return NULL;
 }
 
-/* DeleteRecords (logadmin.c): the ranges wholly below new_start go, the log start moves. */
+/* DeleteRecords (logadmin.c): the ranges wholly below new_start go, the log start moves. In
+ * cluster mode the trim hook runs between collecting them and writing the index, without
+ * meta_lock (it is an etcd round trip); no range below new_start can land meanwhile, as the
+ * caller flushed everything up to it and ret_run keeps retention out. STRATUS_EEXIST: p was
+ * owned elsewhere and is fenced now. */
 int stratus_retention_set_log_start(struct stratus_stream *s, struct stratus_partition *p,
                                     int64_t new_start, struct stratus_errbuf *eb)
 {
     struct stratus_index_iter *it;
     struct stratus_index_batch *ib = stratus_index_batch_new();
     struct dropset ds = {0};
+    struct stratus_index_range *rs = NULL;
     uint8_t key[STRATUS_IDX_KEY_MAX];
-    size_t klen, dropped = 0;
+    size_t klen, dropped = 0, cap = 0;
     int rc;
 
     pthread_mutex_lock(&s->ret_run);
@@ -454,10 +493,22 @@ int stratus_retention_set_log_start(struct stratus_stream *s, struct stratus_par
             break;
         stratus_index_batch_delete(ib, k, kl);
         dropset_add(&ds, r.object_id);
-        dropped++;
+        if (dropped == cap) {
+            cap = cap ? cap * 2 : 64;
+            rs = xrealloc(rs, cap * sizeof *rs);
+        }
+        rs[dropped++] = r;
     }
     rc = stratus_index_iter_status(it, eb);
     stratus_index_iter_free(it);
+    if (rc == 0 && STRATUS_CLUSTER(s)) {
+        pthread_mutex_unlock(&s->meta_lock);
+        rc = cluster_trim(s, p, new_start, rs, dropped, eb);
+        pthread_mutex_lock(&s->meta_lock);
+        if (rc == 0 && atomic_load(&p->role) != STRATUS_ROLE_OWNER)
+            rc = stratus_errf(eb, STRATUS_EEXIST, "topic %s partition %d is not served here",
+                              p->topic, p->index);
+    }
     if (rc == 0)
         rc = time_index_drop(s, ib, p->stream_id, new_start, eb);
     if (rc == 0) {
@@ -485,5 +536,6 @@ int stratus_retention_set_log_start(struct stratus_stream *s, struct stratus_par
     pthread_mutex_unlock(&s->ret_run);
     stratus_index_batch_free(ib);
     free(ds.v);
+    free(rs);
     return rc;
 }

@@ -75,6 +75,14 @@ struct stratus_stream_cluster_ops {
                          struct stratus_errbuf *eb);
     /* Called when a partition is lost (fenced) by the engine itself (failed commit). */
     void (*lost)(void *arg, struct stratus_partition *p);
+    /* Retention and DeleteRecords: moves p's committed log start to new_log_start and drops
+     * its committed ranges dropped[0..n) (every range wholly below it; n may be 0), fenced on
+     * p's ownership, BEFORE the engine changes its local index. 0 when done; STRATUS_EEXIST
+     * when p is owned elsewhere (the engine then changes nothing, fences p and calls lost);
+     * another error: nothing changed here, try again later. NULL: the log start moves only
+     * locally. */
+    int (*trim)(void *arg, struct stratus_partition *p, int64_t new_log_start,
+                const struct stratus_index_range *dropped, size_t n, struct stratus_errbuf *eb);
 };
 
 /* @locality startup. Opens the index, loads the topic catalog, replays the WAL into the log
@@ -254,6 +262,22 @@ struct stratus_fetch_result {
  * when the offset is no longer in the log cache: then use stratus_partition_read_cold(). */
 int stratus_partition_read(struct stratus_partition *p, int64_t offset, size_t max_bytes,
                            int min_one, struct stratus_fetch_result *res);
+
+/* One log-cache batch lent to a reader by stratus_partition_read_lent: data stays valid and
+ * unchanged until stratus_lent_release(), even once the batch is evicted. */
+struct stratus_lent {
+    const uint8_t *data;
+    size_t len;
+};
+
+/* @locality any, non-blocking. stratus_partition_read without the copy: the batches read are
+ * lent instead (*segs: a malloc'd array of *nsegs, NULL when none; res->data stays NULL and
+ * res->len is their total). The caller releases them with stratus_lent_release(), which frees
+ * the array. Same return values and errors as stratus_partition_read. */
+int stratus_partition_read_lent(struct stratus_partition *p, int64_t offset, size_t max_bytes,
+                                int min_one, struct stratus_fetch_result *res,
+                                struct stratus_lent **segs, int *nsegs);
+void stratus_lent_release(struct stratus_lent *segs, int nsegs);
 
 /* @locality any. The same read from objects (offset index, cache plugin, ranged GETs), run on
  * the I/O pool. done gets the result (it owns res->data) on an I/O thread. */

@@ -631,10 +631,12 @@ static void random_uuid(uint8_t id[16])
 
 /* ---- stream.h: catalog writers ---- */
 
-/* Cluster mode: the catalog comes from the metastore only. */
+/* The start of every catalog writer below: clears msg, then refuses in cluster mode (the
+ * catalog comes from the metastore only). */
 static int16_t refuse_in_cluster(struct stratus_stream *s, const char *what, char *msg,
                                  size_t msgcap)
 {
+    msg[0] = 0;
     if (!STRATUS_CLUSTER(s))
         return KAFKA_ERR_NONE;
     snprintf(msg, msgcap, "%s: in cluster mode topics are changed through the metastore, not "
@@ -657,7 +659,6 @@ int16_t stratus_stream_create_topic(struct stratus_stream *s, const char *name,
     int16_t e;
     int rc;
 
-    msg[0] = 0;
     e = refuse_in_cluster(s, "CreateTopics", msg, msgcap);
     if (e != KAFKA_ERR_NONE)
         return e;
@@ -727,6 +728,23 @@ out:
     return e;
 }
 
+/* The topic called name, for a change by the caller (who holds cat_write, so it stays in the
+ * catalog); NULL with "does not exist" in msg when there is none. */
+static struct stratus_topic *topic_for_change(struct stratus_stream *s, const char *name,
+                                              char *msg, size_t msgcap)
+{
+    struct stratus_topic *t;
+    long at;
+
+    pthread_rwlock_rdlock(&s->cat_lock);
+    at = topic_search(s, name);
+    t = at >= 0 ? s->topics[at] : NULL;
+    pthread_rwlock_unlock(&s->cat_lock);
+    if (!t)
+        snprintf(msg, msgcap, "Topic '%.200s' does not exist", name);
+    return t;
+}
+
 /* Removes topic name: its 'T' record goes and its streams get 'D' records (one synced batch),
  * then it leaves the catalog and its partitions are marked deleted. Caller holds cat_write. */
 static int16_t topic_remove(struct stratus_stream *s, const char *name, char *msg,
@@ -740,12 +758,8 @@ static int16_t topic_remove(struct stratus_stream *s, const char *name, char *ms
     int16_t e = KAFKA_ERR_NONE;
     long at;
 
-    pthread_rwlock_rdlock(&s->cat_lock);
-    at = topic_search(s, name);
-    t = at >= 0 ? s->topics[at] : NULL;
-    pthread_rwlock_unlock(&s->cat_lock);
+    t = topic_for_change(s, name, msg, msgcap);
     if (!t) {
-        snprintf(msg, msgcap, "Topic '%.200s' does not exist", name);
         e = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         goto out;
     }
@@ -784,7 +798,6 @@ int16_t stratus_stream_delete_topic(struct stratus_stream *s, const char *name, 
 {
     int16_t e;
 
-    msg[0] = 0;
     e = refuse_in_cluster(s, "DeleteTopics", msg, msgcap);
     if (e != KAFKA_ERR_NONE)
         return e;
@@ -804,19 +817,13 @@ int16_t stratus_stream_create_partitions(struct stratus_stream *s, const char *n
     uint64_t first_sid = 0;
     int32_t old;
     int16_t e = KAFKA_ERR_NONE;
-    long at;
 
-    msg[0] = 0;
     e = refuse_in_cluster(s, "CreatePartitions", msg, msgcap);
     if (e != KAFKA_ERR_NONE)
         return e;
     pthread_mutex_lock(&s->cat_write);
-    pthread_rwlock_rdlock(&s->cat_lock);
-    at = topic_search(s, name);
-    t = at >= 0 ? s->topics[at] : NULL;
-    pthread_rwlock_unlock(&s->cat_lock);
+    t = topic_for_change(s, name, msg, msgcap);
     if (!t) {
-        snprintf(msg, msgcap, "Topic '%.200s' does not exist", name);
         e = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         goto out;
     }
@@ -906,19 +913,13 @@ int16_t stratus_stream_alter_topic_configs(struct stratus_stream *s, const char 
     struct stratus_errbuf eb = {{0}};
     size_t ncfg = 0, old_n;
     int16_t e;
-    long at;
 
-    msg[0] = 0;
     e = refuse_in_cluster(s, "AlterConfigs", msg, msgcap);
     if (e != KAFKA_ERR_NONE)
         return e;
     pthread_mutex_lock(&s->cat_write);
-    pthread_rwlock_rdlock(&s->cat_lock);
-    at = topic_search(s, name);
-    t = at >= 0 ? s->topics[at] : NULL;
-    pthread_rwlock_unlock(&s->cat_lock);
+    t = topic_for_change(s, name, msg, msgcap);
     if (!t) {
-        snprintf(msg, msgcap, "Topic '%.200s' does not exist", name);
         e = KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION;
         goto out;
     }

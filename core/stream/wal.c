@@ -88,12 +88,6 @@
 enum { WAL_T_DATA = 1, WAL_T_PAD = 2, WAL_T_WRAP = 3, WAL_T_GEN = 4 };
 enum { WAL_B_OPEN, WAL_B_SEALED, WAL_B_INFLIGHT, WAL_B_DONE };
 
-struct wal_comp {
-    stratus_wal_done_fn *done;
-    void *arg;
-    uint64_t lsn;
-};
-
 /* One aligned write. Owned by the wal's queue; fields guarded by mu except buf contents. */
 struct wal_batch {
     struct wal_batch *next;
@@ -108,7 +102,7 @@ struct wal_batch {
     int err;
     uint64_t bytes;    /* pending bytes accounted to this batch */
     int64_t opened_us;
-    struct wal_comp *comps;
+    struct stratus_wal_comp *comps;
     size_t ncomp, capcomp;
 };
 
@@ -1132,19 +1126,59 @@ int stratus_wal_start(struct stratus_wal *wal, struct stratus_errbuf *eb)
     return 0;
 }
 
+/* The append helpers the object WAL (walobj.c) shares; wal.h says what each does. */
+
+int stratus_wal_append_len(const struct iovec *iov, int iovcnt, stratus_wal_done_fn *done,
+                           uint64_t *len)
+{
+    if (iovcnt < 0 || (iovcnt > 0 && !iov) || !done)
+        return STRATUS_EINVAL;
+    *len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        *len += iov[i].iov_len;
+    return *len == 0 ? STRATUS_EINVAL : 0;
+}
+
+int stratus_wal_comps_reserve(struct stratus_wal_comp **comps, size_t n, size_t *cap)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    struct stratus_wal_comp *nc = realloc(*comps, ncap * sizeof *nc);
+    if (!nc)
+        return STRATUS_ENOMEM;
+    *comps = nc;
+    *cap = ncap;
+    return 0;
+}
+
+uint32_t stratus_wal_copy_crc(unsigned char *dst, uint32_t crc, const struct iovec *iov,
+                              const int64_t *crcs, int iovcnt)
+{
+    for (int i = 0; i < iovcnt; i++) {
+        if (!iov[i].iov_len)
+            continue;
+        memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+        /* a piece whose CRC the caller knows is joined in without reading it again; the result
+         * is the CRC of the bytes, exactly as if computed over the copy */
+        if (crcs && crcs[i] >= 0)
+            crc = stratus_crc32c_combine(crc, (uint32_t)crcs[i], iov[i].iov_len);
+        else
+            crc = stratus_crc32c(crc, dst, iov[i].iov_len);
+        dst += iov[i].iov_len;
+    }
+    return crc;
+}
+
 static int wal_append(struct stratus_wal *wal, const struct iovec *iov, const int64_t *crcs,
                       int iovcnt, stratus_wal_done_fn *done, void *arg, uint64_t *lsn_out)
 {
-    uint64_t len = 0;
+    uint64_t len;
     struct wal_batch *b;
-    int rc = 0;
+    int rc = stratus_wal_append_len(iov, iovcnt, done, &len);
 
-    if (iovcnt < 0 || (iovcnt > 0 && !iov) || !done)
-        return STRATUS_EINVAL;
-    for (int i = 0; i < iovcnt; i++)
-        len += iov[i].iov_len;
-    if (len == 0)
-        return STRATUS_EINVAL;
+    if (rc != 0)
+        return rc;
     uint64_t total = wal_rec_total(len);
 
     pthread_mutex_lock(&wal->mu);
@@ -1189,23 +1223,16 @@ static int wal_append(struct stratus_wal *wal, const struct iovec *iov, const in
             goto out;
         }
     }
-    if (b->ncomp == b->capcomp) {
-        size_t ncap = b->capcomp ? b->capcomp * 2 : 16;
-        struct wal_comp *nc = realloc(b->comps, ncap * sizeof *nc);
-        if (!nc) {
-            rc = STRATUS_ENOMEM;
-            goto out;
-        }
-        b->comps = nc;
-        b->capcomp = ncap;
-    }
+    rc = stratus_wal_comps_reserve(&b->comps, b->ncomp, &b->capcomp);
+    if (rc != 0)
+        goto out;
     int was_empty = b->used == 0;
     uint32_t at = b->used;
     uint64_t lsn = b->start + at;
     b->used += (uint32_t)total;
     b->copiers++;
     b->bytes += total;
-    b->comps[b->ncomp++] = (struct wal_comp){done, arg, lsn};
+    b->comps[b->ncomp++] = (struct stratus_wal_comp){done, arg, lsn};
     wal->pending_bytes += total;
     wal->st.appends++;
     wal->st.append_bytes += len;
@@ -1218,27 +1245,8 @@ static int wal_append(struct stratus_wal *wal, const struct iovec *iov, const in
     /* copy and checksum outside the lock: the writer waits for copiers before issuing */
     unsigned char *h = b->buf + at, *p = h + WAL_HDR;
     wal_hdr_fill(h, lsn, (uint32_t)len, WAL_T_DATA, gen);
-    for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len)
-            memcpy(p, iov[i].iov_base, iov[i].iov_len);
-        p += iov[i].iov_len;
-    }
-    memset(p, 0, (size_t)(total - WAL_HDR - len));
-    uint32_t crc = stratus_crc32c(0, h, WAL_HDR);
-    if (!crcs) {
-        crc = stratus_crc32c(crc, h + WAL_HDR, (size_t)len);
-    } else {
-        /* segments whose CRC the caller knows are joined in without reading them again; the
-         * result is the CRC of the bytes, exactly as if computed over the copy */
-        const unsigned char *q = h + WAL_HDR;
-        for (int i = 0; i < iovcnt; i++) {
-            if (crcs[i] >= 0)
-                crc = stratus_crc32c_combine(crc, (uint32_t)crcs[i], iov[i].iov_len);
-            else
-                crc = stratus_crc32c(crc, q, iov[i].iov_len);
-            q += iov[i].iov_len;
-        }
-    }
+    uint32_t crc = stratus_wal_copy_crc(p, stratus_crc32c(0, h, WAL_HDR), iov, crcs, iovcnt);
+    memset(p + len, 0, (size_t)(total - WAL_HDR - len));
     put_le32(h + 4, crc);
     if (lsn_out)
         *lsn_out = lsn;

@@ -143,4 +143,27 @@ int stratus_walobj_trim(struct stratus_walobj *w, uint64_t upto_lsn, struct stra
 void stratus_walobj_get_stats(struct stratus_walobj *w, struct stratus_wal_stats *out);
 void stratus_walobj_close(struct stratus_walobj *w);
 
+/* ---- internal: what the file WAL (wal.c) and the object WAL share, defined in wal.c ------- */
+
+/* One append's completion, queued with its batch until the batch is written. */
+struct stratus_wal_comp {
+    stratus_wal_done_fn *done;
+    void *arg;
+    uint64_t lsn;
+};
+
+/* Checks an append's arguments (iovcnt pieces, at least one byte, a done function): 0 with
+ * *len the record's size, or STRATUS_EINVAL. */
+int stratus_wal_append_len(const struct iovec *iov, int iovcnt, stratus_wal_done_fn *done,
+                           uint64_t *len);
+
+/* Room for one more completion in *comps (n used, *cap allocated; grown by doubling from 16):
+ * 0, or STRATUS_ENOMEM with *comps unchanged. */
+int stratus_wal_comps_reserve(struct stratus_wal_comp **comps, size_t n, size_t *cap);
+
+/* Copies the iovcnt pieces back to back to dst and returns crc (CRC-32C) continued over them,
+ * joining in crcs[i] >= 0 (crcs may be NULL) as piece i's CRC without reading it again. */
+uint32_t stratus_wal_copy_crc(unsigned char *dst, uint32_t crc, const struct iovec *iov,
+                              const int64_t *crcs, int iovcnt);
+
 #endif

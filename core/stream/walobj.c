@@ -70,12 +70,6 @@
 #define WOBJ_DEL_CHUNK 256
 #define WOBJ_DEFAULT_PREFIX "wal/local/"
 
-struct wobj_comp {
-    stratus_wal_done_fn *done;
-    void *arg;
-    uint64_t lsn;
-};
-
 /* One object being filled or written. Fields guarded by mu, except the bytes of buf (each
  * appender writes its own reserved range; the writer reads them once copiers is zero). */
 struct wobj_batch {
@@ -87,7 +81,7 @@ struct wobj_batch {
     int copiers;      /* appenders still copying into buf */
     int cut;          /* no more appends; owned by the writer queue */
     int64_t opened_us;
-    struct wobj_comp *comps; /* nrec of them */
+    struct stratus_wal_comp *comps; /* nrec of them */
     size_t capcomp;
 };
 
@@ -496,16 +490,12 @@ static void wobj_cut(struct stratus_walobj *w, struct wobj_batch *b)
 int stratus_walobj_append(struct stratus_walobj *w, const struct iovec *iov, const int64_t *crcs,
                           int iovcnt, stratus_wal_done_fn *done, void *arg, uint64_t *lsn_out)
 {
-    uint64_t len = 0;
+    uint64_t len;
     struct wobj_batch *b;
-    int rc = 0;
+    int rc = stratus_wal_append_len(iov, iovcnt, done, &len);
 
-    if (iovcnt < 0 || (iovcnt > 0 && !iov) || !done)
-        return STRATUS_EINVAL;
-    for (int i = 0; i < iovcnt; i++)
-        len += iov[i].iov_len;
-    if (len == 0)
-        return STRATUS_EINVAL;
+    if (rc != 0)
+        return rc;
     uint64_t total = WOBJ_REC_HDR + len;
 
     pthread_mutex_lock(&w->mu);
@@ -541,21 +531,14 @@ int stratus_walobj_append(struct stratus_walobj *w, const struct iovec *iov, con
         w->open = b;
         pthread_cond_signal(&w->work_cv); /* the writer starts this batch's clock */
     }
-    if (b->nrec == b->capcomp) {
-        size_t ncap = b->capcomp ? b->capcomp * 2 : 16;
-        struct wobj_comp *nc = realloc(b->comps, ncap * sizeof *nc);
-        if (!nc) {
-            rc = STRATUS_ENOMEM;
-            goto out;
-        }
-        b->comps = nc;
-        b->capcomp = ncap;
-    }
+    rc = stratus_wal_comps_reserve(&b->comps, b->nrec, &b->capcomp);
+    if (rc != 0)
+        goto out;
     size_t at = b->used;
     uint64_t lsn = w->head_lsn;
     w->head_lsn += total;
     b->used += (size_t)total;
-    b->comps[b->nrec++] = (struct wobj_comp){done, arg, lsn};
+    b->comps[b->nrec++] = (struct stratus_wal_comp){done, arg, lsn};
     b->copiers++;
     w->pending_bytes += total;
     w->stats.appends++;
@@ -565,21 +548,11 @@ int stratus_walobj_append(struct stratus_walobj *w, const struct iovec *iov, con
     pthread_mutex_unlock(&w->mu);
 
     /* copy and checksum outside the lock: the writer waits for copiers before the PUT */
-    unsigned char *h = b->buf + at, *p = h + WOBJ_REC_HDR;
+    unsigned char *h = b->buf + at;
     put_le64(h, lsn);
     put_le32(h + 8, (uint32_t)len);
-    uint32_t crc = stratus_crc32c(0, h, 12);
-    for (int i = 0; i < iovcnt; i++) {
-        if (!iov[i].iov_len)
-            continue;
-        memcpy(p, iov[i].iov_base, iov[i].iov_len);
-        if (crcs && crcs[i] >= 0)
-            crc = stratus_crc32c_combine(crc, (uint32_t)crcs[i], iov[i].iov_len);
-        else
-            crc = stratus_crc32c(crc, p, iov[i].iov_len);
-        p += iov[i].iov_len;
-    }
-    put_le32(h + 12, crc);
+    put_le32(h + 12, stratus_wal_copy_crc(h + WOBJ_REC_HDR, stratus_crc32c(0, h, 12), iov, crcs,
+                                          iovcnt));
     if (lsn_out)
         *lsn_out = lsn;
 

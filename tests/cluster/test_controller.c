@@ -4,7 +4,8 @@
  * a 30-partition topic spreads 10/10/10 and __consumer_offsets appears; a reassign request
  * becomes {owner, target}; a draining broker gets every partition moved away; a pending move
  * whose target dies is re-targeted; a dead broker's partitions fail over within seconds; the
- * leader unregisters and another takes over; expired prepared objects are collected.
+ * leader unregisters and another takes over; expired prepared objects are collected; objects
+ * all of whose ranges were trimmed (or belonged to a deleted topic) are deleted, others kept.
  * The test plays the node agents' part where one is needed (the hand-over after a move).
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -12,6 +13,8 @@
 #include "cluster/meta.h"
 #include "conf/conf.h"
 #include "etcd_harness.h"
+#include "meta_fixture.h"
+#include "index/index.h"
 #include "plugin/plugin.h"
 #include "test.h"
 
@@ -40,13 +43,6 @@ static void on_change(void *arg, enum stratus_meta_kind kind, const char *key)
     (void)key;
     stratus_controller_notify(atomic_load(&n->ctl));
 }
-
-#define WAIT_FOR(cond, ms)                                                                         \
-    do {                                                                                           \
-        int64_t _dl = stratus_mono_ms() + (ms);                                                    \
-        while (!(cond) && stratus_mono_ms() < _dl)                                                 \
-            harness_sleep_ms(20);                                                                  \
-    } while (0)
 
 static void *sampler_main(void *arg)
 {
@@ -137,20 +133,6 @@ static int hand_over_all(struct stratus_meta *m, const char *topic)
     return moved;
 }
 
-static int prepared_exists(struct stratus_meta *m, uint64_t id)
-{
-    struct stratus_meta_prepared *ps;
-    size_t n;
-    struct stratus_errbuf eb;
-    int found = 0;
-    if (stratus_meta_list_prepared(m, &ps, &n, &eb) < 0)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        found |= ps[i].object_id == id;
-    free(ps);
-    return found;
-}
-
 static int first_owned_by(struct stratus_meta *m, const char *topic, int32_t owner, int32_t notp)
 {
     struct stratus_meta_assign *as;
@@ -219,9 +201,9 @@ static void test_controller(void)
     WAIT_FOR(stratus_meta_controller(obs) == g_n[L].id, 3000);
     CHECK_EQ(stratus_meta_controller(obs), g_n[L].id);
     /* GC: the expired prepared object is collected, the fresh one stays */
-    WAIT_FOR(prepared_exists(obs, 1) == 0, 3000);
-    CHECK_EQ(prepared_exists(obs, 1), 0);
-    CHECK_EQ(prepared_exists(obs, 2), 1);
+    WAIT_FOR(mx_prepared_exists(obs, 1) == 0, 3000);
+    CHECK_EQ(mx_prepared_exists(obs, 1), 0);
+    CHECK_EQ(mx_prepared_exists(obs, 2), 1);
     /* __consumer_offsets is created and assigned */
     WAIT_FOR(owners(obs, STRATUS_CONTROLLER_OFFSETS_TOPIC, counts, &targets) == 0 &&
                  counts[1] + counts[2] + counts[3] == 16,
@@ -450,14 +432,148 @@ static void test_wal_gc(struct stratus_storage *st)
     stratus_meta_close(m);
 }
 
+/* ---- object GC: objects all of whose ranges were trimmed ---------------------------------- */
+
+static int commit_two(struct stratus_meta *m,
+                      uint64_t oid,
+                      const char *key,
+                      const struct stratus_meta_claim *ca,
+                      const struct stratus_index_range *ra,
+                      const struct stratus_meta_claim *cb,
+                      const struct stratus_index_range *rb)
+{
+    struct stratus_index_object obj = {.object_id = oid, .size = 3, .created_ms = 1};
+    struct stratus_meta_commit_item it[2] = {{.claim = ca, .range = ra},
+                                             {.claim = cb, .range = rb}};
+    struct stratus_errbuf eb;
+    int lost[2];
+    size_t committed;
+    snprintf(obj.key, sizeof obj.key, "%s", key);
+    return stratus_meta_commit_object(m, &obj, it, cb ? 2 : 1, lost, &committed, &eb);
+}
+
+static int objects_key(struct stratus_meta *m, uint64_t oid)
+{
+    char k[64];
+    struct stratus_etcd_resp er;
+    struct stratus_errbuf eb;
+    int v;
+    snprintf(k, sizeof k, "objects/%020" PRIu64, oid);
+    if (stratus_etcd_get(stratus_meta_etcd(m), k, strlen(k), &er, &eb) < 0)
+        return -1;
+    v = (int)er.n_kvs;
+    stratus_etcd_resp_free(&er);
+    return v;
+}
+
+/* Object 10 holds a range of streams a and b, both trimmed: deleted from storage, its keys
+ * gone. Object 11 holds a range of a and b, only a's trimmed: kept. Object 12 holds the only
+ * range of a deleted topic's stream: deleted once the controller dropped the topic's streams. */
+static void test_object_gc(struct stratus_storage *st)
+{
+    struct stratus_meta_conf conf = {
+        .etcd = {.endpoints = g_m[0].url, .prefix = "t/objgc/", .request_timeout_ms = 3000},
+        .node_id = 1,
+        .host = "127.0.0.1",
+        .port = 9092,
+        .session_ttl_s = 3};
+    struct stratus_meta *m = NULL;
+    struct stratus_controller *c = NULL;
+    struct stratus_errbuf eb;
+    struct stratus_meta_claim ca, cb, cc;
+    struct stratus_index_range ra[2], rb[2], rc1;
+    struct stratus_meta_topic t, g;
+    struct node n = {.id = 1};
+    uint64_t first = 0;
+    const char *k10 = "data/10/10.sso", *k11 = "data/11/11.sso", *k12 = "data/12/12.sso";
+
+    CHECK_EQ(stratus_meta_open(&conf, &m, &eb), 0);
+    CHECK_EQ(stratus_meta_register(m, NULL, NULL, &eb), 0);
+    CHECK_EQ(stratus_meta_alloc_ids(m, "stream", 3, &first, &eb), 0);
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "kept");
+    t.partitions = 2;
+    t.streams = calloc(2, sizeof *t.streams);
+    t.streams[0] = first;
+    t.streams[1] = first + 1;
+    CHECK_EQ(stratus_meta_create_topic(m, &t, &eb), 0);
+    g = t;
+    snprintf(g.name, sizeof g.name, "gone");
+    g.partitions = 1;
+    g.streams = calloc(1, sizeof *g.streams);
+    g.streams[0] = first + 2;
+    CHECK_EQ(stratus_meta_create_topic(m, &g, &eb), 0);
+    CHECK_EQ(stratus_meta_claim(m, first, &ca, &eb), 0);
+    CHECK_EQ(stratus_meta_claim(m, first + 1, &cb, &eb), 0);
+    CHECK_EQ(stratus_meta_claim(m, first + 2, &cc, &eb), 0);
+    for (int i = 0; i < 2; i++) {
+        ra[i] = (struct stratus_index_range){.stream_id = first,
+                                             .base_offset = 10 * i,
+                                             .last_offset = 10 * i + 9,
+                                             .object_id = 10 + i,
+                                             .length = 1,
+                                             .max_timestamp = 1,
+                                             .batches = 1};
+        rb[i] = ra[i];
+        rb[i].stream_id = first + 1;
+        rb[i].position = 1;
+    }
+    rc1 = (struct stratus_index_range){.stream_id = first + 2,
+                                       .last_offset = 4,
+                                       .object_id = 12,
+                                       .length = 1,
+                                       .max_timestamp = 1,
+                                       .batches = 1};
+    put_obj(st, k10);
+    put_obj(st, k11);
+    put_obj(st, k12);
+    CHECK_EQ(commit_two(m, 10, k10, &ca, &ra[0], &cb, &rb[0]), 0);
+    CHECK_EQ(commit_two(m, 11, k11, &ca, &ra[1], &cb, &rb[1]), 0);
+    CHECK_EQ(commit_two(m, 12, k12, &cc, &rc1, NULL, NULL), 0);
+    /* a: both ranges trimmed; b: only object 10's */
+    CHECK_EQ(stratus_meta_trim(m, &ca, 20, ra, 2, &eb), 0);
+    CHECK_EQ(stratus_meta_trim(m, &cb, 10, rb, 1, &eb), 0);
+    CHECK_EQ(stratus_meta_delete_topic(m, "gone", &eb), 0);
+
+    n.m = m;
+    CHECK_EQ(stratus_meta_start_watch(m, on_change, &n, &eb), 0);
+    CHECK_EQ(stratus_controller_start(m, st, 2000, &c, &eb), 0);
+    atomic_store(&n.ctl, c);
+    WAIT_FOR(stratus_controller_is_leader(c), 5000);
+    CHECK(stratus_controller_is_leader(c));
+    WAIT_FOR(obj_exists(st, k10) == 0 && obj_exists(st, k12) == 0 && objects_key(m, 12) == 0, 8000);
+    CHECK_EQ(obj_exists(st, k10), 0);
+    CHECK_EQ(objects_key(m, 10), 0);
+    CHECK_EQ(obj_exists(st, k12), 0);
+    CHECK_EQ(objects_key(m, 12), 0);
+    CHECK_EQ(obj_exists(st, k11), 1); /* b's range in it is live */
+    CHECK_EQ(objects_key(m, 11), 1);
+    {
+        uint64_t *ids;
+        size_t nid;
+        CHECK_EQ(stratus_meta_list_dead_objects(m, &ids, &nid, &eb), 0);
+        CHECK(nid == 1 && ids[0] == 11); /* 10's and 12's deadrange keys are gone */
+        free(ids);
+    }
+    /* b's range of object 11 is trimmed too: 11 goes */
+    CHECK_EQ(stratus_meta_trim(m, &cb, 20, &rb[1], 1, &eb), 0);
+    WAIT_FOR(obj_exists(st, k11) == 0 && objects_key(m, 11) == 0, 8000);
+    CHECK_EQ(obj_exists(st, k11), 0);
+    CHECK_EQ(objects_key(m, 11), 0);
+    stratus_controller_stop(atomic_exchange(&n.ctl, NULL));
+    stratus_meta_claim_free(&ca);
+    stratus_meta_claim_free(&cb);
+    stratus_meta_claim_free(&cc);
+    free(t.streams);
+    free(g.streams);
+    CHECK_EQ(stratus_meta_unregister(m, &eb), 0);
+    stratus_meta_close(m);
+}
+
 int main(void)
 {
-    etcd_require_binary();
-    if (etcd_cluster_start(g_m, 1, "ctl") < 0 || etcd_wait_ready(g_m[0].url, 15000) < 0) {
-        etcd_cluster_destroy(g_m, 1);
-        fprintf(stderr, "cannot start etcd\n");
+    if (mx_etcd_start(g_m, "ctl") < 0)
         return 1;
-    }
     test_controller();
     {
         struct stratus_errbuf eb;
@@ -471,6 +587,7 @@ int main(void)
         CHECK_EQ(stratus_conf_set(conf, buf, &eb), 0);
         if (stratus_storage_open(conf, "storage", pd ? pd : "plugins", &st, &eb) == 0) {
             test_wal_gc(st);
+            test_object_gc(st);
             stratus_storage_close(st);
         } else {
             fprintf(stderr, "storage open: %s\n", eb.msg);

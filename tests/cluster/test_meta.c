@@ -4,11 +4,15 @@
  * copy following another client's writes, id allocation unique under two threads, claims that
  * bump the epoch and fence the previous claim's commits (lost[] set, the rest committed),
  * release hand-over, committed ranges loaded in offset order, log start and group offsets
- * fenced on the claim, prepared objects; and the latency of fenced commits of 8 partitions.
+ * fenced on the claim, prepared objects; retention trims (ranges -> deadrange keys and the log
+ * start, split over several txns, fenced by a newer claim), the dead-object bookkeeping, and a
+ * deleted topic's streams dropped (tombstone, no claim, old owners fenced); and the latency of
+ * fenced commits of 8 partitions.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "cluster/meta.h"
 #include "etcd_harness.h"
+#include "meta_fixture.h"
 #include "index/index.h"
 #include "test.h"
 
@@ -35,14 +39,6 @@ static struct stratus_meta *open_meta(const char *prefix, int32_t node)
         fprintf(stderr, "open: %s\n", eb.msg);
     return m;
 }
-
-/* Polls cond (an expression) for up to ms. */
-#define WAIT_FOR(cond, ms)                                                                         \
-    do {                                                                                           \
-        int64_t _dl = stratus_mono_ms() + (ms);                                                    \
-        while (!(cond) && stratus_mono_ms() < _dl)                                                 \
-            harness_sleep_ms(20);                                                                  \
-    } while (0)
 
 /* ---- registration ------------------------------------------------------------------------- */
 
@@ -523,21 +519,6 @@ mkrange(uint64_t stream, uint64_t obj, int64_t base, int64_t last, uint64_t pos)
     return r;
 }
 
-static int prepared_exists(struct stratus_meta *m, uint64_t id)
-{
-    struct stratus_meta_prepared *ps;
-    size_t n;
-    struct stratus_errbuf eb;
-    int found = 0;
-    if (stratus_meta_list_prepared(m, &ps, &n, &eb) < 0)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (ps[i].object_id == id)
-            found = 1;
-    free(ps);
-    return found;
-}
-
 static void test_claims(void)
 {
     struct stratus_meta *m1 = open_meta("t/claim/", 1), *m2 = open_meta("t/claim/", 2),
@@ -569,7 +550,7 @@ static void test_claims(void)
     /* first object: all three commit */
     snprintf(obj.key, sizeof obj.key, "data/00/100.sso");
     CHECK_EQ(stratus_meta_prepare_object(m1, 100, obj.key, &eb), 0);
-    CHECK_EQ(prepared_exists(m1, 100), 1);
+    CHECK_EQ(mx_prepared_exists(m1, 100), 1);
     CHECK_EQ(stratus_meta_object_committed(m1, 100, &eb), 0);
     for (int i = 0; i < 3; i++) {
         r[i] = mkrange(s[i], 100, 0, 9, (uint64_t)i * 200);
@@ -578,7 +559,7 @@ static void test_claims(void)
     CHECK_EQ(stratus_meta_commit_object(m1, &obj, it, 3, lost, &committed, &eb), 0);
     CHECK_EQ(committed, 3);
     CHECK(!lost[0] && !lost[1] && !lost[2]);
-    CHECK_EQ(prepared_exists(m1, 100), 0);
+    CHECK_EQ(mx_prepared_exists(m1, 100), 0);
     CHECK_EQ(stratus_meta_object_committed(m1, 100, &eb), 1);
 
     /* node 2 claims stream 1 (m1 did not release: state open) */
@@ -605,7 +586,7 @@ static void test_claims(void)
     CHECK_EQ(lost[0], 0);
     CHECK_EQ(lost[1], 1);
     CHECK_EQ(lost[2], 0);
-    CHECK_EQ(prepared_exists(m1, 101), 0);
+    CHECK_EQ(mx_prepared_exists(m1, 101), 0);
     {
         struct stratus_etcd_resp er;
         CHECK_EQ(
@@ -715,7 +696,7 @@ static void test_claims(void)
               pp[0].node == 3 && pp[0].ms > 0 && pp[0].ms <= stratus_wall_ms());
         free(pp);
         CHECK_EQ(stratus_meta_delete_prepared(m1, 555, &eb), 0);
-        CHECK_EQ(prepared_exists(m1, 555), 0);
+        CHECK_EQ(mx_prepared_exists(m1, 555), 0);
     }
 
     for (int i = 0; i < 3; i++)
@@ -729,6 +710,192 @@ static void test_claims(void)
     stratus_meta_close(m1);
     stratus_meta_close(m2);
     stratus_meta_close(m3);
+}
+
+/* ---- retention trim, dead ranges, deleted topics ------------------------------------------ */
+
+static int key_exists(struct stratus_meta *m, const char *key)
+{
+    struct stratus_etcd_resp er;
+    struct stratus_errbuf eb;
+    int v;
+    if (stratus_etcd_get(stratus_meta_etcd(m), key, strlen(key), &er, &eb) < 0)
+        return -1;
+    v = (int)er.n_kvs;
+    stratus_etcd_resp_free(&er);
+    return v;
+}
+
+static int64_t prefix_count(struct stratus_meta *m, const char *pfx)
+{
+    struct stratus_etcd_op op = {.type = STRATUS_ETCD_OP_RANGE,
+                                 .key = pfx,
+                                 .key_len = strlen(pfx),
+                                 .flags = STRATUS_ETCD_PREFIX,
+                                 .count_only = 1};
+    struct stratus_etcd_resp er;
+    struct stratus_errbuf eb;
+    int64_t v;
+    if (stratus_etcd_range(stratus_meta_etcd(m), &op, &er, &eb) < 0)
+        return -1;
+    v = er.count;
+    stratus_etcd_resp_free(&er);
+    return v;
+}
+
+/* Commits one object holding one range of each item (a single-range helper). */
+static int commit1(struct stratus_meta *m,
+                   uint64_t oid,
+                   const struct stratus_meta_claim *c,
+                   const struct stratus_index_range *r)
+{
+    struct stratus_index_object obj = {.object_id = oid, .size = 1000, .created_ms = 1};
+    struct stratus_meta_commit_item it = {.claim = c, .range = r};
+    struct stratus_errbuf eb;
+    int lost;
+    size_t committed;
+    snprintf(obj.key, sizeof obj.key, "data/%02d/%llu.sso", (int)(oid % 100),
+             (unsigned long long)oid);
+    return stratus_meta_commit_object(m, &obj, &it, 1, &lost, &committed, &eb);
+}
+
+static void test_trim(void)
+{
+    struct stratus_meta *m1 = open_meta("t/trim/", 1), *m2 = open_meta("t/trim/", 2);
+    struct stratus_errbuf eb;
+    struct stratus_meta_topic t;
+    struct stratus_meta_claim c1, c2, cb, cx;
+    struct stratus_index_range r[80], *rs;
+    struct stratus_index_object obj = {.object_id = 300, .size = 5000, .created_ms = 1};
+    struct stratus_meta_commit_item two[2];
+    struct stratus_meta_dead_object d;
+    int lost[2];
+    size_t n, committed;
+    int64_t ls;
+    uint8_t *p;
+    size_t pl;
+    uint64_t sa, sb, *ids;
+    char k[200];
+
+    CHECK_EQ(stratus_meta_register(m1, NULL, NULL, &eb), 0);
+    CHECK_EQ(stratus_meta_register(m2, NULL, NULL, &eb), 0);
+    make_topic(m1, "tt", 2, &t);
+    CHECK_EQ(stratus_meta_create_topic(m1, &t, &eb), 0);
+    sa = t.streams[0];
+    sb = t.streams[1];
+    CHECK_EQ(stratus_meta_claim(m1, sa, &c1, &eb), 0);
+    CHECK_EQ(stratus_meta_claim(m1, sb, &cb, &eb), 0);
+    /* object 300 holds a range of each stream; objects 301.. one range of stream a each */
+    snprintf(obj.key, sizeof obj.key, "data/00/300.sso");
+    r[0] = mkrange(sa, 300, 0, 9, 0);
+    r[79] = mkrange(sb, 300, 0, 4, 500);
+    two[0] = (struct stratus_meta_commit_item){.claim = &c1, .range = &r[0]};
+    two[1] = (struct stratus_meta_commit_item){.claim = &cb, .range = &r[79]};
+    CHECK_EQ(stratus_meta_commit_object(m1, &obj, two, 2, lost, &committed, &eb), 0);
+    for (int i = 1; i < 75; i++) {
+        r[i] = mkrange(sa, 300 + (uint64_t)i, 10 * i, 10 * i + 9, 0);
+        CHECK_EQ(commit1(m1, 300 + (uint64_t)i, &c1, &r[i]), 0);
+    }
+
+    /* trim of 3 ranges: one txn */
+    CHECK_EQ(stratus_meta_trim(m1, &c1, 30, r, 3, &eb), 0);
+    CHECK_EQ(stratus_meta_load_stream(m1, sa, &rs, &n, &ls, &p, &pl, &eb), 0);
+    CHECK_EQ(n, 72);
+    CHECK(n > 0 && rs[0].base_offset == 30 && rs[0].object_id == 303);
+    CHECK_EQ(ls, 30);
+    free(rs);
+    free(p);
+    snprintf(k, sizeof k, "deadrange/%020d/%020llu/%020d", 300, (unsigned long long)sa, 9);
+    CHECK_EQ(key_exists(m1, k), 1);
+    snprintf(k, sizeof k, "deadrange/%020d/%020llu/%020d", 302, (unsigned long long)sa, 29);
+    CHECK_EQ(key_exists(m1, k), 1);
+    snprintf(k, sizeof k, "ranges/%020llu/%020d", (unsigned long long)sa, 19);
+    CHECK_EQ(key_exists(m1, k), 0);
+    CHECK_EQ(stratus_meta_list_dead_objects(m1, &ids, &n, &eb), 0);
+    CHECK(n == 3 && ids[0] == 300 && ids[1] == 301 && ids[2] == 302);
+    free(ids);
+    CHECK_EQ(stratus_meta_dead_object(m1, 300, &d, &eb), 0);
+    CHECK(d.exists && d.ranges == 2 && d.dead == 1 && strcmp(d.key, "data/00/300.sso") == 0);
+    CHECK_EQ(stratus_meta_dead_object(m1, 301, &d, &eb), 0);
+    CHECK(d.exists && d.ranges == 1 && d.dead == 1);
+
+    /* trim of 70 ranges (141 ops): split into fenced txns, all applied */
+    CHECK_EQ(stratus_meta_trim(m1, &c1, 735, &r[3], 70, &eb), 0);
+    CHECK_EQ(stratus_meta_load_stream(m1, sa, &rs, &n, &ls, &p, &pl, &eb), 0);
+    CHECK_EQ(n, 2);
+    CHECK(n == 2 && rs[0].base_offset == 730 && rs[1].last_offset == 749);
+    CHECK_EQ(ls, 735); /* the target log start may be inside the first remaining range */
+    free(rs);
+    free(p);
+    CHECK_EQ(prefix_count(m1, "deadrange/"), 73);
+
+    /* fenced by a newer claim: nothing changes */
+    CHECK_EQ(stratus_meta_claim(m2, sa, &c2, &eb), 0);
+    CHECK_EQ(stratus_meta_trim(m1, &c1, 750, &r[73], 1, &eb), STRATUS_EEXIST);
+    CHECK_EQ(stratus_meta_trim(m1, &c1, 740, NULL, 0, &eb), STRATUS_EEXIST);
+    CHECK_EQ(stratus_meta_load_stream(m2, sa, &rs, &n, &ls, &p, &pl, &eb), 0);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(ls, 735);
+    free(rs);
+    free(p);
+    CHECK_EQ(prefix_count(m1, "deadrange/"), 73);
+    /* the new owner trims the next range: only the log start when none is dropped */
+    CHECK_EQ(stratus_meta_trim(m2, &c2, 738, NULL, 0, &eb), 0);
+    CHECK_EQ(stratus_meta_load_stream(m2, sa, &rs, &n, &ls, &p, &pl, &eb), 0);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(ls, 738);
+    free(rs);
+    free(p);
+
+    /* forget: objects/<id> and its deadrange keys go in one txn */
+    CHECK_EQ(stratus_meta_forget_object(m1, 301, &eb), 0);
+    CHECK_EQ(key_exists(m1, "objects/00000000000000000301"), 0);
+    CHECK_EQ(prefix_count(m1, "deadrange/00000000000000000301/"), 0);
+    CHECK_EQ(prefix_count(m1, "deadrange/"), 72);
+
+    /* topic deletion: deltopic entry; drop_stream tombstones and kills every range */
+    CHECK_EQ(stratus_meta_delete_topic(m1, "tt", &eb), 0);
+    CHECK_EQ(stratus_meta_delete_topic(m1, "tt", &eb), STRATUS_ENOTFOUND);
+    {
+        struct stratus_meta_topic *dt;
+        size_t nd;
+        CHECK_EQ(stratus_meta_list_deleted_topics(m1, &dt, &nd, &eb), 0);
+        CHECK_EQ(nd, 1);
+        if (nd == 1) {
+            CHECK_EQ(dt[0].partitions, 2);
+            CHECK(dt[0].streams[0] == sa && dt[0].streams[1] == sb);
+            CHECK_EQ(stratus_meta_drop_stream(m1, sa, &eb), 0);
+            CHECK_EQ(stratus_meta_drop_stream(m1, sb, &eb), 0);
+            CHECK_EQ(stratus_meta_drop_stream(m1, sb, &eb), 0); /* idempotent */
+            CHECK_EQ(stratus_meta_forget_deleted_topic(m1, dt[0].name, &eb), 0);
+        }
+        stratus_meta_topics_free(dt, nd);
+        CHECK_EQ(stratus_meta_list_deleted_topics(m1, &dt, &nd, &eb), 0);
+        CHECK_EQ(nd, 0);
+        stratus_meta_topics_free(dt, nd);
+    }
+    snprintf(k, sizeof k, "ranges/%020llu/", (unsigned long long)sa);
+    CHECK_EQ(prefix_count(m1, k), 0);
+    snprintf(k, sizeof k, "ranges/%020llu/", (unsigned long long)sb);
+    CHECK_EQ(prefix_count(m1, k), 0);
+    snprintf(k, sizeof k, "logstart/%020llu", (unsigned long long)sa);
+    CHECK_EQ(key_exists(m1, k), 0);
+    CHECK_EQ(prefix_count(m1, "deadrange/"), 75); /* 72 + the 2 of a + the 1 of b */
+    CHECK_EQ(stratus_meta_dead_object(m1, 300, &d, &eb), 0);
+    CHECK(d.exists && d.ranges == 2 && d.dead == 2); /* now collectable */
+    /* the old owners are fenced, and nobody claims a deleted stream */
+    CHECK_EQ(stratus_meta_trim(m1, &cb, 5, &r[79], 1, &eb), STRATUS_EEXIST);
+    CHECK_EQ(commit1(m2, 400, &c2, &r[74]), STRATUS_EEXIST);
+    CHECK_EQ(stratus_meta_claim(m2, sb, &cx, &eb), STRATUS_ENOTFOUND);
+
+    stratus_meta_claim_free(&c1);
+    stratus_meta_claim_free(&c2);
+    stratus_meta_claim_free(&cb);
+    free(t.streams);
+    stratus_meta_unregister(m1, &eb);
+    stratus_meta_unregister(m2, &eb);
+    stratus_meta_close(m1);
+    stratus_meta_close(m2);
 }
 
 /* ---- commit latency ----------------------------------------------------------------------- */
@@ -802,17 +969,14 @@ static void test_commit_latency(void)
 
 int main(void)
 {
-    etcd_require_binary();
-    if (etcd_cluster_start(g_m, 1, "meta") < 0 || etcd_wait_ready(g_m[0].url, 15000) < 0) {
-        etcd_cluster_destroy(g_m, 1);
-        fprintf(stderr, "cannot start etcd\n");
+    if (mx_etcd_start(g_m, "meta") < 0)
         return 1;
-    }
     test_register();
     test_watch();
     test_ids();
     test_assign_cas();
     test_claims();
+    test_trim();
     test_commit_latency();
     test_resync();
     etcd_cluster_destroy(g_m, 1);

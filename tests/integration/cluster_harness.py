@@ -58,6 +58,28 @@ def spawn(argv, **kw):
     return p
 
 
+_shm_dirs = []  # etcd data directories (in memory): removed at exit and on signals
+
+
+def _sweep_stale_shm():
+    """Removes etcd data directories left in /dev/shm by test processes that died (SIGKILL,
+    ctest timeout): their names carry the PID of the test that made them."""
+    try:
+        names = os.listdir("/dev/shm")
+    except OSError:
+        return
+    for n in names:
+        parts = n.split("-")
+        if not n.startswith("stratus-clustertest-etcd-") or len(parts) < 6:
+            continue
+        try:
+            pid = int(parts[4])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not os.path.exists("/proc/%d" % pid):
+            shutil.rmtree(os.path.join("/dev/shm", n), ignore_errors=True)
+
+
 def kill_children():
     with _children_lock:
         procs = list(_children)
@@ -69,6 +91,8 @@ def kill_children():
                 p.wait(5)
             except (OSError, subprocess.TimeoutExpired):
                 pass
+    for d in list(_shm_dirs):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _on_signal(sig, _frame):
@@ -122,7 +146,10 @@ class EtcdCluster:
     def __init__(self, n=3, tag="cl"):
         self.n = n
         self.members = []
-        self.root = tempfile.mkdtemp(prefix="stratus-clustertest-etcd-%s-" % tag, dir="/dev/shm")
+        _sweep_stale_shm()
+        self.root = tempfile.mkdtemp(prefix="stratus-clustertest-etcd-%s-%d-" % (
+            tag.replace("-", "_"), os.getpid()), dir="/dev/shm")
+        _shm_dirs.append(self.root)
         self.logdir = tempfile.mkdtemp(prefix="stratus-clustertest-etcdlogs-%s-" % tag,
                                        dir="/var/tmp")
         for i in range(n):

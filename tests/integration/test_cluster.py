@@ -15,18 +15,21 @@ requests (kwire). One sub-test per run, named on the command line (ctest runs ea
             live leader; every acknowledged record is read back once and in order.
   etcd      kill -9 the etcd leader while producing to 6 partitions: produce keeps succeeding,
             the partitions stay owned (same leaders, same parts/ epochs); after the election a
-            reassignment completes; the killed member rejoins.
+            reassignment completes; the killed member rejoins. session_ttl = 6s here
+            ($STRATUS_CLUSTER_ETCD_TTL): with 3s an election can outlast the ack deadline.
   fence     SIGSTOP a broker for session_ttl + 4 s while producing: the others take its
             partitions; after SIGCONT it commits nothing for them (no committed range of those
             partitions names an object it wrote after the stop; no record twice or out of
             order), its log says it was fenced / lost its lease, and it rejoins (Metadata, new
             topic partitions).
-  s3        spread, move under load and failover (kill -9 of the controller) on storage-s3
+  s3        spread, move under load and failover (kill -9 of the controller, or of broker 2
+            when broker 1 is the controller) on storage-s3
             against moto; the objects are in the bucket under the configured prefix.
   all       every sub-test above, one after the other.
 
-Each run prints "N passed, N failed" last and stops every process it started (also on
-failure; exit 77 = skipped: etcd, or moto for s3, not installed).
+Probe records (key b"probe", raw acks=all Produce straight to a new leader) are counted and
+expected in the read-back. Each run prints "N passed, N failed" last and stops every process
+it started (also on failure; exit 77 = skipped: etcd, or moto for s3, not installed).
 Run with /usr/bin/python3 (python3-confluent-kafka); moto runs under $STRATUS_S3_PYTHON.
 SPDX-License-Identifier: Apache-2.0
 """
@@ -213,9 +216,29 @@ def wait_no_reassignments(C, topic, via, timeout=15.0):
     return False
 
 
+def check_claims(C, topic, before, leaders_before, leaders_after, what):
+    """etcd parts/<stream>: a partition whose leader changed was claimed once more (epoch + 1,
+    owner = the new leader, state open); the others kept their epoch."""
+    after = C.parts(topic)
+    bad = {}
+    for p, old in before.items():
+        new = after.get(p)
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            bad[p] = (old, new)
+            continue
+        moved = leaders_after.get(p) != leaders_before.get(p)
+        want = (old.get("epoch", 0) + (1 if moved else 0), leaders_after.get(p), "open")
+        got = (new.get("epoch"), new.get("owner"), new.get("state"))
+        if got != want:
+            bad[p] = "got (epoch, owner, state) %s, want %s" % (got, want)
+    R.eq(bad, {}, "%s: etcd parts/<stream>: each partition that changed leader was claimed at "
+         "epoch + 1 by its new leader, the others kept their epoch" % what)
+
+
 def move_away(C, topic, nparts, src, targets, via, prod, cons):
     """Reassigns every partition of topic led by src to targets (round-robin) under load."""
     leaders = C.leaders(topic)
+    parts0 = C.parts(topic)
     mine = sorted(p for p, l in leaders.items() if l == src)
     moves = {p: targets[i % len(targets)] for i, p in enumerate(mine)}
     R.check(len(mine) > 0, "%s: broker %d leads %d partitions to move" % (topic, src, len(mine)))
@@ -233,6 +256,7 @@ def move_away(C, topic, nparts, src, targets, via, prod, cons):
     R.eq({p: after.get(p) for p in leaders if p not in moves},
          {p: l for p, l in leaders.items() if p not in moves},
          "%s: Metadata: the other partitions did not move" % topic)
+    check_claims(C, topic, parts0, leaders, after, topic)
     return probes
 
 
@@ -278,6 +302,7 @@ def failover(C, topic, n, victim, prod, what):
     """kill -9 victim; every partition gets a live leader within session_ttl + 10 s and takes
     a produce. Returns the probe counts."""
     leaders = C.leaders(topic)
+    parts0 = C.parts(topic)
     lost = sorted(p for p, l in leaders.items() if l == victim)
     print("  killing broker %d (leads %d of %d partitions; controller %s)" % (
         victim, len(lost), n, C.controller()), flush=True)
@@ -297,6 +322,7 @@ def failover(C, topic, n, victim, prod, what):
             slow.append(p)
     R.eq(slow, [], "%s: each of the %d taken-over partitions takes a produce within %.0fs of "
          "the kill (%.1fs)" % (what, len(lost), limit, time.monotonic() - t_kill))
+    check_claims(C, topic, parts0, leaders, C.leaders(topic), what)
     live = sorted(C.live_ids())
     ids, ctrl, secs = C.wait_brokers(live, max(1.0, limit - (time.monotonic() - t_kill)))
     R.check(secs is not None, "%s: Metadata lists only the live brokers %s and a live controller "

@@ -86,6 +86,13 @@ static void records_clear(void)
     pthread_mutex_unlock(&rec_mu);
 }
 
+/* What every admin call of the double gets from the API: this view and a message buffer. */
+static void check_admin_args(const struct stratus_cluster *c, const char *msg, size_t msgcap)
+{
+    CHECK(c == &the_cluster);
+    CHECK(msg != NULL && msgcap > 0);
+}
+
 int stratus_cluster_brokers(struct stratus_cluster *c,
                             struct stratus_cluster_broker **out,
                             size_t *n)
@@ -153,7 +160,7 @@ int16_t stratus_cluster_create_topic(struct stratus_cluster *c,
                                      char *msg,
                                      size_t msgcap)
 {
-    (void)c;
+    check_admin_args(c, msg, msgcap);
     record("create_topic", name, partitions, validate_only, configs, nconfigs);
     if (strncmp(name, "noinstall-", 10) == 0 || validate_only)
         return KAFKA_ERR_NONE;
@@ -164,9 +171,7 @@ int16_t stratus_cluster_create_topic(struct stratus_cluster *c,
 int16_t
 stratus_cluster_delete_topic(struct stratus_cluster *c, const char *name, char *msg, size_t msgcap)
 {
-    (void)c;
-    (void)msg;
-    (void)msgcap;
+    check_admin_args(c, msg, msgcap);
     record("delete_topic", name, 0, 0, NULL, 0);
     return KAFKA_ERR_NONE;
 }
@@ -178,9 +183,7 @@ int16_t stratus_cluster_create_partitions(struct stratus_cluster *c,
                                           char *msg,
                                           size_t msgcap)
 {
-    (void)c;
-    (void)msg;
-    (void)msgcap;
+    check_admin_args(c, msg, msgcap);
     record("create_partitions", name, new_total, validate_only, NULL, 0);
     return KAFKA_ERR_NONE;
 }
@@ -194,9 +197,7 @@ int16_t stratus_cluster_alter_topic_configs(struct stratus_cluster *c,
                                             char *msg,
                                             size_t msgcap)
 {
-    (void)c;
-    (void)msg;
-    (void)msgcap;
+    check_admin_args(c, msg, msgcap);
     record("alter_configs", name, incremental, validate_only, configs, n);
     return KAFKA_ERR_NONE;
 }
@@ -208,7 +209,7 @@ int16_t stratus_cluster_reassign(struct stratus_cluster *c,
                                  char *msg,
                                  size_t msgcap)
 {
-    (void)c;
+    check_admin_args(c, msg, msgcap);
     record("reassign", topic, partition, target, NULL, 0);
     if (target == 99) {
         snprintf(msg, msgcap, "broker 99 is not live");
@@ -330,6 +331,24 @@ md_topic(const struct MetadataResponse *rs, const char *name)
         if (kstr_is(rs->Topics.items[i].Name, name))
             return &rs->Topics.items[i];
     return NULL;
+}
+
+/* run() of a request the API routes to the view: checks that it made exactly one call of the
+ * double, what on name; that call's record is recs[0]. */
+static struct call *run_routed(struct stratus_api_ctx *ctx,
+                               int16_t key,
+                               int16_t v,
+                               const void *rq,
+                               void *rs,
+                               const char *what,
+                               const char *name)
+{
+    records_clear();
+    struct call *c = run(ctx, key, v, rq, rs);
+    CHECK_EQ(nrecs, 1);
+    CHECK_STR(recs[0].what, what);
+    CHECK_STR(recs[0].name, name);
+    return c;
 }
 
 /* ---- tests ------------------------------------------------------------------------------- */
@@ -475,14 +494,10 @@ static void test_metadata(struct stratus_api_ctx *ctx)
 
     /* v12 auto-create: goes through stratus_cluster_create_topic with num.partitions; the
      * offsets topic is never auto-created */
-    records_clear();
     const char *names_new[] = {"fresh", "__consumer_offsets"};
     rq = md_request(names_new, 2);
     rq.AllowAutoTopicCreation = 1;
-    c = run(ctx, KAPI_Metadata, 12, &rq, &rs);
-    CHECK_EQ(nrecs, 1);
-    CHECK_STR(recs[0].what, "create_topic");
-    CHECK_STR(recs[0].name, "fresh");
+    c = run_routed(ctx, KAPI_Metadata, 12, &rq, &rs, "create_topic", "fresh");
     CHECK_EQ(recs[0].a, 2);
     t = md_topic(&rs, "fresh");
     CHECK(t != NULL);
@@ -766,14 +781,10 @@ static void test_admin_routed(struct stratus_api_ctx *ctx)
     crq.Topics.items = &ct;
     crq.Topics.count = 1;
     crq.timeoutMs = 1000;
-    records_clear();
-    c = run(ctx, KAPI_CreateTopics, 5, &crq, &crs);
+    c = run_routed(ctx, KAPI_CreateTopics, 5, &crq, &crs, "create_topic", "noinstall-made");
     CHECK_EQ(crs.Topics.count, 1);
     if (crs.Topics.count == 1)
         CHECK_EQ(crs.Topics.items[0].ErrorCode, 0);
-    CHECK_EQ(nrecs, 1);
-    CHECK_STR(recs[0].what, "create_topic");
-    CHECK_STR(recs[0].name, "noinstall-made");
     CHECK_EQ(recs[0].a, 4);
     CHECK_EQ(recs[0].nconfigs, 1);
     CHECK_STR(recs[0].first_config, "retention.ms=1000");
@@ -789,14 +800,10 @@ static void test_admin_routed(struct stratus_api_ctx *ctx)
     drq.TopicNames.items = &dn;
     drq.TopicNames.count = 1;
     drq.TimeoutMs = 1000;
-    records_clear();
-    c = run(ctx, KAPI_DeleteTopics, 4, &drq, &drs);
+    c = run_routed(ctx, KAPI_DeleteTopics, 4, &drq, &drs, "delete_topic", "other");
     CHECK_EQ(drs.Responses.count, 1);
     if (drs.Responses.count == 1)
         CHECK_EQ(drs.Responses.items[0].ErrorCode, 0);
-    CHECK_EQ(nrecs, 1);
-    CHECK_STR(recs[0].what, "delete_topic");
-    CHECK_STR(recs[0].name, "other");
     CHECK(stratus_stream_find_topic(engine, "other", &ti) == 0);
     call_free(c);
 
@@ -812,11 +819,8 @@ static void test_admin_routed(struct stratus_api_ctx *ctx)
     prq.Topics.items = &pt;
     prq.Topics.count = 1;
     prq.TimeoutMs = 1000;
-    records_clear();
-    c = run(ctx, KAPI_CreatePartitions, 1, &prq, &prs);
+    c = run_routed(ctx, KAPI_CreatePartitions, 1, &prq, &prs, "create_partitions", "orders");
     CHECK_EQ(prs.Results.count, 1);
-    CHECK_EQ(nrecs, 1);
-    CHECK_STR(recs[0].what, "create_partitions");
     CHECK_EQ(recs[0].a, 6);
     CHECK(stratus_stream_find_topic(engine, "orders", &ti) == 0 && ti.partitions == 3);
     call_free(c);
@@ -837,14 +841,10 @@ static void test_admin_routed(struct stratus_api_ctx *ctx)
     ar.Configs.count = 1;
     arq.Resources.items = &ar;
     arq.Resources.count = 1;
-    records_clear();
-    c = run(ctx, KAPI_AlterConfigs, 1, &arq, &ars);
+    c = run_routed(ctx, KAPI_AlterConfigs, 1, &arq, &ars, "alter_configs", "orders");
     CHECK_EQ(ars.Responses.count, 1);
     if (ars.Responses.count == 1)
         CHECK_EQ(ars.Responses.items[0].ErrorCode, 0);
-    CHECK_EQ(nrecs, 1);
-    CHECK_STR(recs[0].what, "alter_configs");
-    CHECK_STR(recs[0].name, "orders");
     CHECK_EQ(recs[0].a, 0);
     CHECK_STR(recs[0].first_config, "retention.ms=5000");
     call_free(c);
@@ -866,16 +866,25 @@ static void test_admin_routed(struct stratus_api_ctx *ctx)
     ir.Configs.count = 1;
     irq.Resources.items = &ir;
     irq.Resources.count = 1;
-    records_clear();
-    c = run(ctx, KAPI_IncrementalAlterConfigs, 0, &irq, &irs);
+    c = run_routed(ctx, KAPI_IncrementalAlterConfigs, 0, &irq, &irs, "alter_configs", "orders");
     CHECK_EQ(irs.Responses.count, 1);
     if (irs.Responses.count == 1)
         CHECK_EQ(irs.Responses.items[0].ErrorCode, 0);
-    CHECK_EQ(nrecs, 1);
-    CHECK_STR(recs[0].what, "alter_configs");
     CHECK_EQ(recs[0].a, 1);
     CHECK_STR(recs[0].first_config, "retention.ms=7000");
     call_free(c);
+}
+
+/* The answers for orders/0..2 of a request served only by a partition's owner: orders/0 is
+ * owned here (e0 0, v0 its offset or low watermark: 0), orders/1 by broker 2 (NOT_LEADER, -1),
+ * orders/2 by nobody (LEADER_NOT_AVAILABLE). */
+static void check_owner_answers(int16_t e0, int64_t v0, int16_t e1, int64_t v1, int16_t e2)
+{
+    CHECK_EQ(e0, 0);
+    CHECK_EQ(v0, 0);
+    CHECK_EQ(e1, KAFKA_ERR_NOT_LEADER_OR_FOLLOWER);
+    CHECK_EQ(v1, -1);
+    CHECK_EQ(e2, KAFKA_ERR_LEADER_NOT_AVAILABLE);
 }
 
 static void test_listoffsets(struct stratus_api_ctx *ctx)
@@ -903,11 +912,8 @@ static void test_listoffsets(struct stratus_api_ctx *ctx)
     if (rs.Topics.count == 1 && rs.Topics.items[0].Partitions.count == 3) {
         const struct ListOffsetsResponse_ListOffsetsPartitionResponse *p =
             rs.Topics.items[0].Partitions.items;
-        CHECK_EQ(p[0].ErrorCode, 0); /* owned here (broker 1) */
-        CHECK_EQ(p[0].Offset, 0);
-        CHECK_EQ(p[1].ErrorCode, KAFKA_ERR_NOT_LEADER_OR_FOLLOWER);
-        CHECK_EQ(p[1].Offset, -1);
-        CHECK_EQ(p[2].ErrorCode, KAFKA_ERR_LEADER_NOT_AVAILABLE);
+        check_owner_answers(p[0].ErrorCode, p[0].Offset, p[1].ErrorCode, p[1].Offset,
+                            p[2].ErrorCode);
     } else {
         CHECK(0);
     }
@@ -938,11 +944,8 @@ static void test_deleterecords(struct stratus_api_ctx *ctx)
     if (rs.Topics.count == 1 && rs.Topics.items[0].Partitions.count == 3) {
         const struct DeleteRecordsResponse_DeleteRecordsPartitionResult *p =
             rs.Topics.items[0].Partitions.items;
-        CHECK_EQ(p[0].ErrorCode, 0);
-        CHECK_EQ(p[0].LowWatermark, 0);
-        CHECK_EQ(p[1].ErrorCode, KAFKA_ERR_NOT_LEADER_OR_FOLLOWER);
-        CHECK_EQ(p[1].LowWatermark, -1);
-        CHECK_EQ(p[2].ErrorCode, KAFKA_ERR_LEADER_NOT_AVAILABLE);
+        check_owner_answers(p[0].ErrorCode, p[0].LowWatermark, p[1].ErrorCode, p[1].LowWatermark,
+                            p[2].ErrorCode);
     } else {
         CHECK(0);
     }

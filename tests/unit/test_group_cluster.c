@@ -24,6 +24,7 @@
 #include "proto/proto_gen.h"
 #include "stream/stream.h"
 #include "stream_fixture.h"
+#include "group_fixture.h"
 #include "test.h"
 
 #include <pthread.h>
@@ -343,274 +344,48 @@ static void d_free(struct etcd_double *d)
         free(d->blobs[i].val);
 }
 
-/* ---- requests ---- */
+/* ---- requests (group_fixture.h), as the scenarios below send them ---- */
 
-struct call {
-    struct stratus_group_op op;
-    struct stratus_arena arena;
-    union {
-        struct JoinGroupRequest join;
-        struct SyncGroupRequest sync;
-        struct HeartbeatRequest hb;
-        struct OffsetCommitRequest commit;
-        struct OffsetFetchRequest fetch;
-        struct DeleteGroupsRequest del;
-    } rq;
-    union {
-        struct JoinGroupResponse join;
-        struct SyncGroupResponse sync;
-        struct HeartbeatResponse hb;
-        struct OffsetCommitResponse commit;
-        struct OffsetFetchResponse fetch;
-        struct DeleteGroupsResponse del;
-    } rs;
-    /* request storage */
-    struct OffsetCommitRequest_OffsetCommitRequestTopic ct;
-    struct OffsetCommitRequest_OffsetCommitRequestPartition cp;
-    struct OffsetCommitResponse_OffsetCommitResponseTopic crt;
-    struct OffsetCommitResponse_OffsetCommitResponsePartition crp;
-    struct OffsetFetchRequest_OffsetFetchRequestTopic ft;
-    struct OffsetFetchRequest_OffsetFetchRequestGroup fg[2];
-    struct kstr names[2];
-    int32_t part;
-    /* copied out in done() (the response may point at coordinator memory) */
-    int done;
-    int16_t err;        /* top level, or the first partition / group */
-    int16_t errs[2];    /* v8 fetch and DeleteGroups: per group */
-    int64_t fetched[2]; /* the first partition's offset (per group for v8), -99 when absent */
-    int32_t generation;
-    char member[200], leader[200];
-};
-
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-
-static void call_done(struct stratus_group_op *op)
-{
-    struct call *c = op->arg;
-    pthread_mutex_lock(&g_mu);
-    switch (op->api_key) {
-    case KAPI_JoinGroup:
-        c->err = c->rs.join.ErrorCode;
-        c->generation = c->rs.join.GenerationId;
-        kstr_copy(c->rs.join.MemberId, c->member, sizeof c->member);
-        kstr_copy(c->rs.join.Leader, c->leader, sizeof c->leader);
-        break;
-    case KAPI_SyncGroup:
-        c->err = c->rs.sync.ErrorCode;
-        break;
-    case KAPI_Heartbeat:
-        c->err = c->rs.hb.ErrorCode;
-        break;
-    case KAPI_OffsetCommit:
-        c->err = c->rs.commit.Topics.items[0].Partitions.items[0].ErrorCode;
-        break;
-    case KAPI_OffsetFetch:
-        c->err = c->rs.fetch.ErrorCode;
-        c->fetched[0] = c->fetched[1] = -99;
-        if (op->api_version >= 8) {
-            for (int32_t i = 0; i < c->rs.fetch.Groups.count && i < 2; i++) {
-                const struct OffsetFetchResponse_OffsetFetchResponseGroup *g =
-                    &c->rs.fetch.Groups.items[i];
-                c->errs[i] = g->ErrorCode;
-                if (g->Topics.count > 0 && g->Topics.items[0].Partitions.count > 0)
-                    c->fetched[i] = g->Topics.items[0].Partitions.items[0].CommittedOffset;
-            }
-        } else if (c->rs.fetch.Topics.count > 0 &&
-                   c->rs.fetch.Topics.items[0].Partitions.count > 0) {
-            c->fetched[0] = c->rs.fetch.Topics.items[0].Partitions.items[0].CommittedOffset;
-            if (op->api_version < 2)
-                c->err = c->rs.fetch.Topics.items[0].Partitions.items[0].ErrorCode;
-        }
-        break;
-    case KAPI_DeleteGroups:
-        for (int32_t i = 0; i < c->rs.del.Results.count && i < 2; i++)
-            c->errs[i] = c->rs.del.Results.items[i].ErrorCode;
-        break;
-    }
-    c->done = 1;
-    pthread_cond_broadcast(&g_cv);
-    pthread_mutex_unlock(&g_mu);
-}
-
-static struct call *call_new(int16_t key, int16_t version)
-{
-    struct call *c = calloc(1, sizeof *c);
-    arena_init(&c->arena, 0);
-    c->op.api_key = key;
-    c->op.api_version = version;
-    c->op.rq = &c->rq;
-    c->op.rs = &c->rs;
-    c->op.arena = &c->arena;
-    c->op.client_id = "unit";
-    c->op.client_host = "";
-    c->op.done = call_done;
-    c->op.arg = c;
-    c->errs[0] = c->errs[1] = -100;
-    return c;
-}
-
-static int call_wait(struct call *c, int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&g_mu);
-    while (!c->done)
-        if (pthread_cond_timedwait(&g_cv, &g_mu, &ts) != 0)
-            break;
-    int d = c->done;
-    pthread_mutex_unlock(&g_mu);
-    return d;
-}
-
-static int call_is_done(struct call *c)
-{
-    pthread_mutex_lock(&g_mu);
-    int d = c->done;
-    pthread_mutex_unlock(&g_mu);
-    return d;
-}
-
-static void call_free(struct call *c)
-{
-    arena_free_all(&c->arena);
-    free(c);
-}
-
-static struct JoinGroupRequest_JoinGroupRequestProtocol g_proto = {{"range", 5},
-                                                                   {(const uint8_t *)"MD", 2}};
-
-static struct call *
+/* JoinGroup with 10 s session and rebalance timeouts, not waited for. */
+static struct gx_call *
 join_async(struct stratus_group_coord *gc, const char *group, const char *member)
 {
-    struct call *c = call_new(KAPI_JoinGroup, 3); /* v3: no MEMBER_ID_REQUIRED round */
-    JoinGroupRequest_init(&c->rq.join);
-    JoinGroupResponse_init(&c->rs.join);
-    c->rq.join.GroupId = kstr_from(group);
-    c->rq.join.SessionTimeoutMs = 10000;
-    c->rq.join.RebalanceTimeoutMs = 10000;
-    c->rq.join.MemberId = kstr_from(member);
-    c->rq.join.ProtocolType = kstr_from("consumer");
-    c->rq.join.Protocols.items = &g_proto;
-    c->rq.join.Protocols.count = 1;
-    stratus_group_submit(gc, &c->op);
-    return c;
+    return gx_join(gc, group, member, 10000, 10000);
 }
 
+/* SyncGroup assigning "A" to member alone: its error code. */
 static int16_t
 sync_group(struct stratus_group_coord *gc, const char *group, const char *member, int32_t gen)
 {
-    struct call *c = call_new(KAPI_SyncGroup, 3);
     struct SyncGroupRequest_SyncGroupRequestAssignment a = {kstr_from(member),
                                                             {(const uint8_t *)"A", 1}};
-    SyncGroupRequest_init(&c->rq.sync);
-    SyncGroupResponse_init(&c->rs.sync);
-    c->rq.sync.GroupId = kstr_from(group);
-    c->rq.sync.GenerationId = gen;
-    c->rq.sync.MemberId = kstr_from(member);
-    c->rq.sync.Assignments.items = &a;
-    c->rq.sync.Assignments.count = 1;
-    stratus_group_submit(gc, &c->op);
-    int16_t err = call_wait(c, 5000) ? c->err : -100;
-    call_free(c);
-    return err;
-}
-
-static int16_t
-heartbeat(struct stratus_group_coord *gc, const char *group, const char *member, int32_t gen)
-{
-    struct call *c = call_new(KAPI_Heartbeat, 3);
-    HeartbeatRequest_init(&c->rq.hb);
-    HeartbeatResponse_init(&c->rs.hb);
-    c->rq.hb.GroupId = kstr_from(group);
-    c->rq.hb.GenerationId = gen;
-    c->rq.hb.MemberId = kstr_from(member);
-    stratus_group_submit(gc, &c->op);
-    int16_t err = call_wait(c, 5000) ? c->err : -100;
-    call_free(c);
-    return err;
+    return gx_call_result(gx_sync(gc, group, member, gen, &a, 1));
 }
 
 /* A memberless commit (generation -1) of one partition, not waited for. */
-static struct call *commit_async(struct stratus_group_coord *gc,
-                                 const char *group,
-                                 const char *topic,
-                                 int32_t partition,
-                                 int64_t offset)
+static struct gx_call *commit_async(struct stratus_group_coord *gc,
+                                    const char *group,
+                                    const char *topic,
+                                    int32_t partition,
+                                    int64_t offset)
 {
-    struct call *c = call_new(KAPI_OffsetCommit, 2);
-    OffsetCommitRequest_init(&c->rq.commit);
-    OffsetCommitResponse_init(&c->rs.commit);
-    c->cp.PartitionIndex = partition;
-    c->cp.CommittedOffset = offset;
-    c->cp.CommittedLeaderEpoch = -1;
-    c->cp.CommittedMetadata = kstr_from("meta");
-    c->ct.Name = kstr_from(topic);
-    c->ct.Partitions.items = &c->cp;
-    c->ct.Partitions.count = 1;
-    c->rq.commit.GroupId = kstr_from(group);
-    c->rq.commit.GenerationIdOrMemberEpoch = -1;
-    c->rq.commit.MemberId = kstr_from("");
-    c->rq.commit.Topics.items = &c->ct;
-    c->rq.commit.Topics.count = 1;
-    c->crt.Name = c->ct.Name;
-    c->crp.PartitionIndex = partition;
-    c->crt.Partitions.items = &c->crp;
-    c->crt.Partitions.count = 1;
-    c->rs.commit.Topics.items = &c->crt;
-    c->rs.commit.Topics.count = 1;
-    stratus_group_submit(gc, &c->op);
-    return c;
+    return gx_commit_async(gc, group, -1, "", topic, partition, offset);
 }
 
+/* commit_async() waited for: its error code. */
 static int16_t commit(struct stratus_group_coord *gc,
                       const char *group,
                       const char *topic,
                       int32_t partition,
                       int64_t offset)
 {
-    struct call *c = commit_async(gc, group, topic, partition, offset);
-    int16_t err = call_wait(c, 5000) ? c->err : -100;
-    call_free(c);
-    return err;
-}
-
-/* OffsetFetch v1 (errors per partition) or v5 (top-level error) of one partition: the offset,
- * or -(1000 + error code) when it failed. */
-static int64_t fetch(struct stratus_group_coord *gc,
-                     int16_t version,
-                     const char *group,
-                     const char *topic,
-                     int32_t partition)
-{
-    struct call *c = call_new(KAPI_OffsetFetch, version);
-    OffsetFetchRequest_init(&c->rq.fetch);
-    OffsetFetchResponse_init(&c->rs.fetch);
-    c->part = partition;
-    c->ft.Name = kstr_from(topic);
-    c->ft.PartitionIndexes.items = &c->part;
-    c->ft.PartitionIndexes.count = 1;
-    c->rq.fetch.GroupId = kstr_from(group);
-    c->rq.fetch.Topics.items = &c->ft;
-    c->rq.fetch.Topics.count = 1;
-    stratus_group_submit(gc, &c->op);
-    int64_t r = -2000;
-    if (call_wait(c, 5000))
-        r = c->err ? -(1000 + c->err) : c->fetched[0];
-    call_free(c);
-    return r;
+    return gx_call_result(commit_async(gc, group, topic, partition, offset));
 }
 
 /* OffsetFetch v8 of two groups, all their offsets (topics null). */
-static struct call *fetch_v8(struct stratus_group_coord *gc, const char *g0, const char *g1)
+static struct gx_call *fetch_v8(struct stratus_group_coord *gc, const char *g0, const char *g1)
 {
-    struct call *c = call_new(KAPI_OffsetFetch, 8);
+    struct gx_call *c = gx_call_new(KAPI_OffsetFetch, 8);
     OffsetFetchRequest_init(&c->rq.fetch);
     OffsetFetchResponse_init(&c->rs.fetch);
     for (int i = 0; i < 2; i++) {
@@ -621,13 +396,13 @@ static struct call *fetch_v8(struct stratus_group_coord *gc, const char *g0, con
     c->rq.fetch.Groups.items = c->fg;
     c->rq.fetch.Groups.count = 2;
     stratus_group_submit(gc, &c->op);
-    call_wait(c, 5000);
+    gx_call_wait(c, 5000);
     return c;
 }
 
-static struct call *delete_groups(struct stratus_group_coord *gc, const char *g0, const char *g1)
+static struct gx_call *delete_groups(struct stratus_group_coord *gc, const char *g0, const char *g1)
 {
-    struct call *c = call_new(KAPI_DeleteGroups, 2);
+    struct gx_call *c = gx_call_new(KAPI_DeleteGroups, 2);
     DeleteGroupsRequest_init(&c->rq.del);
     DeleteGroupsResponse_init(&c->rs.del);
     c->names[0] = kstr_from(g0);
@@ -635,7 +410,7 @@ static struct call *delete_groups(struct stratus_group_coord *gc, const char *g0
     c->rq.del.GroupsNames.items = c->names;
     c->rq.del.GroupsNames.count = 2;
     stratus_group_submit(gc, &c->op);
-    call_wait(c, 5000);
+    gx_call_wait(c, 5000);
     return c;
 }
 
@@ -648,35 +423,12 @@ static uint64_t ngroups(struct stratus_group_coord *gc)
 
 /* ---- setup ---- */
 
-static struct stratus_stream *open_stream(void)
-{
-    struct stratus_stream_conf c;
-
-    fx_stream_conf(&c);
-    c.wal.size_bytes = 16ull << 20;
-    c.log_cache_bytes = 64ull << 20;
-    c.io_threads = 1;
-    return fx_stream_open(&c, NULL);
-}
-
+/* gx_open_coord(), in cluster mode through broker b's view of the double when b is set. */
 static struct stratus_group_coord *
 open_coord(struct stratus_stream *s, struct broker *b, int64_t retention_ms)
 {
-    struct stratus_group_conf conf;
-    struct stratus_group_coord *gc = NULL;
-    struct stratus_errbuf eb = {{0}};
-    stratus_group_conf_defaults(&conf);
-    conf.initial_rebalance_delay_ms = 0;
-    conf.min_session_timeout_ms = 10;
-    if (retention_ms) {
-        conf.offsets_retention_ms = retention_ms;
-        conf.retention_check_interval_ms = retention_ms;
-    }
-    if (stratus_group_open(&conf, s, &gc, &eb) != 0) {
-        fprintf(stderr, "group open: %s\n", eb.msg);
-        return NULL;
-    }
-    if (b) {
+    struct stratus_group_coord *gc = gx_open_coord(s, retention_ms);
+    if (gc && b) {
         struct stratus_group_cluster_ops ops = {b, d_coordinates, d_load, d_store};
         stratus_group_set_cluster(gc, &ops); /* the table is copied */
     }
@@ -712,32 +464,32 @@ static void test_cluster(struct stratus_stream *s)
     /* 1. One blob per group per batch. The store of group "gate" is held while the next five
      * commits queue on the coordinator's loop: they run one after another and are flushed
      * together, so X (three commits, one overriding another) and Y are stored once each. */
-    CHECK_EQ(fetch(A, 1, "X", "t", 0), -1); /* the store has nothing: index value 999 unseen */
+    CHECK_EQ(gx_fetch(A, 1, "X", "t", 0), -1); /* the store has nothing: index value 999 unseen */
     d_gate(d, "gate", 1);
-    struct call *cg = commit_async(A, "gate", "t", 0, 1);
+    struct gx_call *cg = commit_async(A, "gate", "t", 0, 1);
     CHECK(d_wait_in_gate(d));
-    struct call *c1 = commit_async(A, "X", "t", 0, 10);
-    struct call *c2 = commit_async(A, "X", "t", 1, 11);
-    struct call *c3 = commit_async(A, "X", "t", 0, 12);
-    struct call *c4 = commit_async(A, "Y", "t", 0, 20);
-    struct call *c5 = commit_async(A, "Y", "nope", 0, 1); /* refused: no store for it */
+    struct gx_call *c1 = commit_async(A, "X", "t", 0, 10);
+    struct gx_call *c2 = commit_async(A, "X", "t", 1, 11);
+    struct gx_call *c3 = commit_async(A, "X", "t", 0, 12);
+    struct gx_call *c4 = commit_async(A, "Y", "t", 0, 20);
+    struct gx_call *c5 = commit_async(A, "Y", "nope", 0, 1); /* refused: no store for it */
     usleep(50000);
-    CHECK(!call_is_done(c1)); /* behind the held store */
+    CHECK(!gx_call_is_done(c1)); /* behind the held store */
     d_gate(d, "gate", 0);
-    CHECK(call_wait(cg, 5000) && call_wait(c1, 5000) && call_wait(c2, 5000) &&
-          call_wait(c3, 5000) && call_wait(c4, 5000) && call_wait(c5, 5000));
+    CHECK(gx_call_wait(cg, 5000) && gx_call_wait(c1, 5000) && gx_call_wait(c2, 5000) &&
+          gx_call_wait(c3, 5000) && gx_call_wait(c4, 5000) && gx_call_wait(c5, 5000));
     CHECK_EQ(cg->err, 0);
     CHECK_EQ(c1->err, 0);
     CHECK_EQ(c2->err, 0);
     CHECK_EQ(c3->err, 0);
     CHECK_EQ(c4->err, 0);
     CHECK_EQ(c5->err, KAFKA_ERR_UNKNOWN_TOPIC_OR_PARTITION);
-    call_free(cg);
-    call_free(c1);
-    call_free(c2);
-    call_free(c3);
-    call_free(c4);
-    call_free(c5);
+    gx_call_free(cg);
+    gx_call_free(c1);
+    gx_call_free(c2);
+    gx_call_free(c3);
+    gx_call_free(c4);
+    gx_call_free(c5);
     CHECK_EQ(d_stores(d, "gate"), 1);
     CHECK_EQ(d_stores(d, "X"), 1);
     CHECK_EQ(d_stores(d, "Y"), 1);
@@ -754,51 +506,51 @@ static void test_cluster(struct stratus_stream *s)
     CHECK_EQ(st.commit_batches, 2); /* the gate's batch, then X + Y's */
     CHECK_EQ(st.commits, 5);
     /* fetch: v1, v5 and v8 (two groups at once) */
-    CHECK_EQ(fetch(A, 1, "X", "t", 0), 12);
-    CHECK_EQ(fetch(A, 5, "X", "t", 1), 11);
-    struct call *f8 = fetch_v8(A, "X", "Y");
+    CHECK_EQ(gx_fetch(A, 1, "X", "t", 0), 12);
+    CHECK_EQ(gx_fetch(A, 5, "X", "t", 1), 11);
+    struct gx_call *f8 = fetch_v8(A, "X", "Y");
     CHECK(f8->done && f8->errs[0] == 0 && f8->errs[1] == 0);
     CHECK_EQ(f8->fetched[0], 12);
     CHECK_EQ(f8->fetched[1], 20);
-    call_free(f8);
+    gx_call_free(f8);
 
     /* 2. Not ours: group "nc" is coordinated by broker 2. */
     d_set_owner(d, "nc", 2);
-    struct call *j = join_async(A, "nc", "");
-    CHECK(call_wait(j, 5000));
+    struct gx_call *j = join_async(A, "nc", "");
+    CHECK(gx_call_wait(j, 5000));
     CHECK_EQ(j->err, KAFKA_ERR_NOT_COORDINATOR);
-    call_free(j);
-    CHECK_EQ(heartbeat(A, "nc", "m", 1), KAFKA_ERR_NOT_COORDINATOR);
+    gx_call_free(j);
+    CHECK_EQ(gx_heartbeat(A, "nc", "m", 1), KAFKA_ERR_NOT_COORDINATOR);
     CHECK_EQ(commit(A, "nc", "t", 0, 5), KAFKA_ERR_NOT_COORDINATOR);
-    CHECK_EQ(fetch(A, 1, "nc", "t", 0), -(1000 + KAFKA_ERR_NOT_COORDINATOR)); /* per partition */
-    CHECK_EQ(fetch(A, 5, "nc", "t", 0), -(1000 + KAFKA_ERR_NOT_COORDINATOR)); /* top level */
+    CHECK_EQ(gx_fetch(A, 1, "nc", "t", 0), -(1000 + KAFKA_ERR_NOT_COORDINATOR)); /* per partition */
+    CHECK_EQ(gx_fetch(A, 5, "nc", "t", 0), -(1000 + KAFKA_ERR_NOT_COORDINATOR)); /* top level */
     f8 = fetch_v8(A, "Y", "nc");                                              /* per group */
     CHECK(f8->done);
     CHECK_EQ(f8->errs[0], 0);
     CHECK_EQ(f8->fetched[0], 20);
     CHECK_EQ(f8->errs[1], KAFKA_ERR_NOT_COORDINATOR);
-    call_free(f8);
+    gx_call_free(f8);
     CHECK_EQ(d_attempts(d, "nc"), 0);
     /* ... and broker 2 serves it */
     CHECK_EQ(commit(B, "nc", "t", 0, 5), 0);
-    CHECK_EQ(fetch(B, 5, "nc", "t", 0), 5);
-    struct call *dg = delete_groups(A, "nc", "nc");
+    CHECK_EQ(gx_fetch(B, 5, "nc", "t", 0), 5);
+    struct gx_call *dg = delete_groups(A, "nc", "nc");
     CHECK_EQ(dg->errs[0], KAFKA_ERR_NOT_COORDINATOR);
-    call_free(dg);
+    gx_call_free(dg);
     CHECK_EQ(d_offset_of(d, "nc", "t", 0), 5);
 
     /* 3. Coordination of X moves to broker 2: A refuses at once (even before it is told), and
      * drops X when told; B loads X's offsets on X's first request and adds to them. */
     d_set_owner(d, "X", 2);
-    CHECK_EQ(fetch(A, 5, "X", "t", 0), -(1000 + KAFKA_ERR_NOT_COORDINATOR));
+    CHECK_EQ(gx_fetch(A, 5, "X", "t", 0), -(1000 + KAFKA_ERR_NOT_COORDINATOR));
     uint64_t before = ngroups(A);
     stratus_group_coordination_changed(A);
     stratus_group_coordination_changed(B);
     CHECK_EQ(ngroups(A), before - 1);
     int loads = d_loads(d);
-    CHECK_EQ(fetch(B, 1, "X", "t", 0), 12);
+    CHECK_EQ(gx_fetch(B, 1, "X", "t", 0), 12);
     CHECK_EQ(d_loads(d), loads + 1);
-    CHECK_EQ(fetch(B, 1, "X", "t", 1), 11);
+    CHECK_EQ(gx_fetch(B, 1, "X", "t", 1), 11);
     CHECK_EQ(d_loads(d), loads + 1); /* loaded once, then served from memory */
     CHECK_EQ(commit(B, "X", "t", 1, 30), 0);
     CHECK_EQ(d_offset_of(d, "X", "t", 0), 12); /* the whole group rewritten */
@@ -829,7 +581,7 @@ static void test_cluster(struct stratus_stream *s)
     pthread_mutex_unlock(&d->mu);
     CHECK_EQ(commit(A, "Y", "t", 0, 21), KAFKA_ERR_COORDINATOR_NOT_AVAILABLE);
     loads = d_loads(d);
-    CHECK_EQ(fetch(A, 1, "Y", "t", 0), 20);
+    CHECK_EQ(gx_fetch(A, 1, "Y", "t", 0), 20);
     CHECK_EQ(d_loads(d), loads + 1);
     CHECK_EQ(commit(A, "Y", "t", 0, 22), 0);
     CHECK_EQ(d_offset_of(d, "Y", "t", 0), 22);
@@ -838,25 +590,25 @@ static void test_cluster(struct stratus_stream *s)
      * m2's JoinGroup parks until m1 rejoins; the group moves away and m2 hears
      * NOT_COORDINATOR. */
     j = join_async(A, "pj", "");
-    CHECK(call_wait(j, 5000));
+    CHECK(gx_call_wait(j, 5000));
     CHECK_EQ(j->err, 0);
     CHECK_EQ(j->generation, 1);
     char m1[200];
     snprintf(m1, sizeof m1, "%s", j->member);
-    call_free(j);
+    gx_call_free(j);
     CHECK_EQ(sync_group(A, "pj", m1, 1), 0);
-    CHECK_EQ(heartbeat(A, "pj", m1, 1), 0);
-    struct call *j2 = join_async(A, "pj", "");
+    CHECK_EQ(gx_heartbeat(A, "pj", m1, 1), 0);
+    struct gx_call *j2 = join_async(A, "pj", "");
     usleep(100000);
-    CHECK(!call_is_done(j2));
-    CHECK_EQ(heartbeat(A, "pj", m1, 1), KAFKA_ERR_REBALANCE_IN_PROGRESS);
+    CHECK(!gx_call_is_done(j2));
+    CHECK_EQ(gx_heartbeat(A, "pj", m1, 1), KAFKA_ERR_REBALANCE_IN_PROGRESS);
     d_set_owner(d, "pj", 2);
     stratus_group_coordination_changed(A);
-    CHECK(call_wait(j2, 5000));
+    CHECK(gx_call_wait(j2, 5000));
     CHECK_EQ(j2->err, KAFKA_ERR_NOT_COORDINATOR);
-    call_free(j2);
+    gx_call_free(j2);
     d_set_owner(d, "pj", 1); /* back again: the group starts over, the old member is gone */
-    CHECK_EQ(heartbeat(A, "pj", m1, 1), KAFKA_ERR_UNKNOWN_MEMBER_ID);
+    CHECK_EQ(gx_heartbeat(A, "pj", m1, 1), KAFKA_ERR_UNKNOWN_MEMBER_ID);
 
     /* 7. A commit accepted but not yet stored when coordination moves: answered
      * NOT_COORDINATOR, never stored. The held "gate" store keeps the loop busy while the
@@ -872,20 +624,20 @@ static void test_cluster(struct stratus_stream *s)
     stratus_group_coordination_changed(A);
     usleep(50000);
     d_gate(d, "gate", 0);
-    CHECK(call_wait(cg, 5000) && call_wait(c1, 5000));
+    CHECK(gx_call_wait(cg, 5000) && gx_call_wait(c1, 5000));
     CHECK_EQ(cg->err, 0);
     CHECK_EQ(c1->err, KAFKA_ERR_NOT_COORDINATOR);
     CHECK_EQ(d_attempts(d, "pc"), 0); /* dropped before the flush: not even tried */
-    call_free(cg);
-    call_free(c1);
+    gx_call_free(cg);
+    gx_call_free(c1);
 
     /* 8. DeleteGroups goes through the store (a delete); per group errors. */
     dg = delete_groups(A, "Y", "X");
     CHECK_EQ(dg->errs[0], 0);
     CHECK_EQ(dg->errs[1], KAFKA_ERR_NOT_COORDINATOR);
-    call_free(dg);
+    gx_call_free(dg);
     CHECK_EQ(d_offset_of(d, "Y", "t", 0), -100); /* blob gone */
-    CHECK_EQ(fetch(A, 1, "Y", "t", 0), -1);
+    CHECK_EQ(gx_fetch(A, 1, "Y", "t", 0), -1);
 
 out:
     if (A)
@@ -896,8 +648,8 @@ out:
      * commit of X. */
     solo = open_coord(s, NULL, 0);
     if (solo) {
-        CHECK_EQ(fetch(solo, 1, "X", "t", 0), 999);
-        CHECK_EQ(fetch(solo, 1, "Y", "t", 0), -1);
+        CHECK_EQ(gx_fetch(solo, 1, "X", "t", 0), 999);
+        CHECK_EQ(gx_fetch(solo, 1, "Y", "t", 0), -1);
         stratus_group_close(solo);
     }
 }
@@ -936,7 +688,7 @@ int main(void)
     test_partition_for();
     test_blob();
     if (fx_env_open("group_cluster") == 0) {
-        struct stratus_stream *s = open_stream();
+        struct stratus_stream *s = gx_open_stream();
         CHECK(s != NULL);
         if (s) {
             test_cluster(s);

@@ -18,6 +18,8 @@
  *     leaves the data pending for the next round;
  *   - an object WAL write finishing after the ack deadline answers NOT_LEADER_OR_FOLLOWER, the
  *     data stays invisible, and the partition works again after a fence and a claim;
+ *   - retention and DeleteRecords call the trim hook with the dropped ranges and the new log
+ *     start before changing the local index; a hook answering EEXIST fences the partition;
  *   - single-node mode: every partition is OWNER and the cluster entry points refuse.
  * The metastore is a TEST DOUBLE here (struct meta): an in-memory stratus_stream_cluster_ops
  * with an id counter, a set of prepared objects, the committed ranges and producer snapshots,
@@ -57,6 +59,12 @@ static struct meta {
     int commits, unprepared_commits, max_streams_seen, fail_next;
     int lost_calls;
     struct stratus_partition *last_lost;
+    /* trim: calls, the last call's arguments, and a one-shot EEXIST (fenced) answer */
+    int trims, trim_fence_next;
+    uint64_t trim_sid;
+    int64_t trim_log_start;
+    struct stratus_index_range trim_dropped[MAX_RANGES];
+    size_t trim_n;
 } g_meta = {.mu = PTHREAD_MUTEX_INITIALIZER, .next_id = ID_BASE};
 
 static int meta_alloc_ids(void *arg, const char *name, uint64_t n, uint64_t *first,
@@ -139,12 +147,47 @@ static void meta_lost(void *arg, struct stratus_partition *p)
     pthread_mutex_unlock(&g_meta.mu);
 }
 
+/* As the design's trim: fenced on ownership (and the one-shot trim_fence_next); records the
+ * call and drops the trimmed ranges from the committed ones. */
+static int meta_trim(void *arg, struct stratus_partition *p, int64_t new_log_start,
+                     const struct stratus_index_range *dropped, size_t n,
+                     struct stratus_errbuf *eb)
+{
+    uint64_t sid = stratus_partition_stream_id(p);
+    size_t k = 0;
+
+    (void)arg;
+    pthread_mutex_lock(&g_meta.mu);
+    g_meta.trims++;
+    if (g_meta.trim_fence_next || sid >= MAX_STREAM || !g_meta.owned[sid] || n > MAX_RANGES) {
+        g_meta.trim_fence_next = 0;
+        pthread_mutex_unlock(&g_meta.mu);
+        return stratus_errf(eb, STRATUS_EEXIST, "fenced (test double)");
+    }
+    g_meta.trim_sid = sid;
+    g_meta.trim_log_start = new_log_start;
+    memcpy(g_meta.trim_dropped, dropped, n * sizeof *dropped);
+    g_meta.trim_n = n;
+    for (size_t i = 0; i < g_meta.nranges; i++) {
+        int gone = 0;
+        for (size_t j = 0; j < n; j++)
+            gone |= g_meta.ranges[i].stream_id == sid &&
+                    g_meta.ranges[i].last_offset == dropped[j].last_offset;
+        if (!gone)
+            g_meta.ranges[k++] = g_meta.ranges[i];
+    }
+    g_meta.nranges = k;
+    pthread_mutex_unlock(&g_meta.mu);
+    return 0;
+}
+
 static const struct stratus_stream_cluster_ops g_ops = {
     .arg = NULL,
     .alloc_ids = meta_alloc_ids,
     .prepare_object = meta_prepare,
     .commit_object = meta_commit,
     .lost = meta_lost,
+    .trim = meta_trim,
 };
 
 static void meta_set_owned(uint64_t sid, int owned)
@@ -955,6 +998,126 @@ out:
     stratus_stream_close(s);
 }
 
+/* Sets topic name's (one partition, stream sid) retention.bytes (-1 = none); retention.ms off. */
+static int install_retention(struct stratus_stream *s, const char *name, uint64_t sid,
+                             int64_t bytes)
+{
+    char b[32];
+    struct stratus_kv kv[2] = {{"retention.ms", "-1"}, {"retention.bytes", b}};
+    struct stratus_errbuf eb = {{0}};
+    int rc;
+
+    snprintf(b, sizeof b, "%lld", (long long)bytes);
+    rc = stratus_stream_install_topic(s, name, TOPIC_ID, 1, &sid, kv, 2, &eb);
+    if (rc)
+        fprintf(stderr, "install: %s\n", eb.msg);
+    return rc;
+}
+
+/* Retention and DeleteRecords in cluster mode call the trim hook with the dropped committed
+ * ranges and the new log start before changing anything locally; a hook answering EEXIST
+ * (owned elsewhere) leaves the log start alone and fences the partition (ops->lost called). */
+static void test_trim(void)
+{
+    struct stratus_stream *s = open_cluster("trim", 40);
+    struct stratus_partition *p = NULL;
+    struct stratus_errbuf eb = {{0}};
+    struct stratus_index_range *rs = NULL;
+    size_t n = 0;
+    int64_t ls = -1, hw = -1, low = -1;
+    int trims, lost_calls;
+    char msg[256];
+
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_EQ(install_retention(s, "trim", 21, -1), 0);
+    p = stratus_stream_partition(s, "trim", 0);
+    CHECK(p != NULL);
+    if (!p)
+        goto out;
+    CHECK_EQ(claim_serve(p, 1, 0), 0);
+    for (int i = 0; i < 5; i++) { /* five objects: five committed ranges */
+        CHECK_EQ(append_n(p, 2, 1400 + 10 * (uint32_t)i), 2);
+        CHECK_EQ(stratus_stream_flush(s, &eb), 0);
+    }
+    rs = meta_ranges(21, &n);
+    CHECK_EQ(n, 5);
+    if (n != 5)
+        goto out;
+
+    /* retention.bytes keeps the last three ranges: the first two go */
+    trims = meta_int(&g_meta.trims);
+    CHECK_EQ(install_retention(s, "trim", 21, rs[2].length + rs[3].length + rs[4].length), 0);
+    CHECK_EQ(stratus_stream_run_retention(s, &eb), 0);
+    CHECK_EQ(meta_int(&g_meta.trims), trims + 1);
+    pthread_mutex_lock(&g_meta.mu);
+    CHECK_EQ(g_meta.trim_sid, 21);
+    CHECK_EQ(g_meta.trim_n, 2);
+    CHECK_EQ(g_meta.trim_log_start, rs[1].last_offset + 1);
+    for (size_t i = 0; i < 2 && g_meta.trim_n == 2; i++) {
+        CHECK_EQ(g_meta.trim_dropped[i].object_id, rs[i].object_id);
+        CHECK_EQ(g_meta.trim_dropped[i].base_offset, rs[i].base_offset);
+        CHECK_EQ(g_meta.trim_dropped[i].last_offset, rs[i].last_offset);
+        CHECK_EQ(g_meta.trim_dropped[i].length, rs[i].length);
+    }
+    pthread_mutex_unlock(&g_meta.mu);
+    stratus_partition_offsets(p, &ls, &hw, NULL);
+    CHECK_EQ(ls, rs[1].last_offset + 1);
+    CHECK_EQ(stratus_partition_role(p), STRATUS_ROLE_OWNER);
+    /* nothing more to drop: no call */
+    CHECK_EQ(stratus_stream_run_retention(s, &eb), 0);
+    CHECK_EQ(meta_int(&g_meta.trims), trims + 1);
+
+    /* fenced: the hook answers EEXIST; the log start stays, p is fenced, lost is called */
+    lost_calls = meta_int(&g_meta.lost_calls);
+    pthread_mutex_lock(&g_meta.mu);
+    g_meta.trim_fence_next = 1;
+    pthread_mutex_unlock(&g_meta.mu);
+    CHECK_EQ(install_retention(s, "trim", 21, rs[4].length), 0);
+    CHECK_EQ(stratus_stream_run_retention(s, &eb), 0);
+    CHECK_EQ(meta_int(&g_meta.trims), trims + 2);
+    CHECK_EQ(stratus_partition_role(p), STRATUS_ROLE_NONE);
+    CHECK_EQ(meta_int(&g_meta.lost_calls), lost_calls + 1);
+    pthread_mutex_lock(&g_meta.mu);
+    CHECK(g_meta.last_lost == p);
+    pthread_mutex_unlock(&g_meta.mu);
+    stratus_partition_offsets(p, &ls, NULL, NULL);
+    CHECK_EQ(ls, rs[1].last_offset + 1);
+    /* a partition not served here is not retained (no hook call) */
+    CHECK_EQ(stratus_stream_run_retention(s, &eb), 0);
+    CHECK_EQ(meta_int(&g_meta.trims), trims + 2);
+
+    /* DeleteRecords after a new claim (ranges 2..4 committed; claim_serve starts at 0) */
+    CHECK_EQ(install_retention(s, "trim", 21, -1), 0);
+    CHECK_EQ(claim_serve(p, 2, 0), 0);
+    CHECK_EQ(stratus_partition_delete_records(p, rs[3].last_offset + 1, &low, msg, sizeof msg),
+             KAFKA_ERR_NONE);
+    CHECK_EQ(low, rs[3].last_offset + 1);
+    CHECK_EQ(meta_int(&g_meta.trims), trims + 3);
+    pthread_mutex_lock(&g_meta.mu);
+    CHECK_EQ(g_meta.trim_log_start, rs[3].last_offset + 1);
+    CHECK_EQ(g_meta.trim_n, 2); /* ranges 2 and 3 */
+    CHECK(g_meta.trim_n == 2 && g_meta.trim_dropped[0].last_offset == rs[2].last_offset &&
+          g_meta.trim_dropped[1].last_offset == rs[3].last_offset);
+    pthread_mutex_unlock(&g_meta.mu);
+    /* ... and fenced: NOT_LEADER_OR_FOLLOWER, nothing moved, p fenced */
+    pthread_mutex_lock(&g_meta.mu);
+    g_meta.trim_fence_next = 1;
+    pthread_mutex_unlock(&g_meta.mu);
+    lost_calls = meta_int(&g_meta.lost_calls);
+    CHECK_EQ(stratus_partition_delete_records(p, rs[4].last_offset, &low, msg, sizeof msg),
+             KAFKA_ERR_NOT_LEADER_OR_FOLLOWER);
+    CHECK_EQ(stratus_partition_role(p), STRATUS_ROLE_NONE);
+    CHECK_EQ(meta_int(&g_meta.lost_calls), lost_calls + 1);
+    stratus_partition_offsets(p, &ls, NULL, NULL);
+    CHECK_EQ(ls, rs[3].last_offset + 1);
+out:
+    free(rs);
+    stratus_partition_release(p);
+    stratus_stream_close(s);
+}
+
 int main(void)
 {
     if (fx_env_open("ownership") != 0)
@@ -966,6 +1129,7 @@ int main(void)
     test_lost();
     test_restart_keep_cache();
     test_ack_deadline();
+    test_trim();
     fx_env_close();
     pthread_mutex_lock(&g_meta.mu);
     for (int i = 0; i < MAX_STREAM; i++)

@@ -19,38 +19,13 @@
 #include "test.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "wal_records.h"
 
 #define SB_AREA 8192u
 
 static char g_path[512];
 
-/* ---- records: payload = u32 id, u32 len, then bytes derived from id ------------------- */
-
-static size_t rec_make(unsigned char *buf, uint32_t id, uint32_t len)
-{
-    if (len < 8)
-        len = 8;
-    memcpy(buf, &id, 4);
-    memcpy(buf + 4, &len, 4);
-    for (uint32_t i = 8; i < len; i++)
-        buf[i] = (unsigned char)(id * 31u + i * 7u);
-    return len;
-}
-
-static int rec_ok(const unsigned char *buf, size_t len, uint32_t *id)
-{
-    uint32_t l;
-    if (len < 8)
-        return 0;
-    memcpy(id, buf, 4);
-    memcpy(&l, buf + 4, 4);
-    if (l != len)
-        return 0;
-    for (uint32_t i = 8; i < len; i++)
-        if (buf[i] != (unsigned char)(*id * 31u + i * 7u))
-            return 0;
-    return 1;
-}
+/* ---- records (wal_records.h) ---------------------------------------------------------- */
 
 static uint32_t size_for(uint32_t id)
 {
@@ -130,7 +105,7 @@ static int on_replay(void *arg, uint64_t lsn, const void *rec, size_t len)
 {
     struct collect *c = arg;
     uint32_t id;
-    if (!rec_ok(rec, len, &id)) {
+    if (!wr_rec_ok(rec, len, &id)) {
         c->bad++;
         return 0;
     }
@@ -194,7 +169,7 @@ static int append_rec(struct stratus_wal *wal, uint32_t id, uint32_t len, struct
                       uint64_t *lsn)
 {
     unsigned char *buf = malloc(len < 8 ? 8 : len);
-    size_t n = rec_make(buf, id, len);
+    size_t n = wr_rec_make(buf, id, len);
     /* two pieces, to exercise the iovec path */
     struct iovec iov[2] = {{buf, n / 2}, {buf + n / 2, n - n / 2}};
     int rc = stratus_wal_append(wal, iov, 2, on_done, t, lsn);
@@ -685,7 +660,7 @@ static int append_known(struct stratus_wal *wal, uint32_t id, uint32_t len, int 
                         struct tracker *t)
 {
     unsigned char *buf = malloc(len);
-    size_t n = rec_make(buf, id, len);
+    size_t n = wr_rec_make(buf, id, len);
     size_t a = n / 3, b = n / 3;
     struct iovec iov[3] = {{buf, a}, {buf + a, b}, {buf + a + b, n - a - b}};
     int64_t crcs[3] = {-1, (int64_t)stratus_crc32c(0, buf + a, b), -1};

@@ -22,29 +22,26 @@
 #include "test.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "wal_records.h"
 
 static struct stratus_storage *g_st;
 static char g_dir[256];
 
-/* ---- records: payload = u32 id, u32 len, then bytes derived from id ---------------------- */
+/* ---- records (wal_records.h), each of a size derived from its id -------------------------- */
+
+static uint32_t rec_size(uint32_t id)
+{
+    return 8 + (id * 2654435761u >> 8) % 600;
+}
 
 static size_t rec_make(unsigned char *buf, uint32_t id)
 {
-    uint32_t len = 8 + (id * 2654435761u >> 8) % 600;
-    memcpy(buf, &id, 4);
-    memcpy(buf + 4, &len, 4);
-    for (uint32_t i = 8; i < len; i++)
-        buf[i] = (unsigned char)(id * 31u + i * 7u);
-    return len;
+    return wr_rec_make(buf, id, rec_size(id));
 }
 
 static int rec_ok(const unsigned char *buf, size_t len, uint32_t *id)
 {
-    unsigned char want[700];
-    if (len < 8)
-        return 0;
-    memcpy(id, buf, 4);
-    return rec_make(want, *id) == len && memcmp(want, buf, len) == 0;
+    return wr_rec_ok(buf, len, id) && len == rec_size(*id);
 }
 
 /* ---- completions --------------------------------------------------------------------------- */
