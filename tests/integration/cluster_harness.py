@@ -674,17 +674,26 @@ class Cluster:
     def controller(self):
         return self.metadata()["controller"]
 
-    def probe(self, topic, partition, leader, timeout_ms=5000):
+    def probe(self, topic, partition, leader, timeout_ms=5000, own_conn=False):
         """One acks=all Produce of a record with key b"probe" straight to `leader`. Returns the
         Kafka error code (0 = appended) or -1 on a connection error. Counts the probes that
         were appended and those whose outcome is unknown (see probe_range)."""
         batch = kwire.record_batch([(b"probe", b"probe", ())], base_ts=int(time.time() * 1000))
+        own = None
         try:
-            res = self.request(leader, lambda c: c.produce(topic, partition, batch, acks=-1,
-                                                          timeout_ms=timeout_ms))
+            if own_conn:  # a connection of its own: probes may run in parallel threads
+                b = self.broker(leader)
+                own = kwire.Conn(b.host, b.port, timeout=10.0, client_id="cluster-probe")
+                res = own.produce(topic, partition, batch, acks=-1, timeout_ms=timeout_ms)
+            else:
+                res = self.request(leader, lambda c: c.produce(topic, partition, batch, acks=-1,
+                                                              timeout_ms=timeout_ms))
             err = res.get((topic, partition), {}).get("error", -1)
         except (OSError, ValueError, ConnectionError, KeyError):
             err = -1
+        finally:
+            if own:
+                own.close()
         if err == 0:
             self.probes_ok[(topic, partition)] += 1
         elif err not in (3, 5, NOT_LEADER):  # not a definite refusal: maybe appended
@@ -726,7 +735,17 @@ class Cluster:
             try:
                 b.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                b._note("SIGTERM not honoured within 30s: SIGKILL")
+                b._note("SIGTERM not honoured within 30s: stacks, then SIGKILL")
+                if shutil.which("gdb"):  # where it hangs, for the failure report
+                    try:
+                        out = subprocess.run(["gdb", "-p", str(b.proc.pid), "-batch", "-ex",
+                                              "thread apply all bt"], capture_output=True,
+                                             text=True, timeout=60).stdout
+                        b._note("\n" + out[-20000:])
+                        print("---- %s: threads of the hung broker ----\n%s" % (b.name, out[-20000:]),
+                              flush=True)
+                    except (OSError, subprocess.SubprocessError):
+                        pass
                 b.proc.kill()
                 b.proc.wait()
             b._close_log()
