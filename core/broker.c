@@ -68,7 +68,7 @@ static const struct stratus_param broker_params[] = {
                        1024, 2147483647, "Largest request frame accepted"),
     STRATUS_PARAM_MS("idle_timeout", "10m", 0, struct broker_conf, idle_timeout_ms, 1000, INT64_MAX,
                      "Close connections idle this long"),
-    STRATUS_PARAM_INT("max_inflight_requests", "64", 0, struct broker_conf, max_inflight, 1,
+    STRATUS_PARAM_INT("max_inflight_requests", "1000", 0, struct broker_conf, max_inflight, 1,
                       4096, "Pipelined requests per connection before reads pause"),
     STRATUS_PARAM_BOOL("auto_create_topics", "true", 0, struct broker_conf, auto_create_topics,
                        "Create a topic on first Metadata or Produce request"),
