@@ -7,6 +7,9 @@ requests (kwire). One sub-test per run, named on the command line (ctest runs ea
             broker's Metadata and etcd's assign/ keys agree; records go through.
   burst     100 of 150 partitions reassigned in one request under a producer: all served by
             their new owners within 10 s; every record read back once, in order.
+  drain     `stratus cluster drain` moves every partition off broker 1 (status shows it
+            DRAINING), undrain; SIGTERM of broker 2 hands its partitions over before it exits
+            (no WAL recovery by the others); every record read back once, in order.
   move      an idempotent acks=all producer (~2000 msg/s, sequence-numbered records on 30
             partitions) and a 2-member consumer group; every partition of broker 1 is
             reassigned to brokers 2 and 3 (AlterPartitionReassignments v0); per partition the
@@ -40,6 +43,7 @@ import concurrent.futures
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -337,6 +341,65 @@ def test_burst():
         C.stop()
 
 
+def stratus_cli(C, node, *args):
+    exe = os.path.join(os.path.dirname(H.stratusd_path()), "stratus")
+    return subprocess.run([exe, "cluster"] + list(args) + ["--config", C.broker(node).conf_path],
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_drain():
+    R.section("drain: stratus cluster drain / undrain, and SIGTERM hands partitions over")
+    C = start_cluster("drain")
+    prod = None
+    topic, n = "drain", 30
+    try:
+        if make_topic(C, topic, n) is None:
+            return
+        prod, _cons = start_workload(C, topic, n, rate=1500, group=False)
+        time.sleep(2.0)
+        t0 = time.monotonic()
+        r = stratus_cli(C, 1, "drain")
+        took = time.monotonic() - t0
+        R.check(r.returncode == 0 and "drained" in r.stdout, "drain: `stratus cluster drain` "
+                "on broker 1 finishes (%.2f s): %s%s" % (took, r.stdout.strip(), r.stderr.strip()))
+        got, secs = C.wait_leaders(topic, n, 15, allowed=[2, 3])
+        R.check(secs is not None, "drain: every partition is led by brokers 2 and 3 (%r)" %
+                counts(got))
+        st = stratus_cli(C, 2, "status")
+        R.check(st.returncode == 0 and "DRAINING" in st.stdout and "controller:" in st.stdout,
+                "drain: `stratus cluster status` shows broker 1 draining:\n%s" % st.stdout)
+        r = stratus_cli(C, 1, "undrain")
+        R.check(r.returncode == 0, "drain: undrain succeeds (%s)" % r.stderr.strip())
+        # SIGTERM: a planned stop hands broker 2's partitions over (no WAL recovery needed)
+        leaders = C.leaders(topic)
+        mine = sorted(p for p, l in leaders.items() if l == 2)
+        t0 = time.monotonic()
+        rc = C.broker(2).stop(timeout=30)
+        took = time.monotonic() - t0
+        R.eq(rc, 0, "drain: broker 2 exits 0 on SIGTERM (after %.2f s)" % took)
+        log2 = C.broker(2).log_text()
+        handed = len(re.findall(r"cluster handed topic=%s " % topic, log2))
+        R.check(handed >= len(mine), "drain: on SIGTERM broker 2 handed its %d partitions over "
+                "(%d hand-overs logged)" % (len(mine), handed))
+        got, secs = C.wait_leaders(topic, n, 15, allowed=[1, 3])
+        R.check(secs is not None, "drain: after the stop every partition is led by 1 or 3 (%r)"
+                % counts(got))
+        recovered = sum(len(re.findall(r"recovered topic=%s partition=\d+: [1-9]" % topic,
+                                       C.broker(i).log_text())) for i in (1, 3))
+        R.eq(recovered, 0, "drain: nobody had to recover broker 2's tail from its WAL")
+        time.sleep(2.0)
+        R.eq(prod.stop(), 0, "drain: every delivery report came")
+        H.report_producer(R, prod, "drain")
+        recs, ok = H.read_all(C.live_bootstrap(), topic, n)
+        R.check(ok, "drain: read back every partition up to its high watermark")
+        H.check_topic(R, "drain: read back", n, recs, prod, exact=True,
+                      probes=C.probe_range(topic, n))
+    finally:
+        if prod:
+            prod.stop()
+        C.stop()
+
+
 # ---- failover -------------------------------------------------------------------------------
 def pick_victim(C, controller_ok):
     ctrl = C.controller()
@@ -599,7 +662,8 @@ def test_s3():
         C.stop()
 
 
-TESTS = {"spread": test_spread, "move": test_move, "burst": test_burst, "failover": test_failover,
+TESTS = {"spread": test_spread, "move": test_move, "burst": test_burst, "drain": test_drain,
+         "failover": test_failover,
          "etcd": test_etcd,
          "fence": test_fence, "s3": test_s3}
 
