@@ -50,11 +50,19 @@ struct stratus_req {
     char client_id[128];          /* NUL-terminated, truncated */
     const uint8_t *body;          /* request body after the header; valid until finished */
     size_t body_len;
+    /* The whole request frame holding body: a stratus_rcbuf (util/alloc.h) that a handler may
+     * keep beyond the request with stratus_rcbuf_ref (produce: the log cache keeps batches). */
+    uint8_t *frame;
+    size_t frame_len;
     struct stratus_arena arena;   /* per-request allocations, freed with the request */
     /* Written by the handler. */
     struct kwrite resp;           /* response body (no size prefix, no header) */
     int no_response;              /* send nothing (acks=0 produce) */
     int close_after;              /* close the connection after this (protocol error) */
+    /* Optional: called once when the request is freed (its response written out or dropped):
+     * a response that splices bytes (resp.splice_min, codec.h) releases them here. */
+    void (*resp_release)(void *arg);
+    void *resp_release_arg;
     /* Private to the network layer. */
     void (*finish_fn)(struct stratus_req *req);
     /* Private to the API layer (the worker function of api_run_on_worker). */

@@ -13,9 +13,13 @@
  * engine's read says so); from v12 with its owner as CurrentLeader and, from v16, the owner's
  * endpoint in NodeEndpoints (KIP-951).
  *
+ * Zero copy: log-cache reads borrow the batches (stratus_partition_read_lent) and the response
+ * splices Records of FETCH_SPLICE_MIN bytes or more (codec.h kw_splice): the network thread
+ * writes them to the socket from the batches or the cold read's buffer with sendmsg.
  * Ownership: struct fetch_ctx is heap-allocated per parked fetch and owned by its thread's
- * parked list (or, during cold reads, by the count of reads in flight). It holds a reference to
- * each partition and owns every result buffer until the response is encoded.
+ * parked list (or, during cold reads, by the count of reads in flight); once answered, by the
+ * request (resp_release frees it when the response has been written or dropped). It holds a
+ * reference to each partition and owns every result buffer and lent batch until then.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <pthread.h>
@@ -42,8 +46,14 @@ struct fetch_part {
     int state;
     int16_t error;
     struct stratus_fetch_result res;
+    struct stratus_lent *segs; /* log-cache batches lent (res.data NULL), nsegs of them */
+    int nsegs;
     struct fetch_ctx *fc;
 };
+
+/* Records of at least this many bytes are not copied into the response: the network thread
+ * writes them from the log cache's batches (or the cold read's buffer) with sendmsg. */
+#define FETCH_SPLICE_MIN 4096
 
 struct fetch_thread;
 
@@ -75,10 +85,21 @@ static _Thread_local struct fetch_thread *this_thread;
 
 static void fetch_evaluate(struct fetch_ctx *fc, int expired);
 
+/* Drops what a part read (a cold read's buffer, lent batches). */
+static void part_clear(struct fetch_part *fp)
+{
+    free(fp->res.data);
+    fp->res.data = NULL;
+    if (fp->segs)
+        stratus_lent_release(fp->segs, fp->nsegs);
+    fp->segs = NULL;
+    fp->nsegs = 0;
+}
+
 static void fetch_free(struct fetch_ctx *fc)
 {
     for (int i = 0; i < fc->nparts; i++) {
-        free(fc->parts[i].res.data);
+        part_clear(&fc->parts[i]);
         if (fc->parts[i].p)
             stratus_partition_release(fc->parts[i].p);
     }
@@ -103,6 +124,47 @@ static void unpark(struct fetch_ctx *fc)
     stratus_loop_timer_cancel(ft->loop, fc->timer);
 }
 
+static void fetch_release(void *arg)
+{
+    fetch_free(arg);
+}
+
+/* Replaces each splice of a part's marker (fetch_respond) by the part's lent batches. */
+static void expand_splices(struct fetch_ctx *fc, struct kwrite *w)
+{
+    size_t extra = 0, n = 0, markers = 0;
+    uintptr_t lo = (uintptr_t)fc->parts, hi = (uintptr_t)(fc->parts + fc->nparts);
+
+    for (size_t i = 0; i < w->nsplices; i++) {
+        uintptr_t a = (uintptr_t)w->splices[i].p;
+        if (a >= lo && a < hi) {
+            markers++;
+            extra += (size_t)((const struct fetch_part *)w->splices[i].p)->nsegs - 1;
+        }
+    }
+    if (!markers)
+        return;
+    struct kw_splice *v = malloc((w->nsplices + extra) * sizeof *v);
+    if (!v) {
+        w->err = STRATUS_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < w->nsplices; i++) {
+        uintptr_t a = (uintptr_t)w->splices[i].p;
+        if (a >= lo && a < hi) {
+            const struct fetch_part *fp = (const struct fetch_part *)w->splices[i].p;
+            for (int j = 0; j < fp->nsegs; j++)
+                v[n++] = (struct kw_splice){w->splices[i].off, fp->segs[j].data,
+                                            fp->segs[j].len};
+        } else {
+            v[n++] = w->splices[i];
+        }
+    }
+    free(w->splices);
+    w->splices = v;
+    w->nsplices = w->splices_cap = n;
+}
+
 /* Encodes the response from the parts, frees the context, and finishes the request (unless
  * the handler is still on the stack: then it returns DONE itself). */
 static void fetch_respond(struct fetch_ctx *fc, int from_handler)
@@ -114,6 +176,28 @@ static void fetch_respond(struct fetch_ctx *fc, int from_handler)
     struct api_hints hints;
     int hinting = req->ctx->cluster && req->api_version >= 12;
 
+    /* Small reads: one contiguous copy; larger ones are spliced (see FETCH_SPLICE_MIN). */
+    for (int i = 0; i < fc->nparts; i++) {
+        struct fetch_part *fp = &fc->parts[i];
+        if (fp->segs && fp->res.len < FETCH_SPLICE_MIN) {
+            uint8_t *d = malloc(fp->res.len);
+            size_t o = 0;
+            if (d)
+                for (int j = 0; j < fp->nsegs; j++) {
+                    memcpy(d + o, fp->segs[j].data, fp->segs[j].len);
+                    o += fp->segs[j].len;
+                }
+            stratus_lent_release(fp->segs, fp->nsegs);
+            fp->segs = NULL;
+            fp->nsegs = 0;
+            fp->res.data = d;
+            if (!d) {
+                fp->res.len = 0;
+                fp->error = KAFKA_ERR_KAFKA_STORAGE_ERROR;
+            }
+        }
+    }
+    req->resp.splice_min = FETCH_SPLICE_MIN;
     FetchResponse_init(&rs);
     rs.SessionId = 0;
     if (hinting)
@@ -143,12 +227,19 @@ static void fetch_respond(struct fetch_ctx *fc, int from_handler)
             pd->LogStartOffset = fp->p ? fp->res.log_start_offset : -1;
             pd->AbortedTransactions.count = fc->rq.IsolationLevel ? 0 : -1;
             pd->PreferredReadReplica = -1;
-            pd->Records.p = fp->res.data;
+            /* lent batches: a marker the codec splices (len >= FETCH_SPLICE_MIN), replaced
+             * by the batches themselves below */
+            pd->Records.p = fp->segs ? (const uint8_t *)fp : fp->res.data;
             pd->Records.len = (int32_t)fp->res.len;
             if (hinting && fp->error == KAFKA_ERR_NOT_LEADER_OR_FOLLOWER && fp->p)
                 api_hints_add(&hints, stratus_partition_topic(fp->p), fp->partition,
                               &pd->CurrentLeader.LeaderId, &pd->CurrentLeader.LeaderEpoch);
-            if (fp->p)
+            if (fp->p && fp->segs)
+                for (int s = 0; s < fp->nsegs; s++)
+                    stratus_metrics_topic_io(STRATUS_METRICS_TOPIC_OUT,
+                                             stratus_partition_topic(fp->p), fp->segs[s].data,
+                                             fp->segs[s].len);
+            else if (fp->p)
                 stratus_metrics_topic_io(STRATUS_METRICS_TOPIC_OUT, stratus_partition_topic(fp->p),
                                          fp->res.data, fp->res.len);
         }
@@ -168,9 +259,15 @@ static void fetch_respond(struct fetch_ctx *fc, int from_handler)
         }
     }
     FetchResponse_encode(&req->resp, req->api_version, &rs);
+    req->resp.splice_min = 0;
+    if (!req->resp.err)
+        expand_splices(fc, &req->resp);
     if (req->resp.err)
         api_protocol_error(req, "fetch response too large");
-    fetch_free(fc);
+    /* The spliced bytes are written out after this: fc (and what its parts hold) lives until
+     * the request is freed. */
+    req->resp_release = fetch_release;
+    req->resp_release_arg = fc;
     if (!from_handler)
         stratus_req_finish(req);
 }
@@ -228,9 +325,10 @@ static void fetch_evaluate(struct fetch_ctx *fc, int expired)
         size_t max = (size_t)(fp->max_bytes < room ? fp->max_bytes : room);
         if (max == 0)
             max = 1;
-        free(fp->res.data);
+        part_clear(fp);
         memset(&fp->res, 0, sizeof fp->res);
-        int rc = stratus_partition_read(fp->p, fp->offset, max, total == 0, &fp->res);
+        int rc = stratus_partition_read_lent(fp->p, fp->offset, max, total == 0, &fp->res,
+                                             &fp->segs, &fp->nsegs);
         if (rc == STRATUS_EAGAIN) {
             fp->state = FP_COLD;
             ncold++;

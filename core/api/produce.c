@@ -11,6 +11,7 @@
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -214,9 +215,16 @@ int api_produce(struct stratus_req *req)
             memset(&res, 0, sizeof res);
             if (rq.Acks != 0)
                 atomic_fetch_add(&pc->pending, 1);
-            stratus_partition_append(p, pd->Records.p, (size_t)pd->Records.len, &res,
-                                     rq.Acks != 0 ? produce_part_done : produce_noop_done,
-                                     rq.Acks != 0 ? (void *)&cbs[j] : NULL);
+            /* The records are decoded in place: the log cache keeps them inside the request
+             * frame (a reference) instead of a copy. */
+            uint8_t *rp = (uint8_t *)(uintptr_t)pd->Records.p;
+            int in_frame = req->frame && rp >= req->frame &&
+                           (size_t)pd->Records.len <= req->frame_len &&
+                           (size_t)(rp - req->frame) <= req->frame_len - (size_t)pd->Records.len;
+            stratus_partition_append_owned(p, rp, (size_t)pd->Records.len,
+                                           in_frame ? req->frame : NULL, &res,
+                                           rq.Acks != 0 ? produce_part_done : produce_noop_done,
+                                           rq.Acks != 0 ? (void *)&cbs[j] : NULL);
             stratus_partition_release(p);
             if (res.error != KAFKA_ERR_NONE) {
                 pr->ErrorCode = res.error;

@@ -9,7 +9,8 @@
  *
  * Frame handling: bytes are read into a 64 KiB buffer; each complete frame is copied out into
  * its own allocation (the request body must outlive the read buffer while parked); a frame
- * larger than the buffer is read straight into its own allocation. Each thread keeps two spent
+ * larger than the buffer is read straight into its own allocation. Frames are stratus_rcbufs
+ * (util/alloc.h): produce's log-cache batches keep a reference instead of a copy. Each thread keeps two spent
  * large response buffers for the next Fetch responses (page faults, see NET_SPARE_BUFS).
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -178,13 +180,17 @@ static void conn_unref(struct conn *c)
     if (--c->refs > 0)
         return;
     free(c->rbuf);
-    free(c->big);
+    stratus_rcbuf_unref(c->big);
     free(c);
 }
 
 static void preq_free(struct preq *r)
 {
     struct nthread *t = r->conn->t;
+    if (r->req.resp_release) {
+        r->req.resp_release(r->req.resp_release_arg);
+        r->req.resp_release = NULL;
+    }
     if (r->req.resp.buf && r->req.resp.cap >= NET_SPARE_MIN && r->req.resp.cap <= NET_SPARE_MAX &&
         t->nspare < NET_SPARE_BUFS) {
         t->spare[t->nspare].buf = r->req.resp.buf;
@@ -195,7 +201,7 @@ static void preq_free(struct preq *r)
     }
     kw_free(&r->req.resp);
     arena_free_all(&r->req.arena);
-    free(r->frame);
+    stratus_rcbuf_unref(r->frame);
     free(r);
 }
 
@@ -275,6 +281,43 @@ static void preq_finish(struct stratus_req *req)
         LOG_WARN("net", "dropping a response: network thread is gone");
 }
 
+/* The iovecs of a spliced response (codec.h: buf with the splices inserted) from byte woff of
+ * the whole, at most max of them; returns how many. */
+static int resp_iov(const struct kwrite *w, size_t woff, struct iovec *iov, int max)
+{
+    size_t pos = 0, boff = 0; /* logical position; buf offset reached */
+    int n = 0;
+
+    for (size_t i = 0; i <= w->nsplices && n < max; i++) {
+        size_t bend = i < w->nsplices ? w->splices[i].off : w->len;
+        /* buf[boff, bend) */
+        if (bend > boff) {
+            size_t len = bend - boff;
+            if (woff < pos + len) {
+                size_t skip = woff > pos ? woff - pos : 0;
+                iov[n].iov_base = w->buf + boff + skip;
+                iov[n].iov_len = len - skip;
+                n++;
+            }
+            pos += len;
+            boff = bend;
+        }
+        if (i == w->nsplices || n == max)
+            break;
+        size_t len = w->splices[i].n;
+        if (len && woff < pos + len) {
+            size_t skip = woff > pos ? woff - pos : 0;
+            iov[n].iov_base = (void *)(uintptr_t)(w->splices[i].p + skip);
+            iov[n].iov_len = len - skip;
+            n++;
+        }
+        pos += len;
+    }
+    return n;
+}
+
+#define NET_IOV 128
+
 /* Sends complete responses from the head of the queue, in order. */
 static void conn_flush(struct conn *c)
 {
@@ -283,9 +326,19 @@ static void conn_flush(struct conn *c)
     while (c->head && c->head->done && !c->closed) {
         struct preq *r = c->head;
         if (!r->req.no_response) {
-            while (c->woff < r->req.resp.len) {
-                ssize_t n = send(c->fd, r->req.resp.buf + c->woff, r->req.resp.len - c->woff,
-                                 MSG_NOSIGNAL);
+            size_t total = r->req.resp.len + r->req.resp.spliced;
+            while (c->woff < total) {
+                ssize_t n;
+                if (r->req.resp.nsplices) {
+                    struct iovec iov[NET_IOV];
+                    struct msghdr mh = {0};
+                    mh.msg_iov = iov;
+                    mh.msg_iovlen = (size_t)resp_iov(&r->req.resp, c->woff, iov, NET_IOV);
+                    n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+                } else {
+                    n = send(c->fd, r->req.resp.buf + c->woff, r->req.resp.len - c->woff,
+                             MSG_NOSIGNAL);
+                }
                 if (n < 0) {
                     if (errno == EINTR)
                         continue;
@@ -344,7 +397,7 @@ static void begin_response(struct stratus_req *req)
 static void finish_frame(struct stratus_req *req)
 {
     if (req->resp.len >= 4)
-        kw_patch_i32(&req->resp, 0, (int32_t)(req->resp.len - 4));
+        kw_patch_i32(&req->resp, 0, (int32_t)(req->resp.len + req->resp.spliced - 4));
 }
 
 static void finish_wrapper(struct stratus_req *req)
@@ -364,6 +417,8 @@ static void conn_handle_frame(struct conn *c, uint8_t *frame, size_t len)
 
     r->conn = c;
     r->frame = frame;
+    r->req.frame = frame;
+    r->req.frame_len = len;
     r->t0_us = stratus_mono_us();
     r->req.ctx = t->net->ctx;
     r->req.loop = t->loop;
@@ -446,7 +501,7 @@ static void conn_process(struct conn *c)
         if (c->rlen - off - 4 < (size_t)size) {
             if ((size_t)size + 4 > RBUF_SIZE) {
                 /* Too large for the buffer: continue reading into its own allocation. */
-                c->big = malloc((size_t)size);
+                c->big = stratus_rcbuf_new((size_t)size);
                 if (!c->big) {
                     c->close_when_sent = 1;
                     break;
@@ -458,7 +513,11 @@ static void conn_process(struct conn *c)
             }
             break;
         }
-        uint8_t *frame = xmalloc((size_t)size);
+        uint8_t *frame = stratus_rcbuf_new((size_t)size);
+        if (!frame) {
+            c->close_when_sent = 1;
+            break;
+        }
         memcpy(frame, p + 4, (size_t)size);
         off += 4 + (size_t)size;
         conn_handle_frame(c, frame, (size_t)size);

@@ -261,6 +261,9 @@ void kw_init(struct kwrite *w, size_t max)
     w->len = w->cap = 0;
     w->max = max ? max : KW_DEFAULT_MAX;
     w->err = 0;
+    w->splice_min = w->spliced = 0;
+    w->splices = NULL;
+    w->nsplices = w->splices_cap = 0;
 }
 
 void kw_free(struct kwrite *w)
@@ -268,6 +271,10 @@ void kw_free(struct kwrite *w)
     free(w->buf);
     w->buf = NULL;
     w->len = w->cap = 0;
+    free(w->splices);
+    w->splices = NULL;
+    w->nsplices = w->splices_cap = 0;
+    w->spliced = 0;
 }
 
 uint8_t *kw_detach(struct kwrite *w, size_t *len)
@@ -301,6 +308,33 @@ uint8_t *kw_ensure(struct kwrite *w, size_t n)
         w->cap = ncap;
     }
     return w->buf + w->len;
+}
+
+/* The bytes of a BYTES / RECORDS value: spliced when the writer splices and n is large
+ * enough (codec.h), copied otherwise. kw_raw always copies (the tagged-field encoder passes it
+ * a temporary buffer). */
+static void kw_bytes_body(struct kwrite *w, const void *p, size_t n)
+{
+    if (w->splice_min && n >= w->splice_min && !w->err) {
+        if (w->len + w->spliced > w->max || n > w->max - w->len - w->spliced) {
+            w->err = STRATUS_ENOMEM;
+            return;
+        }
+        if (w->nsplices == w->splices_cap) {
+            size_t ncap = w->splices_cap ? w->splices_cap * 2 : 16;
+            struct kw_splice *ns = realloc(w->splices, ncap * sizeof *ns);
+            if (!ns) {
+                w->err = STRATUS_ENOMEM;
+                return;
+            }
+            w->splices = ns;
+            w->splices_cap = ncap;
+        }
+        w->splices[w->nsplices++] = (struct kw_splice){w->len, p, n};
+        w->spliced += n;
+        return;
+    }
+    kw_raw(w, p, n);
 }
 
 void kw_raw(struct kwrite *w, const void *p, size_t n)
@@ -405,7 +439,7 @@ void kw_bytes(struct kwrite *w, struct kbytes b)
         return;
     }
     kw_i32(w, b.len);
-    kw_raw(w, b.p, (size_t)b.len);
+    kw_bytes_body(w, b.p, (size_t)b.len);
 }
 
 void kw_compact_bytes(struct kwrite *w, struct kbytes b)
@@ -415,7 +449,7 @@ void kw_compact_bytes(struct kwrite *w, struct kbytes b)
         return;
     }
     kw_uvarint(w, (uint32_t)b.len + 1);
-    kw_raw(w, b.p, (size_t)b.len);
+    kw_bytes_body(w, b.p, (size_t)b.len);
 }
 
 void kw_array_len(struct kwrite *w, int32_t count) { kw_i32(w, count < 0 ? -1 : count); }

@@ -100,10 +100,26 @@ int32_t kr_compact_array_len(struct kread *r, size_t min_elem);
 /* Skips a whole tagged-field section. */
 void kr_skip_tags(struct kread *r);
 
+/* A run of bytes a splicing writer did not copy: logically at buf offset `off` (before the
+ * byte buf[off]), n bytes at p, which must stay valid until the encoded bytes are written out.
+ * Several splices may share one off (they follow each other in array order). */
+struct kw_splice {
+    size_t off;
+    const uint8_t *p;
+    size_t n;
+};
+
 struct kwrite {
     uint8_t *buf;
     size_t len, cap, max;
     int err;
+    /* Splicing, off unless splice_min > 0 (set by the owner after kw_init): a BYTES or
+     * RECORDS value (kw_bytes, kw_compact_bytes) of splice_min bytes or more is recorded as a
+     * struct kw_splice instead of copied (kw_raw always copies). The encoded stream is then
+     * buf with the splices inserted; its length is len + spliced. */
+    size_t splice_min, spliced;
+    struct kw_splice *splices;
+    size_t nsplices, splices_cap;
 };
 
 #define KW_DEFAULT_MAX (256u * 1024u * 1024u)

@@ -4,7 +4,10 @@
  * the I/O pool.
  *
  * Owns struct stratus_partition (stream_int.h says which thread touches which field) and its
- * log cache: one malloc'd struct stratus_lc_batch per record batch, in offset order. Batches
+ * log cache: one malloc'd struct stratus_lc_batch per record batch, in offset order, holding a
+ * copy of the batch or a reference to the request frame it arrived in (append_owned).
+ * Batches are reference-counted: fetch borrows them (read_lent) to write them to the socket
+ * without a copy, so an evicted batch lives until its last reader lets go. Batches
  * are readable once below the high watermark; they may be evicted only once uploaded.
  * The WAL record written per append call is described in stream_int.h; its CRC joins in each
  * batch's own CRC (checked by validate) rather than reading the batch a second time.
@@ -17,6 +20,7 @@
  * and stops the partition (ack_lost) until it is fenced or claimed again.
  * SPDX-License-Identifier: Apache-2.0
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,10 +64,38 @@ void stratus_partition_ref(struct stratus_partition *p)
     atomic_fetch_add(&p->refs, 1);
 }
 
+/* Drops one reference to a cached batch (the cache's own, or a reader's); the last frees it. */
+static void lc_unref(struct stratus_lc_batch *b)
+{
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+        stratus_rcbuf_unref(b->owner);
+        free(b);
+    }
+}
+
+/* A batch with a copy of its bytes (data right after the struct). */
+static struct stratus_lc_batch *lc_batch_copy(const uint8_t *data, size_t len)
+{
+    struct stratus_lc_batch *b = xmalloc(sizeof *b + len);
+    b->data = (uint8_t *)(b + 1);
+    b->owner = NULL;
+    memcpy(b->data, data, len);
+    return b;
+}
+
+/* Frees a batch that never entered the cache. */
+static void lc_batch_discard(struct stratus_lc_batch *b)
+{
+    if (b) {
+        stratus_rcbuf_unref(b->owner);
+        free(b);
+    }
+}
+
 static void lc_free_all(struct stratus_partition *p)
 {
     for (size_t i = 0; i < p->lc_n; i++)
-        free(p->lc[p->lc_head + i]);
+        lc_unref(p->lc[p->lc_head + i]);
     atomic_fetch_sub(&p->s->lc_bytes, p->lc_bytes);
     p->lc_bytes = 0;
     p->lc_n = p->lc_up = p->lc_head = 0;
@@ -200,6 +232,7 @@ static void lc_push(struct stratus_partition *p, struct stratus_lc_batch *b)
             p->lc = xrealloc(p->lc, p->lc_cap * sizeof *p->lc);
         }
     }
+    atomic_init(&b->refs, 1);
     p->lc[p->lc_head + p->lc_n++] = b;
     p->lc_bytes += b->len;
     atomic_fetch_add(&p->s->lc_bytes, b->len);
@@ -215,7 +248,7 @@ static void lc_pop(struct stratus_partition *p)
         p->lc_up--;
     p->lc_bytes -= b->len;
     atomic_fetch_sub(&p->s->lc_bytes, b->len);
-    free(b);
+    lc_unref(b);
     if (p->lc_n == 0)
         p->lc_head = 0;
 }
@@ -385,6 +418,13 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
                               struct stratus_append_result *res, stratus_append_done_fn *done,
                               void *arg)
 {
+    stratus_partition_append_owned(p, (uint8_t *)(uintptr_t)records, len, NULL, res, done, arg);
+}
+
+void stratus_partition_append_owned(struct stratus_partition *p, uint8_t *records, size_t len,
+                                    const void *owner, struct stratus_append_result *res,
+                                    stratus_append_done_fn *done, void *arg)
+{
     struct stratus_stream *s = p->s;
     struct stratus_errbuf eb = {{0}};
     struct stratus_lc_batch **bs = NULL;
@@ -415,7 +455,7 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
         snprintf(res->msg, sizeof res->msg, "no record batch");
         return;
     }
-    /* Copy every batch outside the lock. */
+    /* Copy every batch outside the lock (or reference it inside owner). */
     bs = xcalloc((size_t)nb, sizeof *bs);
     bis = xcalloc((size_t)nb, sizeof *bis);
     for (int i = 0; i < nb; i++) {
@@ -426,8 +466,14 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
             nb = i;
             goto fail;
         }
-        bs[i] = xmalloc(sizeof **bs + (size_t)bi.size);
-        memcpy(bs[i]->data, records + pos, (size_t)bi.size);
+        if (owner) {
+            bs[i] = xmalloc(sizeof **bs);
+            bs[i]->data = records + pos;
+            bs[i]->owner = owner;
+            stratus_rcbuf_ref(owner);
+        } else {
+            bs[i] = lc_batch_copy(records + pos, (size_t)bi.size);
+        }
         bs[i]->len = (uint32_t)bi.size;
         bs[i]->base = 0;
         bs[i]->last = bi.last_offset_delta; /* relative until offsets are assigned */
@@ -629,7 +675,7 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
     return;
 fail:
     for (int i = 0; i < nb; i++)
-        free(bs[i]);
+        lc_batch_discard(bs[i]);
     free(bs);
     free(bis);
     free(work);
@@ -674,8 +720,7 @@ int stratus_partition_replay_record(struct stratus_stream *s, struct stratus_par
             pos += (size_t)bi.size;
             continue;
         }
-        b = xmalloc(sizeof *b + (size_t)bi.size);
-        memcpy(b->data, rec + pos, (size_t)bi.size);
+        b = lc_batch_copy(rec + pos, (size_t)bi.size);
         b->len = (uint32_t)bi.size;
         b->base = bi.base_offset;
         b->last = last;
@@ -707,58 +752,107 @@ uint64_t stratus_partition_walrec_stream(const uint8_t *rec, size_t len)
 
 /* ---- reads ---- */
 
-int stratus_partition_read(struct stratus_partition *p, int64_t offset, size_t max_bytes,
-                           int min_one, struct stratus_fetch_result *res)
+/* The part both reads share, under p->lock: res's offsets, then the cached batches to return,
+ * [*at, *at + *n) holding *total bytes. Returns 0 (res->error may be set; *n may be 0), or
+ * STRATUS_EAGAIN when the offset is no longer in the log cache. */
+static int read_span(struct stratus_partition *p, int64_t offset, size_t max_bytes, int min_one,
+                     struct stratus_fetch_result *res, size_t *at, size_t *n, size_t *total)
 {
-    size_t at, n = 0, total = 0, i;
-
-    memset(res, 0, sizeof *res);
-    pthread_mutex_lock(&p->lock);
+    *n = *total = 0;
     res->high_watermark = p->hw;
     res->last_stable_offset = p->hw;
     res->log_start_offset = p->log_start;
     if (!servable(p)) {
         res->error = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
-        goto out;
+        return 0;
     }
     if (offset < p->log_start || offset > p->hw) {
         res->error = KAFKA_ERR_OFFSET_OUT_OF_RANGE;
-        goto out;
+        return 0;
     }
     if (offset == p->hw)
-        goto out;
-    at = lc_find(p, offset);
-    if (at == p->lc_n || p->lc[p->lc_head + at]->base > offset) {
-        pthread_mutex_unlock(&p->lock);
+        return 0;
+    *at = lc_find(p, offset);
+    if (*at == p->lc_n || p->lc[p->lc_head + *at]->base > offset)
         return STRATUS_EAGAIN;
-    }
-    for (i = at; i < p->lc_n; i++) {
+    for (size_t i = *at; i < p->lc_n; i++) {
         struct stratus_lc_batch *b = p->lc[p->lc_head + i];
         if (b->last >= p->hw)
             break;
-        if (total + b->len > max_bytes && !(min_one && n == 0))
+        if (*total + b->len > max_bytes && !(min_one && *n == 0))
             break;
-        total += b->len;
-        n++;
+        *total += b->len;
+        (*n)++;
     }
-    if (total) {
+    return 0;
+}
+
+int stratus_partition_read(struct stratus_partition *p, int64_t offset, size_t max_bytes,
+                           int min_one, struct stratus_fetch_result *res)
+{
+    size_t at = 0, n, total;
+    int rc;
+
+    memset(res, 0, sizeof *res);
+    pthread_mutex_lock(&p->lock);
+    rc = read_span(p, offset, max_bytes, min_one, res, &at, &n, &total);
+    if (rc == 0 && total) {
         uint8_t *d = malloc(total);
         size_t o = 0;
         if (!d) {
             res->error = KAFKA_ERR_KAFKA_STORAGE_ERROR;
-            goto out;
+        } else {
+            for (size_t i = at; i < at + n; i++) {
+                struct stratus_lc_batch *b = p->lc[p->lc_head + i];
+                memcpy(d + o, b->data, b->len);
+                o += b->len;
+            }
+            res->data = d;
+            res->len = total;
         }
-        for (i = at; i < at + n; i++) {
-            struct stratus_lc_batch *b = p->lc[p->lc_head + i];
-            memcpy(d + o, b->data, b->len);
-            o += b->len;
-        }
-        res->data = d;
-        res->len = total;
     }
-out:
     pthread_mutex_unlock(&p->lock);
-    return 0;
+    return rc;
+}
+
+int stratus_partition_read_lent(struct stratus_partition *p, int64_t offset, size_t max_bytes,
+                                int min_one, struct stratus_fetch_result *res,
+                                struct stratus_lent **segs, int *nsegs)
+{
+    size_t at = 0, n, total;
+    int rc;
+
+    memset(res, 0, sizeof *res);
+    *segs = NULL;
+    *nsegs = 0;
+    pthread_mutex_lock(&p->lock);
+    rc = read_span(p, offset, max_bytes, min_one, res, &at, &n, &total);
+    if (rc == 0 && n) {
+        struct stratus_lent *v = malloc(n * sizeof *v);
+        if (!v) {
+            res->error = KAFKA_ERR_KAFKA_STORAGE_ERROR;
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                struct stratus_lc_batch *b = p->lc[p->lc_head + at + i];
+                atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+                v[i].data = b->data;
+                v[i].len = b->len;
+                v[i].ref = b;
+            }
+            *segs = v;
+            *nsegs = (int)n;
+            res->len = total;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+void stratus_lent_release(struct stratus_lent *segs, int nsegs)
+{
+    for (int i = 0; i < nsegs; i++)
+        lc_unref(segs[i].ref);
+    free(segs);
 }
 
 struct cold_job {
@@ -1244,8 +1338,7 @@ int stratus_partition_recover_record(struct stratus_partition *p, const uint8_t 
                                   stratus_pstate_seq_add(bi.base_sequence, bi.last_offset_delta),
                                   bi.base_offset, last, bi.max_timestamp);
         if (last >= p->log_end) {
-            b = xmalloc(sizeof *b + (size_t)bi.size);
-            memcpy(b->data, rec + pos, (size_t)bi.size);
+            b = lc_batch_copy(rec + pos, (size_t)bi.size);
             b->len = (uint32_t)bi.size;
             b->base = bi.base_offset;
             b->last = last;

@@ -246,6 +246,14 @@ void stratus_partition_append(struct stratus_partition *p, const uint8_t *record
                               struct stratus_append_result *res, stratus_append_done_fn *done,
                               void *arg);
 
+/* stratus_partition_append without the copy: records lie inside owner, a stratus_rcbuf
+ * (util/alloc.h, e.g. the request frame), which the log cache references for as long as it
+ * keeps the batches; the batches' offsets, epoch and LogAppendTime are rewritten in place.
+ * owner NULL copies, as stratus_partition_append. */
+void stratus_partition_append_owned(struct stratus_partition *p, uint8_t *records, size_t len,
+                                    const void *owner, struct stratus_append_result *res,
+                                    stratus_append_done_fn *done, void *arg);
+
 struct stratus_fetch_result {
     int16_t error;             /* NONE or OFFSET_OUT_OF_RANGE or KAFKA_STORAGE_ERROR */
     int64_t high_watermark;
@@ -268,6 +276,7 @@ int stratus_partition_read(struct stratus_partition *p, int64_t offset, size_t m
 struct stratus_lent {
     const uint8_t *data;
     size_t len;
+    void *ref; /* the batch (for stratus_lent_release) */
 };
 
 /* @locality any, non-blocking. stratus_partition_read without the copy: the batches read are

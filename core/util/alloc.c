@@ -3,6 +3,8 @@
  */
 #include "alloc.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,4 +56,40 @@ void stratus_assert_fail(const char *what, const char *file, int line)
 {
     fprintf(stderr, "stratus: assertion failed: %s (%s:%d)\n", what, file, line);
     abort();
+}
+
+/* The header before an rcbuf's bytes: 16 bytes, so the bytes keep malloc's alignment. */
+struct rcbuf_hdr {
+    atomic_uint refs;
+    uint32_t pad[3];
+};
+
+static struct rcbuf_hdr *rcbuf_hdr(const void *buf)
+{
+    return (struct rcbuf_hdr *)(void *)((unsigned char *)(uintptr_t)buf - sizeof(struct rcbuf_hdr));
+}
+
+unsigned char *stratus_rcbuf_new(size_t n)
+{
+    if (n > SIZE_MAX - sizeof(struct rcbuf_hdr))
+        return NULL;
+    struct rcbuf_hdr *h = malloc(sizeof *h + n);
+    if (!h)
+        return NULL;
+    atomic_init(&h->refs, 1);
+    return (unsigned char *)(h + 1);
+}
+
+void stratus_rcbuf_ref(const void *buf)
+{
+    atomic_fetch_add_explicit(&rcbuf_hdr(buf)->refs, 1, memory_order_relaxed);
+}
+
+void stratus_rcbuf_unref(const void *buf)
+{
+    if (!buf)
+        return;
+    struct rcbuf_hdr *h = rcbuf_hdr(buf);
+    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+        free(h);
 }

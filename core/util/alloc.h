@@ -13,6 +13,14 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+/* Reference-counted byte buffers (request frames whose batches the log cache keeps instead of
+ * copying them). The pointer returned is the bytes; a hidden header before them holds the
+ * count, 1 when created. stratus_rcbuf_new returns NULL when out of memory (sizes a peer
+ * controls); unref of NULL does nothing; the last unref frees. Any thread. */
+unsigned char *stratus_rcbuf_new(size_t n);
+void stratus_rcbuf_ref(const void *buf);
+void stratus_rcbuf_unref(const void *buf);
+
 #define stratus_assert(cond)                                            \
     do {                                                                \
         if (!(cond))                                                    \

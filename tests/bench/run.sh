@@ -5,7 +5,8 @@
 # machine's limits (stratus-limits); prints every figure with the ratios Stratus/mock and
 # Stratus/limit, the broker's CPU seconds per GiB (utime+stime from /proc/PID/stat before and
 # after), peak RSS (VmHWM), object-store PUTs per GiB (object files written under the storage
-# dir: storage-local writes one file per PUT), and regenerates docs/benchmarks.md.
+# dir: storage-local writes one file per PUT), bytes served by cold reads (the broker's
+# /metrics, stratus_cold_read_bytes_total), and regenerates docs/benchmarks.md.
 #
 #   tests/bench/run.sh [options] [WORKLOAD...]
 # Workloads (default: all, in this order):
@@ -14,7 +15,8 @@
 #   produce     1: 1 KiB, acks=all, 8 partitions, 2 producers, linger 5, batch 1 MiB, flat out;
 #               also PUTs per GiB and PUTs while idle
 #   consume     2: tail consumers (2, assign-style, no group) keeping up with workload 1; and
-#               2c: 2 consumers reading 256 MiB just written (128 partitions) flat out
+#               2c: 2 consumers reading 256 MiB just written (128 partitions) flat out,
+#               measured from when the broker is idle (its uploads done)
 #   catchup     3: write --catchup-gib GiB, restart the broker, one consumer reads it from objects
 #   isolation   4: workload 1 at 50% of its flat-out rate alone, then beside the catch-up reader
 #   latency     5: produce at a fixed 20 MB/s, acks=all, --latency-secs (60)
@@ -66,7 +68,7 @@ while [ $# -gt 0 ]; do
     --no-doc) OUT=""; shift ;;
     --keep) KEEP=1; shift ;;
     --set) EXTRA_SETS+=(--set "$2"); shift 2 ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     all) WLS+=(limits startup produce consume catchup isolation latency partitions); shift ;;
     limits|startup|produce|consume|catchup|isolation|latency|partitions) WLS+=("$1"); shift ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
@@ -108,24 +110,38 @@ wait_port() { # host port timeout_s pid -> 0 when it accepts
   return 1
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+wait_idle() { # pid: until it uses <= 2 ticks (20 ms) per 0.5 s (uploads of what was just
+  # written done), at most 30 s; so that a short run's CPU is its own work
+  local end=$(( $(date +%s) + 30 )) c0 c1
+  while [ "$(date +%s)" -lt "$end" ]; do
+    c0=$(cpu_ticks "$1"); sleep 0.5; c1=$(cpu_ticks "$1")
+    [ $((c1 - c0)) -le 2 ] && return 0
+  done
+}
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 count_objects() { [ -d "$SROOT/objects" ] && find "$SROOT/objects" -type f | wc -l || echo 0; }
 record() { echo "$1" >> "$RES"; }
 
 # ---- stratusd ------------------------------------------------------------------------------
-SROOT=""; SBS=""; SPORT=""; SSTART_MS=0
+SROOT=""; SBS=""; SPORT=""; SSTART_MS=0; SMPORT=""
 stratus_new() { # name: fresh data dir
   SROOT="$WORK/stratus-$1"
   mkdir -p "$SROOT/data" "$SROOT/objects"
   SPORT=$(free_port)
   SBS="127.0.0.1:$SPORT"
+  SMPORT=$(free_port) # /metrics: bytes served from objects (cold reads) per run
+}
+cold_bytes() { # the broker's stratus_cold_read_bytes_total (0 when unreachable)
+  curl -s --max-time 2 "http://127.0.0.1:$SMPORT/metrics" 2>/dev/null \
+    | awk '$1 == "stratus_cold_read_bytes_total" {v = $2} END {printf "%d", v + 0}'
 }
 stratus_start() { # extra --set args...
   local t0; t0=$(now_ns)
   "$BUILD/stratusd" --config "$REPO/conf/stratus.ini" \
     --set "broker.listeners=PLAINTEXT://$SBS" --set "broker.data_dir=$SROOT/data" \
     --set "broker.plugin_dir=$BUILD/plugins" --set "storage.path=$SROOT/objects" \
+    --set "metrics.listen=127.0.0.1:$SMPORT" \
     "${EXTRA_SETS[@]}" "$@" >> "$SROOT/broker.log" 2>&1 < /dev/null &
   SPID=$!
   if ! wait_port 127.0.0.1 "$SPORT" 120 "$SPID"; then
@@ -169,7 +185,8 @@ measure() {
   local target="$1" wl="$2" run="$3"; shift 4
   local pid bs perfpid=""
   if [ "$target" = stratus ]; then pid=$SPID; bs=$SBS; else pid=$MPID; bs=$MBS; fi
-  local c0 o0 c1 o1 out t0 t1
+  local c0 o0 c1 o1 out t0 t1 k0=0 k1=0
+  [ "$target" = stratus ] && k0=$(cold_bytes)
   c0=$(cpu_ticks "$pid"); o0=$( [ "$target" = stratus ] && count_objects || echo 0 )
   if [ "$PERF" = 1 ] && [ "$target" = stratus ] && command -v perf >/dev/null; then
     perf record -g -o "$WORK/perf-$wl-$run.data" -p "$pid" > "$WORK/perf-$wl-$run.log" 2>&1 &
@@ -179,6 +196,7 @@ measure() {
   out=$("$BIN/stratus-bench" "$@" -b "$bs" --tag "$target/$wl/$run") || true
   t1=$(now_ns)
   c1=$(cpu_ticks "$pid"); o1=$( [ "$target" = stratus ] && count_objects || echo 0 )
+  [ "$target" = stratus ] && k1=$(cold_bytes)
   if [ -n "$perfpid" ]; then
     kill -INT "$perfpid" 2>/dev/null; wait "$perfpid" 2>/dev/null
     echo "--- perf: top functions of stratusd during $wl/$run (self time)" >&2
@@ -187,10 +205,10 @@ measure() {
   fi
   local res; res=$(printf '%s\n' "$out" | sed -n 's/^RESULT //p' | tail -1)
   [ -n "$res" ] || res='{}'
-  record "$(printf '{"kind":"bench","target":"%s","wl":"%s","run":"%s","cpu_s":%s,"wall_s":%s,"hwm_kb":%s,"rss_kb":%s,"objects":%s,"bench":%s}' \
+  record "$(printf '{"kind":"bench","target":"%s","wl":"%s","run":"%s","cpu_s":%s,"wall_s":%s,"hwm_kb":%s,"rss_kb":%s,"objects":%s,"cold_bytes":%s,"bench":%s}' \
     "$target" "$wl" "$run" "$(awk "BEGIN{printf \"%.3f\", ($c1-$c0)/$TCK}")" \
     "$(awk "BEGIN{printf \"%.3f\", ($t1-$t0)/1e9}")" "$(hwm_kb "$pid")" "$(rss_kb "$pid")" \
-    "$((o1 - o0))" "$res")"
+    "$((o1 - o0))" "$((k1 - k0))" "$res")"
   LAST="$res"
 }
 jget() { printf '%s' "$1" | jq -r "$2"; }
@@ -280,6 +298,7 @@ wl_consume() {
     record "$(printf '{"kind":"bench","target":"%s","wl":"consume","run":"tail-producer","bench":%s}' "$target" "$pres")"
     log "2c consume cached ($target): 256 MiB written to 128 partitions, then 2 consumers flat out"
     "$BIN/stratus-bench" produce -b "$bs" -t w2c -n 2 -c 262144 -q >/dev/null 2>&1
+    wait_idle "$pid" # the uploads of the tail run and of this data are ingest, not serving
     measure "$target" consume cached -- consume -t w2c -n 2 --from beginning --eof -d 120
     if [ "$target" = stratus ]; then stratus_stop; else mock_stop; fi
   done
