@@ -872,10 +872,17 @@ static void cold_job_run(void *arg)
     struct stratus_errbuf eb = {{0}};
     int rc;
 
+    int64_t stop;
+
     memset(&res, 0, sizeof res);
     pthread_mutex_lock(&p->lock);
     res.high_watermark = res.last_stable_offset = p->hw;
     res.log_start_offset = p->log_start;
+    /* read objects only up to where the log cache begins: the rest comes from memory below
+     * (a consumer starting just under the cache would otherwise read max_bytes from storage) */
+    stop = p->hw;
+    if (p->lc_n && p->lc[p->lc_head]->base > j->offset && p->lc[p->lc_head]->base < stop)
+        stop = p->lc[p->lc_head]->base;
     pthread_mutex_unlock(&p->lock);
     if (!servable(p)) {
         res.error = KAFKA_ERR_NOT_LEADER_OR_FOLLOWER;
@@ -883,8 +890,8 @@ static void cold_job_run(void *arg)
         res.error = KAFKA_ERR_OFFSET_OUT_OF_RANGE;
     } else if (j->offset < res.high_watermark) {
         int64_t next = j->offset;
-        rc = stratus_coldread(p, j->offset, j->max_bytes, j->min_one, res.high_watermark,
-                              &res.data, &res.len, &next, &eb);
+        rc = stratus_coldread(p, j->offset, j->max_bytes, j->min_one, stop, &res.data,
+                              &res.len, &next, &eb);
         if (rc == 0 && res.len < j->max_bytes && next > j->offset && next < res.high_watermark) {
             /* the objects end before the high watermark: continue from the log cache */
             struct stratus_fetch_result more;

@@ -4,7 +4,8 @@
  * byte for byte from the log cache, flush -> objects -> reopen -> cold reads, WAL trimmed,
  * replay after an unclean exit (a child process that _exits after its acks), retention.ms
  * moving the log start and deleting objects, deleted topics' garbage, offset_for_time,
- * corrupt and oversized batches refused with nothing stored.
+ * corrupt and oversized batches refused with nothing stored, log cache eviction oldest first
+ * across partitions.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <pthread.h>
@@ -797,6 +798,88 @@ static void test_budget(void)
     g_small = 0;
 }
 
+/* A log cache over its budget gives up the globally oldest uploaded data first: partitions
+ * written last keep all of theirs cached, whatever the older partitions hold. */
+static void wait_settled(struct stratus_stream *s, struct stratus_stream_stats *st)
+{
+    int64_t deadline = stratus_mono_ms() + 20000;
+    do {
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+        stratus_stream_get_stats(s, st);
+    } while ((st->pending_upload_bytes || st->log_cache_bytes > (256 << 10)) &&
+             stratus_mono_ms() < deadline);
+}
+
+static void test_evict_oldest_first(void)
+{
+    struct stratus_stream *s;
+    struct stratus_partition *old[4], *fresh[2];
+    struct stratus_stream_stats st;
+    struct expect eo[4], ef[2];
+    struct stratus_fetch_result r;
+    char msg[256];
+    int before;
+
+    memset(eo, 0, sizeof eo);
+    memset(ef, 0, sizeof ef);
+    g_small = 1; /* log cache 256 KiB */
+    s = open_stream();
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    /* "fresh" first: a policy walking the partitions in order meets it first */
+    CHECK_EQ(stratus_stream_create_topic(s, "fresh", 2, NULL, 0, 0, NULL, msg, sizeof msg),
+             KAFKA_ERR_NONE);
+    CHECK_EQ(stratus_stream_create_topic(s, "old", 4, NULL, 0, 0, NULL, msg, sizeof msg),
+             KAFKA_ERR_NONE);
+    for (int i = 0; i < 4; i++)
+        old[i] = stratus_stream_partition(s, "old", i);
+    for (int i = 0; i < 2; i++)
+        fresh[i] = stratus_stream_partition(s, "fresh", i);
+    /* ~150 KiB to each old partition: 600 KiB, more than twice the budget */
+    before = fx_acks_done();
+    for (int i = 0; i < 4; i++)
+        append_many(old[i], &eo[i], 100, 7000 + (uint32_t)i * 100, stratus_wall_ms());
+    CHECK(fx_acks_wait(before + 400, FX_ACK_MS));
+    wait_settled(s, &st);
+    CHECK_EQ(st.pending_upload_bytes, 0);
+    CHECK(st.log_cache_evictions > 0);
+    uint64_t evictions = st.log_cache_evictions;
+    /* then ~60 KiB to each fresh partition: the cache goes over its budget again */
+    before = fx_acks_done();
+    for (int i = 0; i < 2; i++)
+        append_many(fresh[i], &ef[i], 45, 9000 + (uint32_t)i * 100, stratus_wall_ms());
+    CHECK(fx_acks_wait(before + 90, FX_ACK_MS));
+    wait_settled(s, &st);
+    CHECK_EQ(st.pending_upload_bytes, 0);
+    CHECK(st.log_cache_bytes <= (256 << 10));
+    CHECK(st.log_cache_evictions > evictions);
+    CHECK(ef[0].len + ef[1].len < (160u << 10));
+    /* the fresh partitions are whole in the log cache; the old ones lost their heads */
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(stratus_partition_read(fresh[i], 0, 64u << 20, 1, &r), 0);
+        CHECK_EQ(r.error, KAFKA_ERR_NONE);
+        CHECK_EQ(r.len, ef[i].len);
+        CHECK(r.len == ef[i].len && memcmp(r.data, ef[i].buf, ef[i].len) == 0);
+        free(r.data);
+    }
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(stratus_partition_read(old[i], 0, 1 << 20, 1, &r), STRATUS_EAGAIN);
+    for (int i = 0; i < 4; i++) {
+        stratus_partition_release(old[i]);
+        free(eo[i].buf);
+    }
+    for (int i = 0; i < 2; i++) {
+        stratus_partition_release(fresh[i]);
+        free(ef[i].buf);
+    }
+    CHECK_EQ(stratus_stream_delete_topic(s, "old", msg, sizeof msg), KAFKA_ERR_NONE);
+    CHECK_EQ(stratus_stream_delete_topic(s, "fresh", msg, sizeof msg), KAFKA_ERR_NONE);
+    stratus_stream_close(s);
+    g_small = 0;
+}
+
 int main(void)
 {
     if (fx_env_open("stream") != 0 || fx_env_open_cache() != 0)
@@ -805,6 +888,7 @@ int main(void)
     test_append_flush_cold();
     test_replay();
     test_budget();
+    test_evict_oldest_first();
     test_retention_and_time();
     fx_env_close();
     TEST_REPORT();

@@ -3,6 +3,7 @@
  * close (every record once, in order, intact), trim then reopen, several laps of the ring,
  * a torn tail (and a torn batch followed by a restart), ring-full backpressure released by
  * trim, records with caller-known CRCs (a wrong one is refused by replay) appended under holds,
+ * held requests waiting for their acks (one write per request alone; no lost writer wakeup),
  * the O_DIRECT path on a real disk (/var/tmp) and the buffered path on /dev/shm.
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -706,6 +707,92 @@ static void test_known_crc(const char *dir)
     unlink(g_path);
 }
 
+/* ---- held requests: one write per request, no lost wakeup ---------------------------------- */
+
+struct requester {
+    struct stratus_wal *wal;
+    struct tracker t;
+    uint32_t first, count;
+    int failures, timeouts;
+};
+
+/* Like a produce request with acks=all: hold, 1-3 appends, release, wait for the acks, again.
+ * Nothing else happens while a request waits, so a writer not woken for its batch shows up as
+ * a timeout. */
+static void *requester_main(void *arg)
+{
+    struct requester *r = arg;
+    uint64_t want = 0;
+    for (uint32_t i = 0; i < r->count; i++) {
+        uint32_t id = r->first + i * 3, n = 1 + i % 3;
+        stratus_wal_hold(r->wal);
+        for (uint32_t k = 0; k < n; k++)
+            if (append_rec(r->wal, id + k, 50 + (id + k) % 3000, &r->t, NULL) != 0)
+                r->failures++;
+        stratus_wal_release(r->wal);
+        want += n;
+        if (tracker_wait(&r->t, want, 5000) < want) {
+            r->timeouts++;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void test_hold_wakeups(const char *dir)
+{
+    enum { NTHREADS = 4, PER = 300 };
+    struct requester rq[NTHREADS];
+    pthread_t th[NTHREADS];
+    struct stratus_wal_stats s0, s1;
+
+    snprintf(g_path, sizeof g_path, "%s/hold.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, 16u << 20);
+    struct stratus_wal *wal = wal_up(&conf, NULL);
+    if (!wal)
+        return;
+    /* alone, a held request's appends share one write */
+    memset(&rq[0], 0, sizeof rq[0]);
+    tracker_init(&rq[0].t);
+    for (int round = 0; round < 5; round++) {
+        stratus_wal_get_stats(wal, &s0);
+        stratus_wal_hold(wal);
+        for (uint32_t k = 0; k < 4; k++)
+            CHECK_EQ(append_rec(wal, (uint32_t)round * 4 + k, 700, &rq[0].t, NULL), 0);
+        stratus_wal_release(wal);
+        CHECK_EQ(tracker_wait(&rq[0].t, (uint64_t)(round + 1) * 4, 5000),
+                 (uint64_t)(round + 1) * 4);
+        stratus_wal_get_stats(wal, &s1);
+        CHECK_EQ(s1.writes - s0.writes, 1);
+    }
+    tracker_fini(&rq[0].t);
+    /* several at once, each waiting for its own acks */
+    for (int i = 0; i < NTHREADS; i++) {
+        memset(&rq[i], 0, sizeof rq[i]);
+        rq[i].wal = wal;
+        rq[i].first = 1000 + (uint32_t)i * PER * 3;
+        rq[i].count = PER;
+        tracker_init(&rq[i].t);
+        pthread_create(&th[i], NULL, requester_main, &rq[i]);
+    }
+    for (int i = 0; i < NTHREADS; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ(rq[i].failures, 0);
+        CHECK_EQ(rq[i].timeouts, 0);
+        CHECK_EQ(rq[i].t.errors, 0);
+        CHECK_EQ(rq[i].t.order_violations, 0);
+        CHECK_EQ(rq[i].t.done, (uint64_t)PER * 2); /* 1, 2, 3 appends in turn */
+    }
+    stratus_wal_get_stats(wal, &s1);
+    printf("hold wakeups: %llu appends in %llu writes\n", (unsigned long long)s1.appends,
+           (unsigned long long)s1.writes);
+    stratus_wal_close(wal);
+    for (int i = 0; i < NTHREADS; i++)
+        tracker_fini(&rq[i].t);
+    unlink(g_path);
+}
+
 static void make_dir(char *out, size_t n, const char *base)
 {
     snprintf(out, n, "%s/stratus-wal-test-%d", base, (int)getpid());
@@ -730,6 +817,8 @@ int main(void)
     test_close_full(shm);
     test_edges(shm);
     test_known_crc(disk);
+    test_hold_wakeups(disk);
+    test_hold_wakeups(shm);
 
     /* the O_DIRECT path is taken on a real disk; force_buffered and tmpfs fall back */
     {
