@@ -269,7 +269,7 @@ int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_byt
             pos = hint_pos;
         hint = 0;
         while (pos < end) {
-            struct bhdr h;
+            struct bhdr h = {0};
             rc = read_bhdr(&r, pos, end, &h, eb);
             if (rc)
                 goto out;
@@ -460,7 +460,7 @@ int stratus_coldread_offset_for_time(struct stratus_partition *p, int64_t ts, in
         pos = rg.position;
         end = rg.position + rg.length;
         while (pos < end) {
-            struct bhdr h;
+            struct bhdr h = {0};
             uint8_t *batch;
             int found;
             rc = read_bhdr(&r, pos, end, &h, eb);
@@ -513,7 +513,7 @@ static int range_tail_max(struct objreader *r, const struct stratus_index_range 
 
     *found = 0;
     while (pos < end) {
-        struct bhdr h;
+        struct bhdr h = {0};
         int rc = read_bhdr(r, pos, end, &h, eb);
         if (rc)
             return rc;

@@ -873,6 +873,7 @@ static void cold_job_run(void *arg)
     int rc;
 
     int64_t stop;
+    size_t from_objects = 0;
 
     memset(&res, 0, sizeof res);
     pthread_mutex_lock(&p->lock);
@@ -892,6 +893,7 @@ static void cold_job_run(void *arg)
         int64_t next = j->offset;
         rc = stratus_coldread(p, j->offset, j->max_bytes, j->min_one, stop, &res.data,
                               &res.len, &next, &eb);
+        from_objects = res.len;
         if (rc == 0 && res.len < j->max_bytes && next > j->offset && next < res.high_watermark) {
             /* the objects end before the high watermark: continue from the log cache */
             struct stratus_fetch_result more;
@@ -923,7 +925,7 @@ static void cold_job_run(void *arg)
             res.error = KAFKA_ERR_KAFKA_STORAGE_ERROR;
         } else {
             atomic_fetch_add(&p->s->cold_reads, 1);
-            atomic_fetch_add(&p->s->cold_read_bytes, res.len);
+            atomic_fetch_add(&p->s->cold_read_bytes, from_objects); /* not the cached tail */
         }
     }
     j->done(j->arg, &res);

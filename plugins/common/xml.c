@@ -49,6 +49,8 @@ static const char *xml_find_start(
         const char *ne = q;
         while (ne < end && !xml_is_name_end(*ne))
             ne++;
+        if (ne >= end) /* (also tells the compiler the length below is not negative) */
+            return NULL;
         const char *gt = memchr(ne, '>', (size_t)(end - ne));
         if (!gt)
             return NULL;
@@ -78,6 +80,8 @@ xml_find_end(const char *p, const char *end, const char *name, const char **afte
         const char *ne = q;
         while (ne < end && !xml_is_name_end(*ne))
             ne++;
+        if (ne >= end) /* (also tells the compiler the length below is not negative) */
+            return NULL;
         const char *gt = memchr(ne, '>', (size_t)(end - ne));
         if (!gt)
             return NULL;
