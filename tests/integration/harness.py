@@ -49,6 +49,31 @@ def free_port():
         s.close()
 
 
+def wal_drained(metrics_port):
+    """True when the broker's /metrics (on 127.0.0.1:metrics_port) shows nothing waiting for
+    upload and an empty WAL: what a test waits for before it expects a restart to replay
+    nothing. (Fixed sleeps were too short for retried uploads under ASan on a loaded host.)"""
+    import urllib.request
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port,
+                                    timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return False
+    vals = dict(l.rsplit(" ", 1) for l in text.splitlines() if l and not l.startswith("#"))
+    return (float(vals.get("stratus_uploader_pending_bytes", 1)) == 0 and
+            float(vals.get("stratus_wal_used_bytes", 1)) == 0)
+
+
+def wait_wal_drained(metrics_port, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if wal_drained(metrics_port):
+            return True
+        time.sleep(0.25)
+    return False
+
+
 class BrokerError(Exception):
     pass
 

@@ -21,7 +21,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "plugins"))
 import kwire  # noqa: E402
 from azblob_testlib import ACCOUNT, KEY, Azurite  # noqa: E402
-from harness import Broker, Report  # noqa: E402
+from harness import Broker, Report, free_port, wait_wal_drained  # noqa: E402
 
 R = Report("test_azblob_e2e")
 CONTAINER = "stratus-e2e"
@@ -99,12 +99,14 @@ def test_azblob_broker():
     R.section("broker on the azblob plugin (Azurite, Shared Key)")
     with Azurite() as az:
         cl = az.client()
+        mport = free_port()
         B = AzBroker("azblob", {"account": ACCOUNT, "container": CONTAINER,
                                 "endpoint": az.endpoint, "shared_key": KEY,
                                 "create_container": "true", "prefix": PREFIX,
                                 "single_put_max": "256KiB", "block_size": "128KiB"},
                      sets={"upload.interval": "500ms", "upload.object_size": "1MiB",
-                           "broker.log_cache_size": "1MiB"})
+                           "broker.log_cache_size": "1MiB",
+                           "metrics.listen": "127.0.0.1:%d" % mport})
         R.brokers.append(B)
         B.start()
         R.check(B.log_grep("azblob: account=devstoreaccount1") != [],
@@ -129,7 +131,8 @@ def test_azblob_broker():
             if sum(s for _, s in blobs) >= total:
                 break
             time.sleep(0.25)
-        time.sleep(2.0)  # let the WAL be trimmed after the last upload
+        R.check(wait_wal_drained(mport, 60),
+                "the broker uploaded everything and trimmed its WAL (metrics)")
         blobs = cl.list_sizes(CONTAINER)
         size = sum(s for _, s in blobs)
         print("  blobs: %d, %d bytes: %s ..." % (len(blobs), size, blobs[:4]), flush=True)

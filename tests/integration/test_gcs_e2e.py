@@ -21,7 +21,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "plugins"))
 import kwire  # noqa: E402
 from gcs_server import FakeGcs, free_port, make_service_account  # noqa: E402
-from harness import Broker, Report  # noqa: E402
+from harness import Broker, Report, wait_wal_drained  # noqa: E402
 
 R = Report("test_gcs_e2e")
 
@@ -100,12 +100,14 @@ def test_gcs_broker(tmp):
     make_service_account(key, "http://127.0.0.1:%d/token" % port)
     with FakeGcs("--bucket", "stratus-e2e", "--service-account", key, "--require-auth",
                  "--max-results-cap", "50", port=port) as gcs:
+        mport = free_port()
         B = GcsBroker("gcs", {"bucket": "stratus-e2e", "endpoint": gcs.url,
                               "auth": "service_account", "credentials_file": key,
                               "prefix": "cluster-1/", "resumable_threshold": "256KiB",
                               "chunk_size": "256KiB"},
                       sets={"upload.interval": "500ms", "upload.object_size": "1MiB",
-                            "broker.log_cache_size": "1MiB"})
+                            "broker.log_cache_size": "1MiB",
+                            "metrics.listen": "127.0.0.1:%d" % mport})
         R.brokers.append(B)
         B.start()
         # one dropped chunk and a few 503s on uploads: retried, nothing lost
@@ -131,7 +133,10 @@ def test_gcs_broker(tmp):
                     st["resumable_sessions"] > 0:
                 break
             time.sleep(0.25)
-        time.sleep(3.0)  # let the last uploads finish and the WAL be trimmed
+        # then until the broker says nothing waits for upload and the WAL is trimmed (a fixed
+        # sleep was too short for the retried uploads under ASan on a loaded machine)
+        R.check(wait_wal_drained(mport, 60),
+                "the broker uploaded everything and trimmed its WAL (metrics)")
         st = gcs.stats()
         print("  server stats: %s" % st, flush=True)
         R.check(st["objects"] > 0, "objects were uploaded to the fake GCS (%d)" % st["objects"])
