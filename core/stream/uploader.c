@@ -511,22 +511,33 @@ static int upload_due(struct stratus_stream *s)
         return 1;
     if (!pending)
         return 0;
-    /* A full log cache is relieved by evicting uploaded data (evict_if_over_budget); it calls
+    /* A full log cache is relieved by evicting uploaded data (idle_upkeep); it calls
      * for an early upload only when data not yet uploaded holds half of it. */
     return pending >= s->conf.object_target_bytes || pending > s->conf.log_cache_bytes / 2 ||
            (oldest && stratus_mono_ms() - oldest >= s->conf.upload_interval_ms);
 }
 
-/* Evicts uploaded data when the log cache is over its budget, without uploading anything. */
-static void evict_if_over_budget(struct stratus_stream *s)
+/* Upkeep between uploads, without uploading anything: evicts uploaded data when the log cache
+ * is over its budget, and trims the WAL when it still holds records that are all uploaded. (A
+ * round trims up to the durable point it saw before its scan, which can lag the records it
+ * uploaded; when no upload follows, those records stayed in the WAL and a restart replayed
+ * them.) The stats are read before the partitions are scanned, as in a round. */
+static void idle_upkeep(struct stratus_stream *s)
 {
     struct stratus_partition **parts;
+    struct stratus_wal_stats ws;
     size_t n = 0;
+    int over = atomic_load(&s->lc_bytes) > s->conf.log_cache_bytes, behind;
 
-    if (atomic_load(&s->lc_bytes) <= s->conf.log_cache_bytes)
+    stratus_wal_get_stats(s->wal, &ws);
+    behind = ws.trim_lsn < ws.durable_lsn;
+    if (!over && !behind)
         return;
     parts = stratus_topic_all_partitions(s, &n);
-    evict_over_budget(s, parts, n);
+    if (over)
+        evict_over_budget(s, parts, n);
+    if (behind)
+        trim_wal(s, parts, n, ws.durable_lsn);
     for (size_t i = 0; i < n; i++)
         stratus_partition_release(parts[i]);
     free(parts);
@@ -562,7 +573,7 @@ void *stratus_uploader_main(void *arg)
 
         if (!upload_due(s)) {
             pthread_mutex_unlock(&s->up_lock);
-            evict_if_over_budget(s);
+            idle_upkeep(s);
             pthread_mutex_lock(&s->up_lock);
             if (upload_due(s) || s->up_stop)
                 continue;
