@@ -1784,22 +1784,40 @@ static struct stratus_etcd_cmp claim_cmp(const struct stratus_meta_claim *c, cha
     return cmp;
 }
 
-int stratus_meta_claim(struct stratus_meta *m,
-                       uint64_t stream,
-                       struct stratus_meta_claim *out,
-                       struct stratus_errbuf *eb)
+/* The claim; with a, also only while assign/<topic>/<p> is still the copy's (a->mod_revision)
+ * and brokers/<me> is still under this broker's lease. */
+static int claim(struct stratus_meta *m,
+                 uint64_t stream,
+                 const struct stratus_meta_assign *a,
+                 struct stratus_meta_claim *out,
+                 struct stratus_errbuf *eb)
 {
-    char key[META_KEY_MAX];
+    char key[META_KEY_MAX], akey[META_KEY_MAX], bkey[META_KEY_MAX];
     size_t klen = key_u64(key, "parts", stream);
     struct stratus_etcd_resp r;
     char *cur = NULL;
     size_t cur_len = 0;
     int have_cur, rc;
     uint64_t inc = stratus_meta_incarnation(m);
+    int64_t lease = stratus_meta_lease(m);
+    struct stratus_etcd_cmp fence[2];
 
     memset(out, 0, sizeof *out);
-    if (!inc)
+    if (!inc || (a && !lease))
         return stratus_errf(eb, STRATUS_EINVAL, "meta: claim before register");
+    if (a) {
+        fence[0] = (struct stratus_etcd_cmp){.key = akey,
+                                             .key_len = key_tp(akey, "assign", a->topic,
+                                                               a->partition),
+                                             .target = STRATUS_ETCD_CMP_MOD,
+                                             .result = STRATUS_ETCD_EQUAL,
+                                             .number = a->mod_revision};
+        fence[1] = (struct stratus_etcd_cmp){.key = bkey,
+                                             .key_len = key_broker(bkey, m->node_id),
+                                             .target = STRATUS_ETCD_CMP_LEASE,
+                                             .result = STRATUS_ETCD_EQUAL,
+                                             .number = lease};
+    }
     if ((rc = stratus_etcd_get(m->etcd, key, klen, &r, eb)) < 0)
         return rc;
     have_cur = r.n_kvs == 1;
@@ -1811,7 +1829,10 @@ int stratus_meta_claim(struct stratus_meta *m,
     stratus_etcd_resp_free(&r);
     for (int attempt = 0; attempt < 5; attempt++) {
         struct stratus_meta_part prev = {0}, next;
-        struct stratus_etcd_cmp cmp = {.key = key, .key_len = klen, .result = STRATUS_ETCD_EQUAL};
+        struct stratus_etcd_cmp cmps[3] = {
+            {.key = key, .key_len = klen, .result = STRATUS_ETCD_EQUAL}};
+        struct stratus_etcd_cmp *cmp = &cmps[0];
+        int had_cur = have_cur, same;
         struct stratus_etcd_op put = {.type = STRATUS_ETCD_OP_PUT, .key = key, .key_len = klen};
         struct stratus_etcd_op get = {.type = STRATUS_ETCD_OP_RANGE, .key = key, .key_len = klen};
         struct stratus_etcd_txn_result t;
@@ -1831,16 +1852,20 @@ int stratus_meta_claim(struct stratus_meta *m,
         next.released = 0;
         val = encode_part(&next, &vlen);
         if (have_cur) {
-            cmp.target = STRATUS_ETCD_CMP_VALUE;
-            cmp.value = cur;
-            cmp.value_len = cur_len;
+            cmp->target = STRATUS_ETCD_CMP_VALUE;
+            cmp->value = cur;
+            cmp->value_len = cur_len;
         } else {
-            cmp.target = STRATUS_ETCD_CMP_CREATE;
-            cmp.number = 0;
+            cmp->target = STRATUS_ETCD_CMP_CREATE;
+            cmp->number = 0;
         }
         put.value = val;
         put.value_len = vlen;
-        if ((rc = stratus_etcd_txn(m->etcd, &cmp, 1, &put, 1, &get, 1, &t, eb)) < 0) {
+        if (a) {
+            cmps[1] = fence[0];
+            cmps[2] = fence[1];
+        }
+        if ((rc = stratus_etcd_txn(m->etcd, cmps, a ? 3 : 1, &put, 1, &get, 1, &t, eb)) < 0) {
             free(val);
             free(cur);
             return rc;
@@ -1857,19 +1882,41 @@ int stratus_meta_claim(struct stratus_meta *m,
             return 0;
         }
         free(val);
+        have_cur = t.n_responses == 1 && t.responses[0].n_kvs == 1;
+        same = have_cur == had_cur &&
+               (!have_cur || (t.responses[0].kvs[0].value_len == cur_len &&
+                              memcmp(t.responses[0].kvs[0].value, cur, cur_len) == 0));
         free(cur);
         cur = NULL;
-        have_cur = t.n_responses == 1 && t.responses[0].n_kvs == 1;
         if (have_cur) {
             cur = t.responses[0].kvs[0].value;
             cur_len = t.responses[0].kvs[0].value_len;
             t.responses[0].kvs[0].value = NULL;
         }
         stratus_etcd_txn_result_free(&t);
+        if (a && same) { /* parts/ held: the assignment moved on or the lease is gone */
+            free(cur);
+            return stratus_errf(eb, STRATUS_EEXIST, "meta: not claiming stream %" PRIu64
+                                " (%s/%d): its assignment changed since revision %" PRId64
+                                " or this broker's lease %" PRId64 " is gone",
+                                stream, a->topic, a->partition, a->mod_revision, lease);
+        }
     }
     free(cur);
     return stratus_errf(eb, STRATUS_EEXIST, "meta: claim of stream %" PRIu64 " keeps losing",
                         stream);
+}
+
+int stratus_meta_claim(struct stratus_meta *m, uint64_t stream, struct stratus_meta_claim *out,
+                       struct stratus_errbuf *eb)
+{
+    return claim(m, stream, NULL, out, eb);
+}
+
+int stratus_meta_claim_assigned(struct stratus_meta *m, const struct stratus_meta_assign *a,
+                                struct stratus_meta_claim *out, struct stratus_errbuf *eb)
+{
+    return claim(m, a->stream, a, out, eb);
 }
 
 int stratus_meta_load_stream(struct stratus_meta *m,

@@ -179,6 +179,12 @@ void stratus_meta_claim_free(struct stratus_meta_claim *c);
  * when the stream was deleted). */
 int stratus_meta_claim(struct stratus_meta *m, uint64_t stream, struct stratus_meta_claim *out,
                        struct stratus_errbuf *eb);
+/* The node agent's claim of a partition assigned to it: as stratus_meta_claim, and the same txn
+ * also compares assign/<topic>/<p>'s mod revision with a->mod_revision (the copy it decided
+ * on) and brokers/<me>'s lease with this broker's. A broker that was paused past its session
+ * and still sees its old assignment can thus never take a partition back: STRATUS_EEXIST. */
+int stratus_meta_claim_assigned(struct stratus_meta *m, const struct stratus_meta_assign *a,
+                                struct stratus_meta_claim *out, struct stratus_errbuf *eb);
 
 /* The committed state of a stream: ranges/<stream>/ in offset order (*ranges malloc'd; object
  * ids and positions as committed), logstart/<stream> (0 when absent), pstate/<stream> (*pstate

@@ -514,7 +514,7 @@ static void do_claim(struct stratus_cluster *c, const struct stratus_meta_assign
 
     if (!p)
         return; /* not installed yet: the next pass */
-    rc = stratus_meta_claim(c->meta, a->stream, &cl, &eb);
+    rc = stratus_meta_claim_assigned(c->meta, a, &cl, &eb);
     if (rc) {
         LOG_WARN("cluster", "claim topic=%s partition=%d: %s", a->topic, a->partition, eb.msg);
         goto out;

@@ -3,7 +3,7 @@
  * registration (duplicate node id refused, lease loss reported, re-registration), the watched
  * copy following another client's writes, id allocation unique under two threads, claims that
  * bump the epoch and fence the previous claim's commits (lost[] set, the rest committed),
- * release hand-over, committed ranges loaded in offset order, log start and group offsets
+ * the node agent's claim refused on a changed assignment or a lost lease, release hand-over, committed ranges loaded in offset order, log start and group offsets
  * fenced on the claim, prepared objects; retention trims (ranges -> deadrange keys and the log
  * start, split over several txns, fenced by a newer claim), the dead-object bookkeeping, and a
  * deleted topic's streams dropped (tombstone, no claim, old owners fenced); and the latency of
@@ -967,6 +967,61 @@ static void test_commit_latency(void)
     stratus_meta_close(m);
 }
 
+/* The node agent's claim: refused when the assignment changed since the copy it decided on, or
+ * when its lease is gone behind its back (a broker paused past its session); parts/ untouched. */
+static void test_claim_assigned(void)
+{
+    struct stratus_meta *m = open_meta("t/cla/", 1), *o = open_meta("t/cla/", 2);
+    struct stratus_etcd_config rc = {.endpoints = g_m[0].url, .prefix = "t/cla/",
+                                     .request_timeout_ms = 3000};
+    struct stratus_etcd *raw = NULL;
+    struct stratus_errbuf eb;
+    struct stratus_meta_topic t;
+    struct stratus_meta_assign a, a1, a2;
+    struct stratus_meta_claim c1 = {0}, c2 = {0}, cx = {0};
+    int64_t term = 0;
+    uint64_t s0;
+
+    CHECK_EQ(stratus_etcd_open(&rc, &raw, &eb), 0);
+    CHECK_EQ(stratus_meta_register(m, NULL, NULL, &eb), 0);
+    CHECK_EQ(stratus_meta_register(o, NULL, NULL, &eb), 0);
+    CHECK_EQ(stratus_meta_start_watch(m, NULL, NULL, &eb), 0);
+    CHECK_EQ(stratus_meta_start_watch(o, NULL, NULL, &eb), 0);
+    make_topic(m, "ca", 1, &t);
+    CHECK_EQ(stratus_meta_create_topic(m, &t, &eb), 0);
+    s0 = t.streams[0];
+    free(t.streams);
+    CHECK_EQ(stratus_meta_try_controller(m, &term, &eb), 0);
+    WAIT_FOR(topic_exists(m, "ca", 1), 3000);
+    CHECK_EQ(stratus_meta_assignment(m, "ca", 0, &a), 0);
+    CHECK_EQ(stratus_meta_assign_cas(m, term, &a, 1, -1, 0, &eb), 0);
+    WAIT_FOR(owner_of(m, "ca", 0) == 1, 3000);
+    CHECK_EQ(stratus_meta_assignment(m, "ca", 0, &a1), 0);
+    CHECK_EQ(a1.stream, s0);
+    CHECK_EQ(stratus_meta_claim_assigned(m, &a1, &c1, &eb), 0);
+    CHECK_EQ(c1.epoch, 1);
+    /* failed over to 2: node 1's old copy no longer claims */
+    CHECK_EQ(stratus_meta_assign_cas(m, term, &a, 2, -1, 0, &eb), 0);
+    CHECK_EQ(stratus_meta_claim_assigned(m, &a1, &cx, &eb), STRATUS_EEXIST);
+    CHECK(strstr(eb.msg, "assignment changed") != NULL);
+    WAIT_FOR(owner_of(o, "ca", 0) == 2, 3000);
+    CHECK_EQ(stratus_meta_assignment(o, "ca", 0, &a2), 0);
+    CHECK_EQ(stratus_meta_claim_assigned(o, &a2, &c2, &eb), 0);
+    CHECK_EQ(c2.epoch, 2);
+    CHECK_EQ(c2.prev.owner, 1);
+    /* node 2's lease expires behind its back: even with a current assignment, no claim */
+    CHECK_EQ(stratus_etcd_lease_revoke(raw, stratus_meta_lease(o), &eb), 0);
+    CHECK_EQ(stratus_meta_claim_assigned(o, &a2, &cx, &eb), STRATUS_EEXIST);
+    WAIT_FOR(part_epoch(m, s0) == 2, 3000);
+    CHECK_EQ(part_epoch(m, s0), 2); /* parts/ kept node 2's claim of epoch 2 */
+    stratus_meta_claim_free(&c1);
+    stratus_meta_claim_free(&c2);
+    stratus_meta_unregister(m, &eb);
+    stratus_meta_close(o);
+    stratus_meta_close(m);
+    stratus_etcd_close(raw);
+}
+
 int main(void)
 {
     if (mx_etcd_start(g_m, "meta") < 0)
@@ -975,6 +1030,7 @@ int main(void)
     test_watch();
     test_ids();
     test_assign_cas();
+    test_claim_assigned();
     test_claims();
     test_trim();
     test_commit_latency();

@@ -448,6 +448,8 @@ class ClusterBroker(Broker):
             "cache": {"plugin": "memory", "capacity": "64MiB"},
             "group": {"initial_rebalance_delay": "300ms", "min_session_timeout": "1s"},
         }
+        if os.environ.get("STRATUS_TEST_LOG_LEVEL"):  # e.g. debug, to chase a failure
+            secs["broker"]["log_level"] = os.environ["STRATUS_TEST_LOG_LEVEL"]
         for s, kv in self.extra.items():
             secs.setdefault(s, {}).update(kv)
         return secs
@@ -870,7 +872,19 @@ class SeqProducer:
              "topic.metadata.refresh.interval.ms": 1000, "retry.backoff.ms": 100,
              "log.connection.close": False, "error_cb": self._on_error}
         c.update(conf or {})
-        self.p = Producer(c)
+        dbg = os.environ.get("STRATUS_TEST_RDKAFKA_DEBUG")
+        if dbg:  # e.g. "eos,msg,broker": librdkafka's log to $STRATUS_TEST_RDKAFKA_LOG
+            import logging
+            lg = logging.getLogger("seqproducer")
+            h = logging.FileHandler(os.environ.get("STRATUS_TEST_RDKAFKA_LOG",
+                                                   "/tmp/seqproducer.log"))
+            h.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            lg.addHandler(h)
+            lg.setLevel(logging.DEBUG)
+            c["debug"] = dbg
+            self.p = Producer(c, logger=lg)
+        else:
+            self.p = Producer(c)
         self.sent = [0] * nparts
         self.acked = [[] for _ in range(nparts)]   # [(seq, offset)] in delivery order
         self.ack_times = []                         # monotonic time of each delivery
@@ -931,10 +945,21 @@ class SeqProducer:
             self.th.join()
         left = self.p.flush(flush_timeout)
         self.p = None  # destroys the client: no more connections to stopped brokers
+        if left:
+            print("  SeqProducer %s: no delivery report after %.0fs for {partition: count} %r"
+                  % (self.topic, flush_timeout, self.undelivered()), flush=True)
         return left
 
     def total_sent(self):
         return sum(self.sent)
+
+    def undelivered(self):
+        """{partition: messages sent without a delivery report} for the partitions that have
+        some (a diagnostic for a flush that timed out)."""
+        with self.lock:
+            failed = collections.Counter(f[0] for f in self.failed)
+            out = {p: self.sent[p] - len(self.acked[p]) - failed[p] for p in range(self.nparts)}
+        return {p: n for p, n in out.items() if n}
 
     def total_acked(self):
         with self.lock:
