@@ -18,7 +18,8 @@
 #               2c: 2 consumers reading 256 MiB just written (128 partitions) flat out,
 #               measured from when the broker is idle (its uploads done)
 #   catchup     3: write --catchup-gib GiB, restart the broker, one consumer reads it from objects
-#   isolation   4: workload 1 at 50% of its flat-out rate alone, then beside the catch-up reader
+#   isolation   4: workload 1 at 50% of its flat-out rate alone, then beside the catch-up reader,
+#               then (control) beside a one-core shell busy loop instead of the reader
 #   latency     5: produce at a fixed 20 MB/s, acks=all, --latency-secs (60)
 #   partitions  6: 10,000 partitions over 100 topics, a record every 5 s to each; RSS;
 #               restart time
@@ -34,6 +35,9 @@
 #   --out FILE           the markdown to write (docs/benchmarks.md); --no-doc writes none
 #   --keep               keep the scratch dirs (/var/tmp/stratus-bench.*)
 #   --set K=V            extra stratusd --set (repeatable)
+#   --repeat N           run the chosen workloads N times over (Stratus and mock alternate within
+#                        each round); the bars use the median of each figure, the run table
+#                        lists every round (the machine is shared: one run proves little)
 # Results are also kept as JSON lines in the scratch dir (results.jsonl); report.py renders them.
 # SPDX-License-Identifier: Apache-2.0
 set -uo pipefail
@@ -49,6 +53,7 @@ MOCK=1
 PERF=0
 OUT="$REPO/docs/benchmarks.md"
 KEEP=0
+REPEAT=1
 EXTRA_SETS=()
 WLS=()
 PY=/usr/bin/python3
@@ -68,6 +73,7 @@ while [ $# -gt 0 ]; do
     --no-doc) OUT=""; shift ;;
     --keep) KEEP=1; shift ;;
     --set) EXTRA_SETS+=(--set "$2"); shift 2 ;;
+    --repeat) REPEAT="$2"; shift 2 ;;
     -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     all) WLS+=(limits startup produce consume catchup isolation latency partitions); shift ;;
     limits|startup|produce|consume|catchup|isolation|latency|partitions) WLS+=("$1"); shift ;;
@@ -125,8 +131,9 @@ record() { echo "$1" >> "$RES"; }
 
 # ---- stratusd ------------------------------------------------------------------------------
 SROOT=""; SBS=""; SPORT=""; SSTART_MS=0; SMPORT=""
-stratus_new() { # name: fresh data dir
+stratus_new() { # name: fresh data dir (a later round replaces the earlier one's)
   SROOT="$WORK/stratus-$1"
+  rm -rf "$SROOT"
   mkdir -p "$SROOT/data" "$SROOT/objects"
   SPORT=$(free_port)
   SBS="127.0.0.1:$SPORT"
@@ -345,6 +352,14 @@ wl_catchup_and_isolation() { # $1: run catchup, $2: run isolation
     sleep 3
     measure stratus isolation with_reader -- "${W1[@]/w1/w4}" --rate "$half" -d "$DUR"
     wait "${BGPIDS[@]}" 2>/dev/null; BGPIDS=()
+    # control: the same produce beside one core of plain CPU contention (a shell busy loop,
+    # no broker work at all): how much of the rise is the two shared cores, not the broker
+    sleep 3
+    timeout $((DUR + 4)) sh -c 'while :; do :; done' &
+    BGPIDS+=($!)
+    sleep 2
+    measure stratus isolation with_hog -- "${W1[@]/w1/w4}" --rate "$half" -d "$DUR"
+    wait "${BGPIDS[@]}" 2>/dev/null; BGPIDS=()
     while read -r l; do
       record "$(printf '{"kind":"bench","target":"stratus","wl":"isolation","run":"reader","bench":%s}' "$l")"
     done < "$WORK/w4-reader.jsonl"
@@ -393,22 +408,26 @@ wl_partitions() {
 
 # ---- main ------------------------------------------------------------------------------------------
 has() { local w; for w in "${WLS[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
-record "$(printf '{"kind":"meta","date":"%s","host":"%s","cpus":%s,"cpu_model":"%s","mem_gb":%s,"kernel":"%s","args":"%s","dur":%s,"catchup_gib":%s,"lat_secs":%s,"lat_linger":%s,"load_start":"%s","commit":"%s"}' \
+record "$(printf '{"kind":"meta","date":"%s","host":"%s","cpus":%s,"cpu_model":"%s","mem_gb":%s,"kernel":"%s","args":"%s","dur":%s,"repeat":%s,"catchup_gib":%s,"lat_secs":%s,"lat_linger":%s,"load_start":"%s","commit":"%s"}' \
   "$(date -u +%Y-%m-%dT%H:%MZ)" "$(hostname)" "$(nproc)" \
   "$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo | tr -d '"')" \
   "$(awk '/MemTotal/{printf "%.1f", $2/1048576}' /proc/meminfo)" "$(uname -r)" "${WLS[*]}" \
-  "$DUR" "$CATCHUP_GIB" "$LAT_SECS" "$LAT_LINGER" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  "$DUR" "$REPEAT" "$CATCHUP_GIB" "$LAT_SECS" "$LAT_LINGER" "$(cut -d' ' -f1-3 /proc/loadavg)" \
   "$(cat "$REPO/.git/HEAD" 2>/dev/null | sed 's/ref: //' | while read -r r; do cat "$REPO/.git/$r" 2>/dev/null || echo "$r"; done | cut -c1-12)")"
 
-has limits && wl_limits
-has startup && wl_startup
-has produce && wl_produce
-has consume && wl_consume
-if has catchup || has isolation; then
-  wl_catchup_and_isolation "$(has catchup && echo 1 || echo 0)" "$(has isolation && echo 1 || echo 0)"
-fi
-has latency && wl_latency
-has partitions && wl_partitions
+case "$REPEAT" in ''|*[!0-9]*|0) echo "run.sh: --repeat needs a positive count" >&2; exit 2 ;; esac
+for ((round = 1; round <= REPEAT; round++)); do
+  [ "$REPEAT" -gt 1 ] && log "round $round of $REPEAT"
+  has limits && wl_limits
+  has startup && wl_startup
+  has produce && wl_produce
+  has consume && wl_consume
+  if has catchup || has isolation; then
+    wl_catchup_and_isolation "$(has catchup && echo 1 || echo 0)" "$(has isolation && echo 1 || echo 0)"
+  fi
+  has latency && wl_latency
+  has partitions && wl_partitions
+done
 
 record "$(printf '{"kind":"value","wl":"machine","name":"load_avg_at_end","value":"%s"}' "$(cut -d' ' -f1-3 /proc/loadavg)")"
 log "report"
