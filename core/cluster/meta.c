@@ -232,7 +232,8 @@ struct stratus_meta {
     int64_t ttl_ms;       /* granted */
     int64_t last_ok_send; /* mono ms: send time of the last successful keepalive or grant */
     int64_t next_ka;      /* mono ms: next keepalive */
-    uint64_t inc;
+    uint64_t inc;      /* while registered: proc_inc; 0 otherwise */
+    uint64_t proc_inc; /* chosen at the first register, kept for the life of m */
     uint64_t gen; /* bumped on every register / unregister / loss */
     stratus_meta_lost_fn *lost;
     void *lost_arg;
@@ -933,7 +934,7 @@ int stratus_meta_register(struct stratus_meta *m,
     char key[META_KEY_MAX], *val;
     size_t klen = key_broker(key, m->node_id), vlen;
     int64_t lease, ttl, sent, prev;
-    uint64_t inc = meta_random_u64();
+    uint64_t inc;
     struct stratus_etcd_txn_result t;
     json_t *o;
     int rc;
@@ -944,6 +945,11 @@ int stratus_meta_register(struct stratus_meta *m,
         return stratus_errf(eb, STRATUS_EINVAL, "meta: node %d is registered already", m->node_id);
     }
     prev = m->prev_lease;
+    /* one incarnation per process: it names the object WAL (wal/<node>/<inc>/), which the
+     * process keeps writing after it re-registers, and the claims it makes after */
+    if (!m->proc_inc)
+        m->proc_inc = meta_random_u64();
+    inc = m->proc_inc;
     pthread_mutex_unlock(&m->reg_mu);
     if (prev) {
         /* A lease given up as lost may still live in etcd (keepalives failed, etcd did not

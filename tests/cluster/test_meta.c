@@ -64,7 +64,7 @@ static void test_register(void)
 {
     struct stratus_meta *a = open_meta("t/reg/", 1), *b = open_meta("t/reg/", 1);
     struct stratus_errbuf eb;
-    uint64_t inc1;
+    uint64_t inc1, incb;
     int64_t now, dl, lease;
 
     CHECK_EQ(stratus_meta_lease(a), 0);
@@ -91,6 +91,7 @@ static void test_register(void)
     CHECK_EQ(stratus_meta_lease(a), 0);
     CHECK_EQ(stratus_meta_register(b, on_lost, NULL, &eb), 0);
     CHECK(stratus_meta_incarnation(b) != 0 && stratus_meta_incarnation(b) != inc1);
+    incb = stratus_meta_incarnation(b);
     /* the lease revoked behind the broker's back: lost() runs, then it registers again */
     lease = stratus_meta_lease(b);
     CHECK_EQ(stratus_etcd_lease_revoke(stratus_meta_etcd(a), lease, &eb), 0);
@@ -100,6 +101,8 @@ static void test_register(void)
     CHECK_EQ(stratus_meta_ack_deadline(b), 0);
     CHECK_EQ(stratus_meta_register(b, on_lost, NULL, &eb), 0);
     CHECK(stratus_meta_lease(b) != 0 && stratus_meta_lease(b) != lease);
+    /* a new lease, the same incarnation: the process's object WAL keeps its name */
+    CHECK_EQ(stratus_meta_incarnation(b), incb);
     CHECK_EQ(stratus_meta_register(a, on_lost, NULL, &eb), STRATUS_EEXIST);
     CHECK_EQ(stratus_meta_unregister(b, &eb), 0);
     CHECK_EQ(atomic_load(&g_lost), 1);
@@ -111,6 +114,7 @@ static void test_register(void)
     WAIT_FOR(atomic_load(&g_reregistered) == 1, 4000);
     CHECK_EQ(atomic_load(&g_reregistered), 1);
     CHECK(stratus_meta_lease(a) != 0 && stratus_meta_lease(a) != lease);
+    CHECK_EQ(stratus_meta_incarnation(a), inc1); /* kept across unregister and re-register */
     CHECK_EQ(stratus_meta_broker_live(a, 1, NULL), 0); /* no watch: the copy stays empty */
     CHECK_EQ(stratus_meta_register(b, on_lost, NULL, &eb), STRATUS_EEXIST);
     /* close while registered: the lease is not revoked (it expires) */
