@@ -95,6 +95,7 @@ struct wal_conf {
     char *type;
     int64_t object_interval_ms;
     uint64_t object_max_size;
+    int64_t fenced_hold_ms;
 };
 
 static const struct stratus_param wal_params[] = {
@@ -116,6 +117,9 @@ static const struct stratus_param wal_params[] = {
                      5000, "Object WAL: how long appends gather before one PUT"),
     STRATUS_PARAM_SIZE("object_max_size", "8MiB", 0, struct wal_conf, object_max_size, 65536,
                        268435456, "Object WAL: cut a WAL object early at this size"),
+    STRATUS_PARAM_MS("fenced_hold", "10m", 0, struct wal_conf, fenced_hold_ms, 1000, INT64_MAX,
+                     "Object WAL in a cluster: keep records of a partition fenced before their "
+                     "upload this long, for its next owner to recover"),
     STRATUS_PARAM_END,
 };
 
@@ -592,6 +596,7 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
         sc.wal.object_prefix = b->cluster ? stratus_node_wal_prefix(b->cluster) : "wal/local/";
         sc.wal.object_interval_ms = (uint32_t)b->wc.object_interval_ms;
         sc.wal.object_max_bytes = b->wc.object_max_size;
+        sc.fenced_wal_hold_ms = b->wc.fenced_hold_ms;
     }
     if (b->cluster) {
         sc.cluster = stratus_node_stream_ops(b->cluster);

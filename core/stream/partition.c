@@ -1386,13 +1386,19 @@ void stratus_partition_serve(struct stratus_partition *p)
 void stratus_partition_fence(struct stratus_partition *p)
 {
     struct stratus_dup_wait *waiters;
-    uint64_t dropped;
+    uint64_t dropped, hold = UINT64_MAX;
     int was;
 
     pthread_mutex_lock(&p->lock);
     was = atomic_exchange(&p->role, STRATUS_ROLE_NONE);
     p->own_gen++; /* completions in flight answer NOT_LEADER_OR_FOLLOWER */
     p->ack_lost = 0;
+    /* records not uploaded yet: the next owner recovers them from this broker's WAL */
+    for (size_t i = p->lc_up; i < p->lc_n; i++) {
+        uint64_t lsn = p->lc[p->lc_head + i]->lsn;
+        if (lsn != STRATUS_LSN_NONE && lsn < hold)
+            hold = lsn;
+    }
     dropped = lc_drop_all(p);
     stratus_pstate_clear(&p->producers);
     p->log_end = p->hw;
@@ -1402,6 +1408,8 @@ void stratus_partition_fence(struct stratus_partition *p)
     pthread_mutex_unlock(&p->lock);
     complete_waiters(waiters, KAFKA_ERR_NOT_LEADER_OR_FOLLOWER);
     settle(p->s, dropped);
+    if (hold != UINT64_MAX && p->s->conf.wal.object_storage) /* another broker can read it */
+        stratus_stream_hold_wal(p->s, hold);
     if (was != STRATUS_ROLE_NONE || dropped)
         LOG_WARN("stream", "fenced topic=%s partition=%d (was role %d, %llu bytes not "
                  "committed dropped)", p->topic, p->index, was, (unsigned long long)dropped);

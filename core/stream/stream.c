@@ -218,6 +218,8 @@ int stratus_stream_open(const struct stratus_stream_conf *conf, struct stratus_s
         s->conf.retention_check_ms = 30000;
     if (s->conf.default_partitions <= 0)
         s->conf.default_partitions = 1;
+    if (s->conf.fenced_wal_hold_ms <= 0)
+        s->conf.fenced_wal_hold_ms = 600000;
     if (s->conf.cluster && s->conf.max_streams_per_object <= 0)
         s->conf.max_streams_per_object = 40; /* a commit txn stays under etcd's 128 ops */
 
@@ -225,6 +227,8 @@ int stratus_stream_open(const struct stratus_stream_conf *conf, struct stratus_s
     pthread_rwlock_init(&s->cat_lock, NULL);
     pthread_mutex_init(&s->meta_lock, NULL);
     pthread_mutex_init(&s->up_lock, NULL);
+    pthread_mutex_init(&s->hold_lock, NULL);
+    s->hold_lsn = UINT64_MAX;
     pthread_mutex_init(&s->ret_lock, NULL);
     pthread_mutex_init(&s->ret_run, NULL);
     pthread_mutex_init(&s->pool_lock, NULL);
@@ -327,6 +331,7 @@ void stratus_stream_close(struct stratus_stream *s)
     pthread_mutex_destroy(&s->ret_run);
     pthread_mutex_destroy(&s->ret_lock);
     pthread_mutex_destroy(&s->up_lock);
+    pthread_mutex_destroy(&s->hold_lock);
     pthread_mutex_destroy(&s->meta_lock);
     pthread_rwlock_destroy(&s->cat_lock);
     pthread_mutex_destroy(&s->cat_write);

@@ -44,6 +44,10 @@ struct stratus_stream_conf {
      * locally) and the most streams one object may hold (0 = no limit; 40 in cluster mode). */
     const struct stratus_stream_cluster_ops *cluster;
     int max_streams_per_object;
+    /* Cluster mode with the object WAL: when a fence drops a partition's records that were
+     * acknowledged but not uploaded, the WAL keeps them (no trim past them) this long, for the
+     * partition's next owner to recover them from this broker's WAL (default 600000 = 10 min). */
+    int64_t fenced_wal_hold_ms;
     /* The storage plugin the object WAL writes to is the engine's `st`. */
 };
 

@@ -178,6 +178,11 @@ struct stratus_stream {
     uint64_t flush_req, flush_done; /* [up_lock] */
     int flush_err;               /* [up_lock] */
     char flush_msg[256];         /* [up_lock] the message of the last failed round */
+    /* [hold_lock] the lowest WAL LSN of records a fence dropped before upload, kept from the
+     * trim until hold_until_ms (mono); UINT64_MAX = no hold */
+    pthread_mutex_t hold_lock;
+    uint64_t hold_lsn;
+    int64_t hold_until_ms;
     uint8_t *up_buf;             /* [uploader thread] last round's object buffer, reused */
     size_t up_cap;               /* [uploader thread] its allocated size */
     /* [uploader thread] cluster mode: object ids allocated from the metastore in blocks of
@@ -318,5 +323,9 @@ int stratus_coldread_offset_for_time(struct stratus_partition *p, int64_t ts, in
  * with its size and max timestamp. Blocking, runs on an I/O thread. */
 int stratus_coldread_max_time_batch(struct stratus_partition *p, uint8_t **batch, size_t *len,
                                     int64_t *max_ts, struct stratus_errbuf *eb);
+
+/* Keeps the WAL from being trimmed at or past lsn for conf.fenced_wal_hold_ms from now (the
+ * lowest hold wins; each call restarts the time). stratus_partition_fence calls it. */
+void stratus_stream_hold_wal(struct stratus_stream *s, uint64_t lsn);
 
 #endif

@@ -71,7 +71,20 @@ static uint64_t max_object_bytes(struct stratus_stream *s)
     return m < (1u << 20) ? (1u << 20) : m;
 }
 
-/* Trims the WAL to the lowest LSN any partition still needs (bounded by durable_before). */
+void stratus_stream_hold_wal(struct stratus_stream *s, uint64_t lsn)
+{
+    pthread_mutex_lock(&s->hold_lock);
+    if (lsn < s->hold_lsn)
+        s->hold_lsn = lsn;
+    s->hold_until_ms = stratus_mono_ms() + s->conf.fenced_wal_hold_ms;
+    pthread_mutex_unlock(&s->hold_lock);
+    LOG_INFO("stream", "WAL kept from lsn %llu for %lld ms: a fenced partition's records were "
+             "not uploaded (its next owner recovers them from this WAL)",
+             (unsigned long long)lsn, (long long)s->conf.fenced_wal_hold_ms);
+}
+
+/* Trims the WAL to the lowest LSN any partition still needs (bounded by durable_before) and
+ * any hold of stratus_stream_hold_wal. */
 static void trim_wal(struct stratus_stream *s, struct stratus_partition **parts, size_t n,
                      uint64_t durable_before)
 {
@@ -93,6 +106,15 @@ static void trim_wal(struct stratus_stream *s, struct stratus_partition **parts,
         }
         pthread_mutex_unlock(&p->lock);
     }
+    pthread_mutex_lock(&s->hold_lock);
+    if (s->hold_lsn != UINT64_MAX && stratus_mono_ms() >= s->hold_until_ms) {
+        LOG_INFO("stream", "WAL hold at lsn %llu released after %lld ms",
+                 (unsigned long long)s->hold_lsn, (long long)s->conf.fenced_wal_hold_ms);
+        s->hold_lsn = UINT64_MAX;
+    }
+    if (s->hold_lsn < upto)
+        upto = s->hold_lsn;
+    pthread_mutex_unlock(&s->hold_lock);
     stratus_wal_get_stats(s->wal, &ws);
     if (upto > ws.trim_lsn && stratus_wal_trim(s->wal, upto, &eb) != 0)
         LOG_WARN("stream", "WAL trim to %llu: %s", (unsigned long long)upto, eb.msg);

@@ -18,6 +18,8 @@
  *     leaves the data pending for the next round;
  *   - an object WAL write finishing after the ack deadline answers NOT_LEADER_OR_FOLLOWER, the
  *     data stays invisible, and the partition works again after a fence and a claim;
+ *   - a fence dropping acknowledged, unuploaded records holds the object WAL's trim below them
+ *     for fenced_wal_hold_ms, then the next round trims them;
  *   - retention and DeleteRecords call the trim hook with the dropped ranges and the new log
  *     start before changing the local index; a hook answering EEXIST fences the partition;
  *   - single-node mode: every partition is OWNER and the cluster entry points refuse.
@@ -943,6 +945,21 @@ static int64_t ack_deadline(void *arg)
 /* Appends whose object WAL PUT finished after the ack deadline are not acknowledged
  * (NOT_LEADER_OR_FOLLOWER), stay invisible, and the partition is usable again once the node
  * agent fenced and re-claimed it. */
+/* A cluster-mode engine conf with an object WAL under prefix in the shared storage; its data
+ * directory (written to dir) is fx_env.dir/name. */
+static void objwal_conf(struct stratus_stream_conf *c, char *dir, size_t cap, const char *name,
+                        const char *prefix)
+{
+    snprintf(dir, cap, "%s/%s", fx_env.dir, name);
+    fx_stream_conf(c);
+    c->data_dir = dir;
+    c->cluster = &g_ops;
+    c->max_streams_per_object = 40;
+    c->wal.object_storage = fx_env.st;
+    c->wal.object_prefix = prefix;
+    c->wal.object_interval_ms = 10;
+}
+
 static void test_ack_deadline(void)
 {
     struct stratus_stream_conf c;
@@ -955,14 +972,7 @@ static void test_ack_deadline(void)
     int errs;
     size_t len = build_batch(buf, 2, 40, 55, -1, -1);
 
-    snprintf(dir, sizeof dir, "%s/objwal", fx_env.dir);
-    fx_stream_conf(&c);
-    c.data_dir = dir;
-    c.cluster = &g_ops;
-    c.max_streams_per_object = 40;
-    c.wal.object_storage = fx_env.st;
-    c.wal.object_prefix = "wal/7/1/";
-    c.wal.object_interval_ms = 10;
+    objwal_conf(&c, dir, sizeof dir, "objwal", "wal/7/1/");
     c.wal.ack_deadline = ack_deadline;
     atomic_store(&g_deadline, INT64_MAX);
     s = fx_stream_open(&c, NULL);
@@ -1118,6 +1128,75 @@ out:
     stratus_stream_close(s);
 }
 
+/* Counts the records of stream `arg` in WAL objects. */
+static int count_stream_rec(void *arg, uint64_t lsn, const void *rec, size_t len)
+{
+    uint64_t *a = arg, sid = 0; /* a[0] = stream, a[1] = count */
+    (void)lsn;
+    if (stratus_walrec_info(rec, len, &sid, NULL, NULL, NULL) == 0 && sid == a[0])
+        a[1]++;
+    return 0;
+}
+
+static uint64_t wal_records_of(const char *prefix, uint64_t stream)
+{
+    uint64_t a[2] = {stream, 0};
+    struct stratus_errbuf eb = {{0}};
+    CHECK_EQ(stratus_wal_read_objects(fx_env.st, prefix, count_stream_rec, a, &eb), 0);
+    return a[1];
+}
+
+/* A fence that drops acknowledged records not uploaded yet holds the object WAL's trim below
+ * them for fenced_wal_hold_ms (the next owner recovers them from there), then lets it go. */
+static void test_fenced_hold(void)
+{
+    struct stratus_stream_conf c;
+    struct stratus_stream *s;
+    struct stratus_partition *p = NULL, *q = NULL;
+    struct stratus_stream_stats st;
+    struct stratus_errbuf eb = {{0}};
+    char dir[400];
+
+    objwal_conf(&c, dir, sizeof dir, "fhold", "wal/7/2/");
+    c.fenced_wal_hold_ms = 400;
+    s = fx_stream_open(&c, NULL);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_EQ(install(s, "hold", 2, 56), 0);
+    p = stratus_stream_partition(s, "hold", 0);
+    q = stratus_stream_partition(s, "hold", 1);
+    CHECK(p != NULL && q != NULL);
+    if (!p || !q)
+        goto out;
+    CHECK_EQ(claim_serve(p, 1, 0), 0);
+    CHECK_EQ(claim_serve(q, 1, 0), 0);
+    CHECK_EQ(append_n(p, 2, 30), 2); /* acknowledged, in the WAL, not uploaded */
+    CHECK_EQ(wal_records_of("wal/7/2/", 56), 2);
+    stratus_partition_fence(p);
+    /* the other partition goes on, is uploaded; the WAL keeps p's records */
+    CHECK_EQ(append_n(q, 3, 31), 3);
+    CHECK_EQ(stratus_stream_flush(s, &eb), 0);
+    stratus_stream_get_stats(s, &st);
+    CHECK_EQ(st.pending_upload_bytes, 0);
+    CHECK(st.wal.trim_lsn < st.wal.durable_lsn);
+    CHECK_EQ(wal_records_of("wal/7/2/", 56), 2);
+    /* after the hold, the next round trims them */
+    {
+        struct timespec ts = {0, 500 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    CHECK_EQ(append_n(q, 1, 32), 1);
+    CHECK_EQ(stratus_stream_flush(s, &eb), 0);
+    stratus_stream_get_stats(s, &st);
+    CHECK_EQ(st.wal.trim_lsn, st.wal.durable_lsn);
+    CHECK_EQ(wal_records_of("wal/7/2/", 56), 0);
+out:
+    stratus_partition_release(p);
+    stratus_partition_release(q);
+    stratus_stream_close(s);
+}
+
 int main(void)
 {
     if (fx_env_open("ownership") != 0)
@@ -1129,6 +1208,7 @@ int main(void)
     test_lost();
     test_restart_keep_cache();
     test_ack_deadline();
+    test_fenced_hold();
     test_trim();
     fx_env_close();
     pthread_mutex_lock(&g_meta.mu);
