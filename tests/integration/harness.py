@@ -39,14 +39,23 @@ def stratusd_path():
     return os.path.join(build_dir(), "stratusd")
 
 
+_ports_given = set()  # every port free_port() handed out in this process
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A TCP port on 127.0.0.1 nobody listens on right now, and never one this process was
+    given before (the kernel may hand the same free port to two consecutive calls)."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise OSError("free_port: no new port in 100 tries")
 
 
 def wal_drained(metrics_port):
