@@ -37,6 +37,10 @@
 
 #define NODE_WORKERS 8
 #define NODE_WAIT_MS 5000 /* admin calls wait this long for the local catalog to follow */
+/* After a planned stop's drain, the connections stay open this long once the new owners serve,
+ * so clients still sending here get NOT_LEADER_OR_FOLLOWER and refresh their metadata (one
+ * librdkafka retry backoff is 100 ms). */
+#define NODE_STOP_LINGER_MS 300
 
 enum held_state { HELD_RECOVERING, HELD_SERVING };
 
@@ -999,13 +1003,60 @@ int stratus_node_attach(struct stratus_cluster *c, struct stratus_stream *s,
     return 0;
 }
 
+/* Partitions whose ownership record still names this broker (owned, or released and not yet
+ * claimed by the broker they were handed to). */
+static size_t named_here(struct stratus_cluster *c)
+{
+    struct stratus_meta_assign *as = NULL;
+    size_t n = 0, here = 0;
+
+    if (stratus_meta_assignments(c->meta, &as, &n) != 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stratus_meta_part part;
+        if (stratus_meta_part(c->meta, as[i].stream, &part) == 0 && part.owner == c->self)
+            here++;
+    }
+    free(as);
+    return here;
+}
+
 void stratus_node_drain(struct stratus_cluster *c, int64_t timeout_ms)
 {
     struct stratus_errbuf eb = {{0}};
+    int64_t t0 = stratus_mono_ms(), until = t0 + timeout_ms, left;
+    size_t here, held;
+
     if (!c->started)
         return;
-    if (stratus_cluster_drain(c, 0, timeout_ms, &eb) != 0)
+    pthread_mutex_lock(&c->mu);
+    held = c->nheld;
+    pthread_mutex_unlock(&c->mu);
+    if (stratus_cluster_drain(c, 0, timeout_ms, &eb) != 0) {
         LOG_WARN("cluster", "drain before stop: %s", eb.msg);
+        return;
+    }
+    if (held == 0 && named_here(c) == 0)
+        return;
+    /* As Kafka's controlled shutdown: the connections stay open until the new owners serve.
+     * The drain returns once the engine let go of every partition, before the hand-over txns
+     * (assign/ -> target) commit; a client whose Metadata refresh was answered meanwhile still
+     * names this broker, and when the socket closes librdkafka refreshes once (on the first
+     * disconnect) and then only reconnects here, for minutes. So: wait until every ownership
+     * record naming this broker names its new owner, then linger, answering
+     * NOT_LEADER_OR_FOLLOWER and Metadata from the updated copy. */
+    while ((here = named_here(c)) > 0 && stratus_mono_ms() < until) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    left = until - stratus_mono_ms();
+    if (left > 0) {
+        int64_t linger = left < NODE_STOP_LINGER_MS ? left : NODE_STOP_LINGER_MS;
+        struct timespec ts = {linger / 1000, (linger % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    LOG_INFO("cluster", "drained before stop in %lld ms%s", (long long)(stratus_mono_ms() - t0),
+             here ? " (some new owners had not claimed yet)" : "");
 }
 
 void stratus_node_stop(struct stratus_cluster *c)

@@ -49,7 +49,9 @@ int64_t stratus_node_ack_deadline(void *cluster);
 int stratus_node_attach(struct stratus_cluster *c, struct stratus_stream *s,
                         struct stratus_group_coord *groups, struct stratus_errbuf *eb);
 
-/* Planned stop: asks for every partition to move away and waits up to timeout_ms. */
+/* Planned stop: asks for every partition to move away and waits up to timeout_ms, then keeps
+ * the connections open until the new owners have claimed them (plus a short linger), so
+ * clients learn the new leaders from this broker's answers. */
 void stratus_node_drain(struct stratus_cluster *c, int64_t timeout_ms);
 
 /* Stops the agent thread and the controller (the hooks keep working: the group coordinator
