@@ -55,10 +55,14 @@ class R:
                 and r.get("wl") == wl and r.get("run") == run]
 
     def value(self, wl, name):
-        for r in reversed(self.recs):
-            if r.get("kind") == "value" and r.get("wl") == wl and r.get("name") == name:
-                return r.get("value")
-        return None
+        """A named figure; with several rounds, the median of its numeric values (the last
+        value when they are not numbers)."""
+        vals = [r.get("value") for r in self.recs
+                if r.get("kind") == "value" and r.get("wl") == wl and r.get("name") == name]
+        if not vals:
+            return None
+        m = median([num(v) for v in vals])
+        return m if m is not None else vals[-1]
 
     def limit(self, name, **kw):
         for r in self.recs:
@@ -67,6 +71,16 @@ class R:
                 if l.get("limit") == name and all(l.get(k) == v for k, v in kw.items()):
                     return l
         return None
+
+
+def num(v):
+    """v as a number when it is one or a string holding one, else v."""
+    if isinstance(v, str):
+        try:
+            return float(v) if any(c in v for c in ".eE") else int(v)
+        except ValueError:
+            return v
+    return v
 
 
 def median(vals):
