@@ -27,7 +27,7 @@
 #   --build DIR          build tree with stratusd, plugins/ and bench/ ($STRATUS_BUILD_DIR or
 #                        /work/main/build)
 #   -d, --duration S     seconds per produce/consume run (20)
-#   --catchup-gib G      size of the catch-up data (1; the issue's figure is 4)
+#   --catchup-gib G      size of the catch-up data in GiB (4, as issue 5 specifies)
 #   --latency-secs S     workload 5 duration (60)
 #   --latency-linger MS  linger.ms of workload 5 (1)
 #   --no-mock            skip the mock runs;  --perf  record `perf record -g` of stratusd during
@@ -46,7 +46,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 BUILD="${STRATUS_BUILD_DIR:-$REPO/build}"
 DUR=20
-CATCHUP_GIB=1
+CATCHUP_GIB=4
 LAT_SECS=60
 LAT_LINGER=1
 MOCK=1

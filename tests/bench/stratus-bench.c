@@ -21,7 +21,8 @@
  * Records without the magic are counted but give no end-to-end latency.
  *
  * Output: a progress line on stderr once a second (unless -q), a human summary on stderr, and a
- * final single line on stdout: `RESULT {json}` with every figure, for scripts (tests/bench/run.sh).
+ * final single line on stdout: `RESULT {json}` with every figure, for scripts (tests/bench/run.sh);
+ * client_cpu_s there is this process's own CPU time (all threads) from start to the report.
  * Latencies are kept in a log-linear histogram (32 sub-buckets per power of two, <= 3% error);
  * max is exact.
  *
@@ -40,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -158,6 +160,17 @@ static uint64_t mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* This process's CPU seconds so far, user + system, every thread (librdkafka's included): the
+ * load generator's own cost, which shares the machine's cores with the broker. */
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static void note_error(const char *fmt, ...)
@@ -803,12 +816,12 @@ int main(int argc, char **argv)
            "\"compression\":\"%s\",\"target_msgs_s\":%.1f,\"msgs\":%lld,\"bytes\":%lld,"
            "\"secs\":%.3f,\"msgs_s\":%.1f,\"mb_s\":%.3f,\"lat_kind\":\"%s\",\"lat_n\":%" PRIu64
            ",\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
-           "\"failed\":%lld,\"errors\":%d}\n",
+           "\"failed\":%lld,\"errors\":%d,\"client_cpu_s\":%.3f}\n",
            O.mode == MODE_PRODUCE ? "produce" : "consume", O.tag, g_ntopics, total_parts, nw,
            O.size, O.acks, O.linger_ms, O.batch_size, O.compression, O.rate_msgs, msgs, bytes, secs,
            mps, mbs, latname, lat.n, (double)hist_pct(&lat, 50) / 1e3,
            (double)hist_pct(&lat, 99) / 1e3, (double)hist_pct(&lat, 99.9) / 1e3,
-           (double)lat.max / 1e3, failed, atomic_load(&g_errors));
+           (double)lat.max / 1e3, failed, atomic_load(&g_errors), self_cpu_s());
     fflush(stdout);
     for (int i = 0; i < nw; i++) {
         free(W[i].ptopic);
