@@ -5,9 +5,13 @@
  * read path then needs no special case). A cache is an optimisation: its wrappers never fail
  * the caller; lookup returns 0 on a hit and STRATUS_ENOTFOUND otherwise. Core key of the
  * section: plugin.
+ * Readers fill block buffers from stratus_cache_buf_alloc and hand them over with
+ * stratus_cache_insert_take: a plugin with the ABI 1.1 insert_take keeps the buffer itself,
+ * one without gets insert()'s copy.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +134,38 @@ void stratus_cache_insert(struct stratus_cache *c, const char *key, const void *
 {
     if (c->plugin)
         (void)c->ops->insert(c->inst, key, data, len);
+}
+
+void *stratus_cache_buf_alloc(size_t n)
+{
+    return stratus_host_buf_alloc(n);
+}
+
+void stratus_cache_buf_free(void *buf)
+{
+    stratus_host_buf_free(buf);
+}
+
+int stratus_cache_takes(const struct stratus_cache *c)
+{
+    return c->plugin &&
+           c->plugin->plugin_ops_size >=
+               offsetof(struct stratus_cache_ops, insert_take) + sizeof c->ops->insert_take &&
+           c->ops->insert_take != NULL;
+}
+
+void stratus_cache_insert_take(struct stratus_cache *c, const char *key, void *buf, size_t len)
+{
+    if (!buf)
+        return;
+    if (!stratus_cache_takes(c)) {
+        stratus_cache_insert(c, key, buf, len);
+        stratus_host_buf_free(buf);
+        return;
+    }
+    /* from here the instance holds it: its host->free gives it back */
+    stratus_plugin_hctx_account(c->hctx, (int64_t)stratus_host_buf_size(buf));
+    (void)c->ops->insert_take(c->inst, key, buf, len);
 }
 
 void stratus_cache_invalidate(struct stratus_cache *c, const char *prefix)

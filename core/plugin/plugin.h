@@ -98,6 +98,16 @@ int stratus_cache_check(const struct stratus_conf *conf, const char *section,
 int stratus_cache_lookup(struct stratus_cache *c, const char *key, void *dst, size_t cap,
                          size_t *len);
 void stratus_cache_insert(struct stratus_cache *c, const char *key, const void *data, size_t len);
+/* Block buffers a reader fills and may then hand to the cache without a copy: allocated with
+ * stratus_cache_buf_alloc (NULL on OOM), owned by the caller until stratus_cache_insert_take,
+ * which takes buf whatever happens (a plugin without the ABI 1.1 insert_take gets a copy and
+ * buf is freed). They outlive any cache instance. */
+void *stratus_cache_buf_alloc(size_t n);
+void stratus_cache_buf_free(void *buf);
+/* 1 when insert_take hands the buffer over (no copy); a reader then inserts a block when it
+ * is done with it rather than at once. */
+int stratus_cache_takes(const struct stratus_cache *c);
+void stratus_cache_insert_take(struct stratus_cache *c, const char *key, void *buf, size_t len);
 void stratus_cache_invalidate(struct stratus_cache *c, const char *prefix);
 void stratus_cache_get_stats(struct stratus_cache *c, struct stratus_cache_stats *out);
 

@@ -46,6 +46,15 @@ struct stratus_plugin_hctx {
 struct stratus_plugin_hctx *stratus_plugin_hctx_new(const char *instance,
                                                     const struct stratus_conf *conf);
 void stratus_plugin_hctx_free(struct stratus_plugin_hctx *h);
+/* host.c: allocations with host->alloc's header (size), accounted to no instance; freed ones
+ * of 256 KiB or more are kept for reuse (a few). host->free of an instance accepts them once
+ * stratus_plugin_hctx_account moved them onto its gauge. */
+void *stratus_host_buf_alloc(size_t n);
+void stratus_host_buf_free(void *buf);
+size_t stratus_host_buf_size(const void *buf);
+/* Adds bytes (may be negative) to the instance's stratus_plugin_alloc_bytes gauge: memory the
+ * core handed over to it (or took back). */
+void stratus_plugin_hctx_account(struct stratus_plugin_hctx *h, int64_t bytes);
 
 /* loader.c: loads the plugin named by [section] plugin = ..., then fills a zeroed
  * desc->conf_size struct from the section (the keys in core_keys belong to the core and are

@@ -8,7 +8,9 @@
  * where its previous read stopped (the partition's cold_* hint: no walk over the range's earlier
  * headers, each of which could cost a 1 MiB block copy out of the cache), and each thread keeps
  * its last block between reads. No partition lock is held during I/O; nothing here touches the
- * WAL.
+ * WAL. A block read from storage goes to a cache with insert_take (ABI 1.1) without a copy,
+ * when the reader moves on from it (until then the reader keeps it); otherwise it is copied
+ * in at once.
  * Time lookups (ListOffsets by timestamp) start at the range the time index ('X', index.c)
  * names: the first entry with timestamp >= ts is the first range whose max timestamp >= ts
  * (for -3, the last entry is the first range with the largest one), one seek whatever the
@@ -40,7 +42,8 @@ struct objreader {
     uint64_t blk_off;
     size_t blk_len;
     int have;
-    int tl; /* blk is the thread's (cr_tl), handed back at close */
+    int fresh; /* blk holds a block read from storage, not yet in the cache (insert_take) */
+    int tl;    /* blk is the thread's (cr_tl), handed back at close */
 };
 
 /* Each thread keeps its last block between reads (objects never change once written, and ids
@@ -52,7 +55,7 @@ struct cr_tl {
     uint8_t *blk;
     uint64_t blk_off;
     size_t blk_len;
-    int have, busy;
+    int have, fresh, busy;
 };
 static pthread_key_t cr_tl_key;
 static pthread_once_t cr_tl_once = PTHREAD_ONCE_INIT;
@@ -60,7 +63,7 @@ static pthread_once_t cr_tl_once = PTHREAD_ONCE_INIT;
 static void cr_tl_free(void *p)
 {
     struct cr_tl *t = p;
-    free(t->blk);
+    stratus_cache_buf_free(t->blk); /* a fresh block is dropped: the thread is ending */
     free(t);
 }
 
@@ -80,10 +83,10 @@ static struct cr_tl *cr_tl_get(void)
     if (!t) {
         t = calloc(1, sizeof *t);
         if (t)
-            t->blk = malloc(STRATUS_BLOCK_SIZE);
+            t->blk = stratus_cache_buf_alloc(STRATUS_BLOCK_SIZE);
         if (!t || !t->blk || pthread_setspecific(cr_tl_key, t) != 0) {
             if (t)
-                free(t->blk);
+                stratus_cache_buf_free(t->blk);
             free(t);
             return NULL;
         }
@@ -105,10 +108,29 @@ static void objreader_open(struct objreader *r, struct stratus_stream *s)
             r->blk_off = t->blk_off;
             r->blk_len = t->blk_len;
             r->have = 1;
+            r->fresh = t->fresh;
         }
+        t->fresh = 0; /* another store's block is just a buffer now */
         return;
     }
-    r->blk = xmalloc(STRATUS_BLOCK_SIZE);
+    r->blk = stratus_cache_buf_alloc(STRATUS_BLOCK_SIZE);
+}
+
+/* Hands a block read from storage to the cache (no copy) and takes a new buffer. */
+static void objreader_hand_over(struct objreader *r)
+{
+    char ck[96];
+    if (!r->fresh)
+        return;
+    r->fresh = 0;
+    r->have = 0;
+    snprintf(ck, sizeof ck, "%s#%llu", r->key, (unsigned long long)r->blk_off);
+    stratus_cache_insert_take(r->s->cache, ck, r->blk, r->blk_len);
+    r->blk = stratus_cache_buf_alloc(STRATUS_BLOCK_SIZE);
+    if (r->tl) {
+        struct cr_tl *t = pthread_getspecific(cr_tl_key);
+        t->blk = r->blk; /* may be NULL: objreader_load then fails, cr_tl_get retries */
+    }
 }
 
 static void objreader_close(struct objreader *r)
@@ -120,10 +142,21 @@ static void objreader_close(struct objreader *r)
         t->blk_off = r->blk_off;
         t->blk_len = r->blk_len;
         t->have = r->have;
+        t->fresh = r->fresh; /* handed over when the thread moves on to another block */
         t->busy = 0;
+        if (!t->blk) { /* a hand-over found no memory: leave the thread without a block */
+            pthread_setspecific(cr_tl_key, NULL);
+            free(t);
+        }
         return;
     }
-    free(r->blk);
+    if (r->fresh) {
+        char ck[96];
+        snprintf(ck, sizeof ck, "%s#%llu", r->key, (unsigned long long)r->blk_off);
+        stratus_cache_insert_take(r->s->cache, ck, r->blk, r->blk_len);
+        return;
+    }
+    stratus_cache_buf_free(r->blk);
 }
 
 static void objreader_set(struct objreader *r, uint64_t object_id)
@@ -131,6 +164,7 @@ static void objreader_set(struct objreader *r, uint64_t object_id)
     char key[64];
     stratus_objfmt_key(object_id, key, sizeof key);
     if (strcmp(key, r->key) != 0) {
+        objreader_hand_over(r);
         memcpy(r->key, key, sizeof key);
         r->have = 0;
     }
@@ -144,7 +178,10 @@ static int objreader_load(struct objreader *r, uint64_t boff, struct stratus_err
 
     if (r->have && r->blk_off == boff)
         return 0;
+    objreader_hand_over(r);
     r->have = 0;
+    if (!r->blk)
+        return stratus_errf(eb, STRATUS_ENOMEM, "cold read: no memory for a block buffer");
     snprintf(ck, sizeof ck, "%s#%llu", r->key, (unsigned long long)boff);
     if (r->s->cache && stratus_cache_lookup(r->s->cache, ck, r->blk, STRATUS_BLOCK_SIZE, &len) == 0 &&
         len > 0 && len <= STRATUS_BLOCK_SIZE) {
@@ -159,7 +196,10 @@ static int objreader_load(struct objreader *r, uint64_t boff, struct stratus_err
     if (got == 0)
         return stratus_errf(eb, STRATUS_ECORRUPT, "%s: read past the end at %llu", r->key,
                             (unsigned long long)boff);
-    if (r->s->cache)
+    /* a cache that takes buffers gets this one when the reader is done with it; others copy */
+    if (r->s->cache && stratus_cache_takes(r->s->cache))
+        r->fresh = 1;
+    else if (r->s->cache)
         stratus_cache_insert(r->s->cache, ck, r->blk, got);
     r->blk_off = boff;
     r->blk_len = got;

@@ -11,6 +11,9 @@
  * Evicted blocks of 64 KiB or more are kept (up to CM_SPARES, outside the budget) and reused
  * by the next inserts: a full cache turning over 1 MiB blocks otherwise got a fresh mmap'd
  * allocation per insert and a page fault per 4 KiB of it, most of a catch-up reader's CPU.
+ * insert_take (ABI 1.1) keeps the caller's buffer instead: the entry is then a small header
+ * and key pointing at it, and eviction gives the buffer back with host->free (the broker keeps
+ * a few such buffers for its next reads).
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <pthread.h>
@@ -38,9 +41,11 @@ struct cm_ent {
     uint64_t hash;
     size_t len;    /* data bytes */
     size_t charge; /* bytes counted against the budget */
-    size_t alloc;  /* bytes allocated (>= charge when a spare was reused) */
+    size_t alloc;  /* bytes allocated for the entry (>= charge when a spare was reused) */
     char *key;     /* points into the same allocation */
-    unsigned char data[];
+    unsigned char *data; /* body, or the buffer insert_take took (ext) */
+    int ext;
+    unsigned char body[];
 };
 
 struct cm {
@@ -129,7 +134,10 @@ static void cm_remove(struct cm *c, struct cm_ent *e)
     cm_lru_unlink(c, e);
     c->used -= e->charge;
     c->count--;
-    if (e->alloc >= CM_SPARE_MIN && c->nspare < CM_SPARES)
+    if (e->ext) {
+        cm_free(c, e->data);
+        cm_free(c, e);
+    } else if (e->alloc >= CM_SPARE_MIN && c->nspare < CM_SPARES)
         c->spare[c->nspare++] = e;
     else
         cm_free(c, e);
@@ -167,6 +175,8 @@ static void cm_grow(struct cm *c)
     c->buckets = nt;
     c->nbuckets = nb;
 }
+
+static void cm_link(struct cm *c, struct cm_ent *e);
 
 /* ---- ops ----------------------------------------------------------------------------------- */
 
@@ -249,8 +259,7 @@ static int cm_insert(void *inst, const char *key, const void *data, size_t len)
     size_t kl = strlen(key) + 1;
     size_t charge = sizeof(struct cm_ent) + len + kl;
     uint64_t h = cm_hash(key);
-    uint64_t evicted = 0;
-    struct cm_ent *e, **pp;
+    struct cm_ent *e;
 
     if (len > SIZE_MAX - sizeof(struct cm_ent) - kl || charge > c->budget)
         return STRATUS_ENOMEM;
@@ -270,13 +279,55 @@ static int cm_insert(void *inst, const char *key, const void *data, size_t len)
     e->hash = h;
     e->len = len;
     e->charge = charge;
-    e->key = (char *)e->data + len;
+    e->data = e->body;
+    e->ext = 0;
+    e->key = (char *)e->body + len;
     memcpy(e->data, data, len);
     memcpy(e->key, key, kl);
-    e->hnext = e->prev = e->next = NULL;
+    cm_link(c, e);
+    return 0;
+}
 
+/* Takes data (from host->alloc): the entry is a small header + key pointing at it. */
+static int cm_insert_take(void *inst, const char *key, void *data, size_t len)
+{
+    struct cm *c = inst;
+    size_t kl = strlen(key) + 1;
+    size_t charge = sizeof(struct cm_ent) + len + kl;
+    struct cm_ent *e;
+
+    if (len > SIZE_MAX - sizeof(struct cm_ent) - kl || charge > c->budget) {
+        cm_free(c, data);
+        return STRATUS_ENOMEM;
+    }
+    e = cm_alloc(c, sizeof(struct cm_ent) + kl);
+    if (!e) {
+        cm_free(c, data);
+        return STRATUS_ENOMEM;
+    }
+    e->alloc = sizeof(struct cm_ent) + kl;
+    e->hash = cm_hash(key);
+    e->len = len;
+    e->charge = charge;
+    e->data = data;
+    e->ext = 1;
+    e->key = (char *)e->body;
+    memcpy(e->key, key, kl);
+    cm_link(c, e);
+    return 0;
+}
+
+/* Puts a built entry in the table and at the front of the list, replacing an older block of
+ * the key and evicting from the cold end until it fits. */
+static void cm_link(struct cm *c, struct cm_ent *e)
+{
+    struct cm_ent **pp;
+    uint64_t evicted = 0, h = e->hash;
+    size_t charge = e->charge;
+
+    e->hnext = e->prev = e->next = NULL;
     pthread_mutex_lock(&c->lock);
-    pp = cm_slot(c, key, h);
+    pp = cm_slot(c, e->key, h);
     if (*pp)
         cm_remove(c, *pp);
     while (c->used + charge > c->budget && c->tail) {
@@ -296,7 +347,6 @@ static int cm_insert(void *inst, const char *key, const void *data, size_t len)
     pthread_mutex_unlock(&c->lock);
     if (evicted && c->m_evictions && c->host && c->host->metric_add)
         c->host->metric_add(c->m_evictions, (int64_t)evicted);
-    return 0;
 }
 
 static void cm_invalidate(void *inst, const char *prefix)
@@ -340,6 +390,7 @@ static const struct stratus_cache_ops cm_ops = {
     .insert = cm_insert,
     .invalidate = cm_invalidate,
     .stats = cm_stats,
+    .insert_take = cm_insert_take,
 };
 
 static const struct stratus_plugin_desc cm_desc = {

@@ -1,14 +1,16 @@
 /* link: stratus_plugin stratus_conf stratus_metrics stratus_util */
 /* test_cache_memory.c - the memory cache plugin through the core's cache wrappers: hits and
  * misses, the byte budget, LRU order, replacement, prefix invalidation, a block bigger than
- * the budget, a short destination buffer, the always-miss `plugin = none` cache, and a
- * 4-thread smoke test that checks every hit returns the right bytes.
+ * the budget, a short destination buffer, the always-miss `plugin = none` cache, insert_take
+ * (the cache keeps the caller's buffer; accounting, eviction, refusal), and a 4-thread smoke
+ * test (copied and taken blocks) that checks every hit returns the right bytes.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "conf/conf.h"
+#include "metrics/metrics.h"
 #include "plugin/plugin.h"
 #include "test.h"
 
@@ -132,6 +134,84 @@ static void test_none(void)
     stratus_conf_free(conf);
 }
 
+static int64_t plugin_bytes(void)
+{
+    struct stratus_metric *m = stratus_metrics_find("stratus_plugin_alloc_bytes{plugin=\"memory\"}");
+    return m ? stratus_metric_value(m) : -1;
+}
+
+/* ABI 1.1 insert_take: the cache keeps the caller's buffer (no copy), counts it as its own,
+ * frees it when it evicts, replaces or refuses the block (a leak or a double free fails the
+ * ASan build), and mixes with copied blocks under one key. */
+static void test_take(void)
+{
+    struct stratus_cache *c = open_cache("64KiB");
+    struct stratus_cache_stats s;
+    char out[4096], k[32];
+    size_t len = 0;
+    int64_t base;
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    base = plugin_bytes();
+    CHECK(base >= 0);
+    CHECK_EQ(stratus_cache_takes(c), 1);
+    char *b = stratus_cache_buf_alloc(4096);
+    CHECK(b != NULL);
+    memset(b, 't', 4096);
+    stratus_cache_insert_take(c, "t/1", b, 4096); /* b belongs to the cache now */
+    CHECK_EQ(stratus_cache_lookup(c, "t/1", out, sizeof out, &len), 0);
+    CHECK(len == 4096 && out[0] == 't' && out[4095] == 't');
+    CHECK(plugin_bytes() >= base + 4096); /* the buffer moved onto the plugin's gauge */
+    stratus_cache_get_stats(c, &s);
+    CHECK(s.bytes_used > 4096);
+    /* replaced by a copied block, and back */
+    stratus_cache_insert(c, "t/1", "copy", 4);
+    CHECK_EQ(stratus_cache_lookup(c, "t/1", out, sizeof out, &len), 0);
+    CHECK(len == 4 && memcmp(out, "copy", 4) == 0);
+    b = stratus_cache_buf_alloc(100);
+    memset(b, 'u', 100);
+    stratus_cache_insert_take(c, "t/1", b, 100);
+    CHECK_EQ(stratus_cache_lookup(c, "t/1", out, sizeof out, &len), 0);
+    CHECK(len == 100 && out[99] == 'u');
+    /* eviction of taken blocks within the budget, LRU order kept */
+    for (int i = 0; i < 20; i++) {
+        snprintf(k, sizeof k, "tl/%02d", i);
+        b = stratus_cache_buf_alloc(4096);
+        memset(b, 'a' + i, 4096);
+        stratus_cache_insert_take(c, k, b, 4096);
+    }
+    stratus_cache_get_stats(c, &s);
+    CHECK(s.bytes_used <= s.bytes_budget);
+    CHECK(s.evictions > 0);
+    CHECK(!has(c, "tl/00"));
+    CHECK_EQ(stratus_cache_lookup(c, "tl/19", out, sizeof out, &len), 0);
+    CHECK(len == 4096 && out[0] == 'a' + 19);
+    /* too big for the budget: refused, and the buffer is freed all the same */
+    b = stratus_cache_buf_alloc(70 * 1024);
+    memset(b, 0, 70 * 1024);
+    stratus_cache_insert_take(c, "tbig", b, 70 * 1024);
+    CHECK(!has(c, "tbig"));
+    stratus_cache_invalidate(c, "");
+    stratus_cache_get_stats(c, &s);
+    CHECK_EQ(s.bytes_used, 0);
+    stratus_cache_close(c);
+    CHECK_EQ(plugin_bytes(), base); /* every taken buffer was given back */
+
+    /* a cache without the op (plugin = none) frees what it is handed */
+    struct stratus_errbuf eb = {{0}};
+    struct stratus_conf *conf = stratus_conf_new();
+    CHECK_EQ(stratus_cache_open(conf, "cache", pd, &c, &eb), 0);
+    CHECK_EQ(stratus_cache_takes(c), 0);
+    b = stratus_cache_buf_alloc(1 << 20); /* a spare-sized buffer: kept for the next alloc */
+    stratus_cache_insert_take(c, "k", b, 1 << 20);
+    char *again = stratus_cache_buf_alloc(1 << 20);
+    CHECK(again != NULL);
+    stratus_cache_buf_free(again);
+    stratus_cache_close(c);
+    stratus_conf_free(conf);
+}
+
 struct worker {
     pthread_t tid;
     struct stratus_cache *c;
@@ -162,9 +242,15 @@ static void *worker_main(void *arg)
             make_block(want, sizeof want, key);
             if (len != sizeof want || memcmp(out, want, len) != 0)
                 w->bad++;
-        } else {
+        } else if (i % 2) {
             make_block(block, sizeof block, key);
             stratus_cache_insert(w->c, k, block, sizeof block);
+        } else { /* half the blocks handed over without a copy */
+            char *b = stratus_cache_buf_alloc(sizeof block);
+            if (b) {
+                make_block(b, sizeof block, key);
+                stratus_cache_insert_take(w->c, k, b, sizeof block);
+            }
         }
         if (i % 5000 == 4999)
             stratus_cache_invalidate(w->c, "blk/1");
@@ -208,6 +294,7 @@ int main(void)
     }
     test_basics();
     test_none();
+    test_take();
     test_threads();
     TEST_REPORT();
 }

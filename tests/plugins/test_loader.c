@@ -50,7 +50,7 @@ static void expect_refused(const char *name, int want_kind, const char *reason)
 static void test_refusals(void)
 {
     expect_refused("bad_major", 0, "ABI major 2, this broker speaks 1");
-    expect_refused("future_minor", 0, "built for ABI 1.99, newer than this broker's 1.0");
+    expect_refused("future_minor", 0, "built for ABI 1.99, newer than this broker's 1.1");
     expect_refused("bad_sig", 0, "not binary compatible: build signature \"ilp32,be\"");
     expect_refused("no_entry", 0, "no stratus_plugin_entry symbol: not a Stratus plugin");
     expect_refused("missing_op", 0, "required storage op 'put' is NULL");
@@ -110,7 +110,11 @@ static void test_accepts(void)
     fclose(f);
     CHECK(contains(text, "plugin:      abigood"));
     CHECK(contains(text, "kind:        storage"));
-    CHECK(contains(text, "abi:         1.0"));
+    {
+        char want[32];
+        snprintf(want, sizeof want, "abi:         1.%d", STRATUS_ABI_MINOR);
+        CHECK(contains(text, want));
+    }
     CHECK(contains(text, "label"));
     CHECK(contains(text, "[0..9]"));
     fputs(text, stdout);

@@ -39,6 +39,13 @@ struct stratus_cache_ops {
     /* Fills stats (stats->size says how much the caller has room for). */
     void (*stats)(void *inst, struct stratus_cache_stats *stats);
     /* ---- ABI 1.1 and later: append below, never reorder ---- */
+    /* Optional (NULL: the core copies through insert). As insert, but the cache keeps data
+     * itself instead of a copy. TAKES data, also when it fails: data was allocated with this
+     * instance's host->alloc (the core allocates it so and the bytes count as the instance's),
+     * and the cache releases it with host->free when it drops the block or refuses it. The
+     * core no longer touches data after the call. Saves a copy of every block read from
+     * storage. */
+    int (*insert_take)(void *inst, const char *key, void *data, size_t len);
 };
 
 #ifdef __cplusplus
