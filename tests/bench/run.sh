@@ -343,8 +343,11 @@ wl_catchup_and_isolation() { # $1: run catchup, $2: run isolation
     fi
     local half; half=$(awk "BEGIN{printf \"%d\", $W1_RATE / 2}")
     log "4 isolation: workload 1 at $half msgs/s alone, then beside the catch-up reader"
-    sleep 5 # let the uploads of earlier runs finish
+    # each of the three runs starts from an idle broker: the upload backlog of the run before
+    # (a flat-out run leaves gigabytes) otherwise lands in one of them and not the others
+    wait_idle "$SPID"
     measure stratus isolation alone -- "${W1[@]/w1/w4}" --create --rate "$half" -d "$DUR"
+    wait_idle "$SPID"
     : > "$WORK/w4-reader.jsonl"
     catchup_reader_loop "$SBS" $((DUR + 6)) &
     BGPIDS+=($!)
@@ -354,7 +357,7 @@ wl_catchup_and_isolation() { # $1: run catchup, $2: run isolation
     wait "${BGPIDS[@]}" 2>/dev/null; BGPIDS=()
     # control: the same produce beside one core of plain CPU contention (a shell busy loop,
     # no broker work at all): how much of the rise is the two shared cores, not the broker
-    sleep 3
+    wait_idle "$SPID"
     timeout $((DUR + 4)) sh -c 'while :; do :; done' &
     BGPIDS+=($!)
     sleep 2
