@@ -632,6 +632,7 @@ static void ctl_wait(struct stratus_controller *c, int64_t ms)
 static void *ctl_main(void *arg)
 {
     struct stratus_controller *c = arg;
+    pthread_setname_np(pthread_self(), "controller"); /* top -H, perf, gdb */
     for (;;) {
         pthread_mutex_lock(&c->mu);
         if (c->stop) {

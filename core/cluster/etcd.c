@@ -1124,6 +1124,7 @@ int stratus_etcd_lease_keepalive_once(struct stratus_etcd *c,
 static void *etcd_keepalive_main(void *arg)
 {
     struct stratus_etcd *c = arg;
+    pthread_setname_np(pthread_self(), "etcd-keepalive"); /* top -H, perf, gdb */
 
     pthread_mutex_lock(&c->ka_mu);
     while (!c->ka_stop) {
@@ -1452,6 +1453,7 @@ static void watch_sleep(struct stratus_etcd_watch *w, int64_t ms)
 static void *watch_main(void *arg)
 {
     struct stratus_etcd_watch *w = arg;
+    pthread_setname_np(pthread_self(), "etcd-watch"); /* top -H, perf, gdb */
     struct stratus_etcd *c = w->c;
     int idx = atomic_load(&c->cur), failures = 0, first = 1;
     CURL *h = curl_easy_init();

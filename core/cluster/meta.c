@@ -861,6 +861,7 @@ static void reg_timedwait(struct stratus_meta *m, int64_t until_ms)
 static void *meta_keepalive_main(void *arg)
 {
     struct stratus_meta *m = arg;
+    pthread_setname_np(pthread_self(), "meta-keepalive"); /* top -H, perf, gdb */
     pthread_mutex_lock(&m->reg_mu);
     while (!m->ka_stop) {
         int64_t now = stratus_mono_ms(), lease, sent, ttl;

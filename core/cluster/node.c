@@ -813,6 +813,7 @@ static void rejoin(struct stratus_cluster *c)
 static void *agent_main(void *arg)
 {
     struct stratus_cluster *c = arg;
+    pthread_setname_np(pthread_self(), "cluster-agent"); /* top -H, perf, gdb */
 
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {

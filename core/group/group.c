@@ -2188,6 +2188,7 @@ void stratus_group_submit(struct stratus_group_coord *c, struct stratus_group_op
 static void *coord_main(void *arg)
 {
     struct stratus_group_coord *c = arg;
+    pthread_setname_np(pthread_self(), "group-coord"); /* top -H, perf, gdb */
     c->retention_timer = stratus_loop_timer_at(
         c->loop, stratus_mono_ms() + c->conf.retention_check_interval_ms, retention_timer_fn, c);
     stratus_loop_run(c->loop);

@@ -393,6 +393,7 @@ static void http_on_accept(void *arg, uint32_t events)
 static void *http_main(void *arg)
 {
     struct stratus_metrics_http *h = arg;
+    pthread_setname_np(pthread_self(), "metrics-http"); /* top -H, perf, gdb */
     stratus_loop_add_fd(h->loop, h->lfd, EPOLLIN, http_on_accept, h);
     stratus_loop_run(h->loop);
     while (h->conns)

@@ -87,6 +87,22 @@ static int grow(struct stratus_objfmt_builder *b, size_t more)
     return 0;
 }
 
+int stratus_objfmt_reserve(struct stratus_objfmt_builder *b, size_t bytes)
+{
+    const uint8_t *was = b->buf;
+    size_t had = b->cap;
+    if (bytes > b->len && grow(b, bytes - b->len) != 0)
+        return STRATUS_ENOMEM;
+    if (b->buf != was)
+        had = 0; /* a new buffer: every page past len is fresh */
+    /* First touch of a fresh buffer: page faults, and with transparent huge pages possibly
+     * synchronous compaction (measured: a 134 ms stall of every produce when this happened
+     * under a partition lock in the first upload round). Pay it here, once. */
+    for (size_t off = had > b->len ? had : b->len; off < b->cap; off += OBJFMT_ALIGN)
+        ((volatile uint8_t *)b->buf)[off] = 0;
+    return 0;
+}
+
 void stratus_objfmt_init(struct stratus_objfmt_builder *b)
 {
     memset(b, 0, sizeof *b);

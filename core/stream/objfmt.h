@@ -41,6 +41,10 @@ void stratus_objfmt_init(struct stratus_objfmt_builder *b);
  * free()-able) to build into, saving a fresh allocation and its page faults; a buf that is NULL
  * or not aligned is freed and ignored. */
 void stratus_objfmt_init_buf(struct stratus_objfmt_builder *b, uint8_t *buf, size_t cap);
+/* Grows the buffer to hold at least bytes in all and touches every page of it, so that the
+ * adds that follow neither reallocate nor fault (the uploader calls it before taking any
+ * partition lock). Returns STRATUS_ENOMEM when the buffer cannot grow. */
+int stratus_objfmt_reserve(struct stratus_objfmt_builder *b, size_t bytes);
 /* Starts a range of stream_id; the batches added next belong to it. */
 void stratus_objfmt_begin_range(struct stratus_objfmt_builder *b, uint64_t stream_id);
 /* Appends one whole batch (base..last offsets, its max timestamp). Returns STRATUS_ENOMEM when

@@ -436,6 +436,7 @@ void stratus_retention_wake(struct stratus_stream *s)
 void *stratus_retention_main(void *arg)
 {
     struct stratus_stream *s = arg;
+    pthread_setname_np(pthread_self(), "retention"); /* top -H, perf, gdb */
 
     pthread_mutex_lock(&s->ret_lock);
     while (!s->ret_stop) {

@@ -55,6 +55,7 @@ static char *path_join(const char *dir, const char *name)
 static void *pool_main(void *arg)
 {
     struct stratus_stream *s = arg;
+    pthread_setname_np(pthread_self(), "io-pool"); /* top -H, perf, gdb */
 
     pthread_mutex_lock(&s->pool_lock);
     for (;;) {

@@ -348,6 +348,17 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
     stratus_objfmt_init_buf(&b, s->up_buf, s->up_cap);
     s->up_buf = NULL;
     s->up_cap = 0;
+    /* Room for what is pending (up to the limit, plus one batch past it and the index), grown
+     * and faulted in now: the copies below run under partition locks, which the WAL's
+     * completions also take, so a reallocation or page fault there stalls every produce. */
+    {
+        uint64_t want = atomic_load(&s->pending_bytes);
+        want = (want < limit ? want : limit) + (1u << 20);
+        if (stratus_objfmt_reserve(&b, (size_t)want) != 0) {
+            rc = stratus_errf(eb, STRATUS_ENOMEM, "building object: out of memory");
+            goto fail;
+        }
+    }
     for (size_t i = 0; i < n && total < limit && b.nranges < max_streams; i++) {
         struct stratus_partition *p = parts[i];
         tk[i].p = p;
@@ -581,6 +592,7 @@ static void cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms)
 void *stratus_uploader_main(void *arg)
 {
     struct stratus_stream *s = arg;
+    pthread_setname_np(pthread_self(), "uploader"); /* top -H, perf, gdb */
     int64_t tick = s->conf.upload_interval_ms / 4;
 
     if (tick < 5)

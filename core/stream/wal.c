@@ -78,6 +78,7 @@
 #include "util/bytes.h"
 #include "util/crc32c.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #define WAL_BLK 4096u
 #define WAL_SB_AREA (2 * (uint64_t)WAL_BLK)
@@ -565,6 +566,7 @@ struct wal_reader {
 static void *wal_reader_main(void *arg)
 {
     struct wal_reader *r = arg;
+    pthread_setname_np(pthread_self(), "wal-replay"); /* top -H, perf, gdb */
     pthread_mutex_lock(&r->mu);
     for (;;) {
         while (r->pstate != 1 && !r->stop)
@@ -1002,8 +1004,10 @@ static void wal_deliver(struct stratus_wal *wal)
             wal->durable_lsn = b->end;
         wal->pending_bytes -= b->bytes;
         pthread_mutex_unlock(&wal->mu);
+        stratus_loop_defer_wakes(); /* each network thread woken once for the whole batch */
         for (size_t i = 0; i < b->ncomp; i++)
             b->comps[i].done(b->comps[i].arg, err, b->comps[i].lsn);
+        stratus_loop_flush_wakes();
         pthread_mutex_lock(&wal->mu);
         wal_batch_free(wal, b);
     }
@@ -1015,6 +1019,7 @@ static void wal_deliver(struct stratus_wal *wal)
 static void *wal_writer_main(void *arg)
 {
     struct stratus_wal *wal = arg;
+    pthread_setname_np(pthread_self(), "wal-writer"); /* top -H, perf, gdb */
 
     pthread_mutex_lock(&wal->mu);
     for (;;) {
@@ -1089,6 +1094,9 @@ static void *wal_writer_main(void *arg)
             wal->st.write_bytes += phys;
             wal->st.fsyncs += s > 0;
             wal->st.write_us_total += (uint64_t)dt;
+            if (dt > 1000000) /* every append in it waited as long: worth an operator's look */
+                LOG_WARN("wal", "slow write: %lld ms for %zu bytes at lsn %llu (%s)",
+                         (long long)(dt / 1000), phys, (unsigned long long)b->start, wal->path);
         }
         wal->inflight--;
         b->state = WAL_B_DONE;

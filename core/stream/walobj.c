@@ -59,6 +59,7 @@
 #include "util/clock.h"
 #include "util/crc32c.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 #define WOBJ_MAGIC 0x424F4C4157525453ull /* "STRWALOB" little-endian */
 #define WOBJ_VERSION 1u
@@ -629,14 +630,17 @@ static void wobj_write(struct stratus_walobj *w, struct wobj_batch *b)
     w->pending_bytes -= end - b->first;
     pthread_mutex_unlock(&w->mu);
 
+    stratus_loop_defer_wakes(); /* each network thread woken once for the whole object */
     for (uint32_t i = 0; i < b->nrec; i++)
         b->comps[i].done(b->comps[i].arg, err, b->comps[i].lsn);
+    stratus_loop_flush_wakes();
     wobj_batch_free(b);
 }
 
 static void *wobj_writer_main(void *arg)
 {
     struct stratus_walobj *w = arg;
+    pthread_setname_np(pthread_self(), "wal-object"); /* top -H, perf, gdb */
 
     pthread_mutex_lock(&w->mu);
     for (;;) {

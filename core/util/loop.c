@@ -52,9 +52,15 @@ struct stratus_loop {
     pthread_mutex_t post_lock; /* guards head/tail/closed */
     struct task *head, *tail;
     int closed;
+    stratus_task_fn *after_fn; /* loop thread only */
+    void *after_arg;
 };
 
 static _Thread_local struct stratus_loop *current_loop;
+#define LOOP_DEFER_MAX 16
+static _Thread_local int defer_depth;      /* stratus_loop_defer_wakes() nesting */
+static _Thread_local int ndeferred;
+static _Thread_local struct stratus_loop *deferred[LOOP_DEFER_MAX]; /* loops owed a wake */
 
 struct stratus_loop *stratus_loop_new(const char *name, struct stratus_errbuf *eb)
 {
@@ -197,11 +203,44 @@ int stratus_loop_post(struct stratus_loop *loop, stratus_task_fn *fn, void *arg)
         loop->head = t;
     loop->tail = t;
     pthread_mutex_unlock(&loop->post_lock);
+    if (was_empty && defer_depth > 0 && loop != current_loop) {
+        for (int i = 0; i < ndeferred; i++)
+            if (deferred[i] == loop)
+                return 0;
+        if (ndeferred < LOOP_DEFER_MAX) {
+            deferred[ndeferred++] = loop;
+            return 0;
+        }
+    }
     if (was_empty) {
         ssize_t w = write(loop->wakefd, &one, sizeof one);
         (void)w; /* EAGAIN means the counter is already non-zero: the loop wakes anyway */
     }
     return 0;
+}
+
+void stratus_loop_defer_wakes(void)
+{
+    defer_depth++;
+}
+
+void stratus_loop_flush_wakes(void)
+{
+    uint64_t one = 1;
+
+    if (defer_depth == 0 || --defer_depth > 0)
+        return;
+    for (int i = 0; i < ndeferred; i++) {
+        ssize_t w = write(deferred[i]->wakefd, &one, sizeof one);
+        (void)w;
+    }
+    ndeferred = 0;
+}
+
+void stratus_loop_set_after(struct stratus_loop *loop, stratus_task_fn *fn, void *arg)
+{
+    loop->after_fn = fn;
+    loop->after_arg = arg;
 }
 
 static void run_posted(struct stratus_loop *loop)
@@ -347,6 +386,8 @@ void stratus_loop_run(struct stratus_loop *loop)
                 r->cb(r->arg, evs[i].events);
         }
         run_timers(loop);
+        if (loop->after_fn)
+            loop->after_fn(loop->after_arg);
     }
     current_loop = NULL;
 }

@@ -43,6 +43,18 @@ void stratus_loop_del_fd(struct stratus_loop *loop, int fd);
  * STRATUS_ECLOSED once the loop is being freed (fn is then not run). */
 int stratus_loop_post(struct stratus_loop *loop, stratus_task_fn *fn, void *arg);
 
+/* @locality any thread but a loop's. Between defer_wakes() and flush_wakes() (they nest), a
+ * post from this thread that would wake a loop records the loop instead, and flush_wakes()
+ * wakes each recorded loop once: the WAL's writer finishes a whole group commit's requests and
+ * each network thread wakes once for all of its share. */
+void stratus_loop_defer_wakes(void);
+void stratus_loop_flush_wakes(void);
+
+/* @locality loop. fn(arg) runs at the end of every iteration of run(), after that iteration's
+ * events, posted tasks and timers (the network threads send the responses that became ready
+ * during the iteration there, several per send). One per loop; NULL removes it. */
+void stratus_loop_set_after(struct stratus_loop *loop, stratus_task_fn *fn, void *arg);
+
 /* @locality loop. One-shot timer at a monotonic deadline (stratus_mono_ms()). Returns an id > 0
  * for cancel; a cancelled or fired id is never reused. */
 uint64_t stratus_loop_timer_at(struct stratus_loop *loop, int64_t deadline_ms, stratus_task_fn *fn,

@@ -210,6 +210,55 @@ def case_pipelining():
         R.check(False, "50 pipelined requests: %s" % e)
     c.close()
 
+    # Produce requests answered when the WAL write completes (off the network thread, several
+    # per send()), between requests answered at once, with acks=0 requests (no response) among
+    # them: every response in request order, offsets in order, nothing for acks=0.
+    R.section("pipelining: 60 produce (acks=all and acks=0) + ApiVersions in one write")
+    topic = "pipeline-mix"
+    c = kwire.Conn(B.host, B.port)
+    c.create_topic(topic, 1)
+    frames, want, acks0 = b"", [], 0
+    for i in range(60):
+        batch = kwire.record_batch([(b"k%d" % i, b"v%d" % i, [])])
+        if i % 3 == 2:
+            cid, fr = c.frame(kwire.API_APIVERSIONS, 1, b"", corr=7000 + i)
+            want.append(("av", cid))
+        else:
+            acks = 0 if i % 10 == 4 else -1
+            body = (kwire.string(None) + kwire.i16(acks) + kwire.i32(10000) +
+                    kwire.array([kwire.string(topic) +
+                                 kwire.array([kwire.i32(0) + kwire.kbytes(batch)])]))
+            cid, fr = c.frame(kwire.API_PRODUCE, 3, body, corr=7000 + i)
+            if acks == 0:
+                acks0 += 1
+            else:
+                want.append(("produce", cid))
+        frames += fr
+    c.send_raw(frames)
+    try:
+        got, offsets = [], []
+        for kind, _ in want:
+            cid, payload = c.recv_frame()
+            got.append((kind, cid))
+            if kind == "produce":
+                r = kwire.Reader(payload)
+                r.i32()
+                r.string()
+                r.i32()
+                r.i32()
+                err = r.i16()
+                offsets.append(r.i64() if err == 0 else -1)
+        R.eq(got, want, "%d responses in request order, none for the %d acks=0 requests"
+             % (len(want), acks0))
+        R.check(offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+                and min(offsets) >= 0,
+                "acks=all base offsets rise with the request order: %s" % offsets[:8])
+        n = len(c.fetch_all(topic, 0))
+        R.eq(n, 40, "all 40 produced records are in the log (acks=0 ones included)")
+    except Exception as e:  # noqa: BLE001
+        R.check(False, "pipelined produce responses: %s" % e)
+    c.close()
+
 
 def case_kcat():
     R.section("kcat -L after everything")

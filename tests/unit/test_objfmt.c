@@ -108,6 +108,24 @@ int main(void)
         stratus_objfmt_init_buf(&b, odd, 100);
         CHECK(odd_aligned || b.buf == NULL);
         stratus_objfmt_free(&b);
+
+        /* reserve: one allocation up front, no reallocation while adding up to it, and bytes
+         * already added survive a reserve that has to move them */
+        stratus_objfmt_init(&b);
+        CHECK_EQ(stratus_objfmt_reserve(&b, big), 0);
+        CHECK(b.cap >= big);
+        CHECK_EQ((uintptr_t)b.buf % 4096, 0);
+        uint8_t *held = b.buf;
+        stratus_objfmt_begin_range(&b, 9);
+        CHECK_EQ(stratus_objfmt_add_batch(&b, src, big - 4096, 0, 0, 0), 0);
+        CHECK(b.buf == held);
+        CHECK_EQ(stratus_objfmt_reserve(&b, 2 * big), 0);
+        CHECK(b.cap >= 2 * big);
+        CHECK(memcmp(b.buf, src, big - 4096) == 0);
+        CHECK_EQ(stratus_objfmt_reserve(&b, 16), 0); /* smaller than held: nothing changes */
+        CHECK(b.cap >= 2 * big);
+        stratus_objfmt_end_range(&b);
+        stratus_objfmt_free(&b);
         free(src);
     }
 
