@@ -894,21 +894,11 @@ static void cold_job_run(void *arg)
         rc = stratus_coldread(p, j->offset, j->max_bytes, j->min_one, stop, &res.data,
                               &res.len, &next, &eb);
         from_objects = res.len;
-        if (rc == 0 && res.len < j->max_bytes && next > j->offset && next < res.high_watermark) {
-            /* the objects end before the high watermark: continue from the log cache */
-            struct stratus_fetch_result more;
-            if (stratus_partition_read(p, next, j->max_bytes - res.len, 0, &more) == 0 &&
-                more.error == KAFKA_ERR_NONE && more.len) {
-                uint8_t *d = realloc(res.data, res.len + more.len);
-                if (d) {
-                    memcpy(d + res.len, more.data, more.len);
-                    res.data = d;
-                    res.len += more.len;
-                }
-            }
-            if (rc == 0)
-                free(more.data);
-        }
+        /* Where the objects end below the high watermark the rest is in the log cache: it is
+         * not appended here (a copy of up to max_bytes on this pool thread, into fresh memory);
+         * the consumer's next fetch gets it from the cache without a copy. Measured (workload
+         * 2c, 128 partitions whose first record had left the cache): half of the bytes served
+         * went through that copy; broker CPU 0.76 -> 0.28-0.40 s per GiB served. */
         if (rc == STRATUS_ENOTFOUND) {
             /* not in an object (yet, or any more): the log cache may have it */
             rc = stratus_partition_read(p, j->offset, j->max_bytes, j->min_one, &res);

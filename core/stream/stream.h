@@ -293,7 +293,9 @@ int stratus_partition_read_lent(struct stratus_partition *p, int64_t offset, siz
 void stratus_lent_release(struct stratus_lent *segs, int nsegs);
 
 /* @locality any. The same read from objects (offset index, cache plugin, ranged GETs), run on
- * the I/O pool. done gets the result (it owns res->data) on an I/O thread. */
+ * the I/O pool. done gets the result (it owns res->data) on an I/O thread. It stops where the
+ * log cache begins (the next read from there is a log-cache one); an offset in no object is
+ * read from the log cache when it is there. */
 typedef void stratus_read_done_fn(void *arg, struct stratus_fetch_result *res);
 void stratus_partition_read_cold(struct stratus_partition *p, int64_t offset, size_t max_bytes,
                                  int min_one, stratus_read_done_fn *done, void *arg);

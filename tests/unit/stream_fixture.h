@@ -378,6 +378,56 @@ FX_UNUSED static void fx_read_cold(struct stratus_partition *p, int64_t off, siz
     *out = w.res;
 }
 
+/* The offset after the last record batch in d[0, len) (v2 batches back to back), or -1. */
+FX_UNUSED static int64_t fx_next_offset(const uint8_t *d, size_t len)
+{
+    size_t pos = 0;
+    int64_t next = -1;
+    while (len - pos >= 27) {
+        const uint8_t *b = d + pos;
+        int64_t base = 0;
+        for (int i = 0; i < 8; i++)
+            base = (int64_t)((uint64_t)base << 8 | b[i]);
+        uint32_t blen = (uint32_t)b[8] << 24 | (uint32_t)b[9] << 16 | (uint32_t)b[10] << 8 | b[11];
+        int32_t delta = (int32_t)((uint32_t)b[23] << 24 | (uint32_t)b[24] << 16 |
+                                  (uint32_t)b[25] << 8 | b[26]);
+        if (blen > len - pos - 12)
+            break;
+        next = base + delta + 1;
+        pos += 12 + (size_t)blen;
+    }
+    return next;
+}
+
+/* Like fx_read_cold, then on from where it stopped (a cold read ends where the log cache
+ * begins; a consumer's next fetch reads on) until max bytes or the high watermark: the whole
+ * span as one buffer, as a consumer would see it over several fetches. */
+FX_UNUSED static void fx_read_cold_all(struct stratus_partition *p, int64_t off, size_t max,
+                                       int min_one, struct stratus_fetch_result *out)
+{
+    fx_read_cold(p, off, max, min_one, out);
+    while (out->error == KAFKA_ERR_NONE && out->len && out->len < max) {
+        int64_t next = fx_next_offset(out->data, out->len);
+        struct stratus_fetch_result more;
+        if (next < 0 || next >= out->high_watermark)
+            break;
+        fx_read_cold(p, next, max - out->len, 0, &more);
+        if (more.error != KAFKA_ERR_NONE || more.len == 0) {
+            free(more.data);
+            break;
+        }
+        uint8_t *d = realloc(out->data, out->len + more.len);
+        if (!d) {
+            free(more.data);
+            break;
+        }
+        memcpy(d + out->len, more.data, more.len);
+        out->data = d;
+        out->len += more.len;
+        free(more.data);
+    }
+}
+
 /* The objects storage-local holds: <dir>/objects/data/<hh>/<id>.sso. */
 FX_UNUSED static int fx_count_objects(void)
 {

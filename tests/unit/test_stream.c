@@ -281,7 +281,7 @@ static void check_read_all(struct stratus_partition *p, const struct expect *e, 
 {
     struct stratus_fetch_result r;
     if (cold) {
-        fx_read_cold(p, 0, 64u << 20, 1, &r);
+        fx_read_cold_all(p, 0, 64u << 20, 1, &r);
     } else {
         CHECK_EQ(stratus_partition_read(p, 0, 64u << 20, 1, &r), 0);
     }
@@ -778,14 +778,25 @@ static void test_budget(void)
     CHECK(st.log_cache_bytes <= (256 << 10));
     CHECK(e.len > (1u << 20));
     {
-        struct stratus_fetch_result r;
+        struct stratus_fetch_result r, r2;
         struct stratus_cache_stats cs = {.size = sizeof cs};
         CHECK_EQ(stratus_partition_read(p, 0, 1 << 20, 1, &r), STRATUS_EAGAIN);
         /* the memory cache takes the blocks read from storage (insert_take, no copy) as the
          * reader moves past them; the thread keeps the block it stopped in */
         CHECK_EQ(stratus_cache_takes(fx_env.cache), 1);
+        /* a cold read stops where the log cache begins (the rest is the next fetch's, served
+         * from memory without a copy): a prefix of the partition, on a batch boundary */
+        fx_read_cold(p, 0, 64 << 20, 1, &r);
+        CHECK_EQ(r.error, KAFKA_ERR_NONE);
+        CHECK(r.len > 0 && r.len < e.len && memcmp(r.data, e.buf, r.len) == 0);
+        CHECK(fx_next_offset(r.data, r.len) > 0);
+        CHECK_EQ(stratus_partition_read(p, fx_next_offset(r.data, r.len), 64 << 20, 1, &r2), 0);
+        CHECK_EQ(r.len + r2.len, e.len);
+        CHECK(r.len + r2.len == e.len && memcmp(r2.data, e.buf + r.len, r2.len) == 0);
+        free(r.data);
+        free(r2.data);
         for (int pass = 0; pass < 2; pass++) { /* the second pass hits the block cache */
-            fx_read_cold(p, 0, 64 << 20, 1, &r);
+            fx_read_cold_all(p, 0, 64 << 20, 1, &r);
             CHECK_EQ(r.error, KAFKA_ERR_NONE);
             CHECK_EQ(r.len, e.len);
             CHECK(r.len == e.len && memcmp(r.data, e.buf, e.len) == 0);
