@@ -89,6 +89,10 @@ for f in "$BUILD/stratusd" "$BIN/stratus-bench" "$BIN/stratus-mockbroker" "$BIN/
 done
 
 WORK="$(mktemp -d /var/tmp/stratus-bench.XXXXXX)"
+FREE_GB=$(df -P -BG /var/tmp | awk 'NR==2 {sub("G", "", $4); print $4}')
+if [ "${FREE_GB:-0}" -lt 25 ]; then
+  echo "run.sh: warning: only ${FREE_GB} GB free under /var/tmp; workloads 3 and 4 write ~20 GB" >&2
+fi
 RES="$WORK/results.jsonl"
 : > "$RES"
 TCK=$(getconf CLK_TCK)
@@ -134,6 +138,9 @@ SROOT=""; SBS=""; SPORT=""; SSTART_MS=0; SMPORT=""
 stratus_new() { # name: fresh data dir (a later round replaces the earlier one's)
   SROOT="$WORK/stratus-$1"
   rm -rf "$SROOT"
+  # earlier workloads' data and objects are done with (their figures are in results.jsonl);
+  # kept, a full run needs ~35 GB, and a full disk stalls the broker mid-run
+  [ "$KEEP" = 1 ] || rm -rf "$WORK"/stratus-*/data "$WORK"/stratus-*/objects
   mkdir -p "$SROOT/data" "$SROOT/objects"
   SPORT=$(free_port)
   SBS="127.0.0.1:$SPORT"
