@@ -543,7 +543,8 @@ void stratus_partition_append_owned(struct stratus_partition *p, uint8_t *record
             }
         }
         kerr = (int16_t)stratus_pstate_check(w, bis[i].producer_epoch, bis[i].base_sequence,
-                                             bis[i].last_offset_delta, &dup, res->msg,
+                                             bis[i].last_offset_delta,
+                                             p->producers.expired_pid_end, &dup, res->msg,
                                              sizeof res->msg);
         if (kerr == STRATUS_PSTATE_DUP) {
             int durable = dup.last < p->hw;
@@ -1169,10 +1170,10 @@ int stratus_partition_claim(struct stratus_partition *p, int32_t epoch,
                                 (long long)r->last_offset);
     }
     if (pstate && pstate_len && stratus_pstate_decode(&ps, pstate, pstate_len) != 0) {
-        /* losing it only weakens duplicate detection (unknown producers are accepted) */
+        /* losing it only weakens duplicate detection (decode left expired_pid_end at
+         * INT64_MAX: unknown producers are accepted at any sequence) */
         LOG_WARN("stream", "claim topic=%s partition=%d: producer state is corrupt; dropped",
                  p->topic, p->index);
-        stratus_pstate_clear(&ps);
     }
     end = n ? ranges[n - 1].last_offset + 1 : log_start;
     if (end < log_start)

@@ -7,8 +7,17 @@
  *     batches is a duplicate: the caller answers the original offsets and writes nothing;
  *   - an epoch older than the producer's current one: INVALID_PRODUCER_EPOCH;
  *   - a newer epoch must start at sequence 0 (else OUT_OF_ORDER_SEQUENCE_NUMBER) and resets
- *     the batches; a producer unknown here (epoch -1) is accepted at any sequence, as Kafka
- *     does since KIP-360 (its state may have expired or been deleted with the log);
+ *     the batches;
+ *   - a producer unknown here (epoch -1) whose state may have been dropped (an id below
+ *     expired_pid_end: it expired, or a snapshot was lost) is accepted at any sequence, as
+ *     Kafka does since KIP-360. Any other unknown producer never wrote here and must start at
+ *     sequence 0 (else OUT_OF_ORDER_SEQUENCE_NUMBER), where Kafka accepts any: a client with
+ *     several requests in flight whose first was refused (say NOT_LEADER_OR_FOLLOWER while
+ *     this broker was still claiming the partition) would otherwise have its second one
+ *     accepted, and librdkafka then reports the refused records as delivered (it takes a later
+ *     success as proof that the earlier batch was written). Seen in the cluster tests: the
+ *     first record of a new partition acknowledged and missing. With the error, librdkafka
+ *     bumps the epoch and resends both in order;
  *   - same epoch: first sequence must be last sequence + 1 (0 after INT32_MAX), else
  *     OUT_OF_ORDER_SEQUENCE_NUMBER.
  * Persistence: the state lives with the partition. Each upload commit writes a 'P' snapshot
@@ -16,9 +25,10 @@
  * as the partition's ranges; startup loads it, then WAL replay applies every replayed batch on
  * top (idempotently: batches at or below an entry's last offset are skipped). So once the WAL
  * is trimmed the snapshot still holds what the trimmed records taught.
- * Snapshot value ('P' <u64 stream id>, big-endian): u8 version=1, u32 count, per producer
- * {i64 pid, i16 epoch, i64 last offset, i64 updated ms, u8 nbatches, per batch {i32 first seq,
- * i32 last seq, i64 base offset, i64 last offset, i64 max timestamp}}.
+ * Snapshot value ('P' <u64 stream id>, big-endian): u8 version=2, u32 count, i64
+ * expired_pid_end, per producer {i64 pid, i16 epoch, i64 last offset, i64 updated ms, u8
+ * nbatches, per batch {i32 first seq, i32 last seq, i64 base offset, i64 last offset, i64 max
+ * timestamp}}. Version 1 (no expired_pid_end) still loads, as "every id may have expired".
  * Producers idle for STRATUS_PRODUCER_EXPIRATION_MS (a day, Kafka's producer.id.expiration.ms)
  * are dropped when a snapshot is taken.
  * SPDX-License-Identifier: Apache-2.0
@@ -32,7 +42,8 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#define PSTATE_VERSION 1
+#define PSTATE_VERSION 2
+#define PSTATE_HEADER 13 /* version 1, count 4, expired_pid_end 8 */
 #define PENTRY_FIXED 27 /* pid 8, epoch 2, last off 8, updated 8, nb 1 */
 #define PBATCH_SIZE 32
 
@@ -80,6 +91,12 @@ void stratus_pstate_clear(struct stratus_pstate *ps)
     memset(ps, 0, sizeof *ps);
 }
 
+static void note_expired(struct stratus_pstate *ps, int64_t pid)
+{
+    if (pid >= ps->expired_pid_end)
+        ps->expired_pid_end = pid == INT64_MAX ? INT64_MAX : pid + 1;
+}
+
 int32_t stratus_pstate_seq_add(int32_t first_seq, int32_t delta)
 {
     if (first_seq > INT32_MAX - delta)
@@ -97,8 +114,8 @@ static void pentry_push(struct stratus_pentry *e, const struct stratus_pbatch *b
 }
 
 int stratus_pstate_check(struct stratus_pentry *w, int16_t epoch, int32_t first_seq,
-                         int32_t nrecords_minus_1, struct stratus_pbatch *dup, char *msg,
-                         size_t msgcap)
+                         int32_t nrecords_minus_1, int64_t expired_pid_end,
+                         struct stratus_pbatch *dup, char *msg, size_t msgcap)
 {
     int32_t last_seq = stratus_pstate_seq_add(first_seq, nrecords_minus_1);
     struct stratus_pbatch nb = {.first_seq = first_seq, .last_seq = last_seq, .base = -1,
@@ -125,6 +142,12 @@ int stratus_pstate_check(struct stratus_pentry *w, int16_t epoch, int32_t first_
         if (first_seq != 0 && w->epoch != -1) {
             snprintf(msg, msgcap, "producer %lld: new epoch %d must start at sequence 0, got %d",
                      (long long)w->pid, epoch, first_seq);
+            return KAFKA_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+        }
+        if (first_seq != 0 && w->pid >= expired_pid_end) {
+            snprintf(msg, msgcap, "producer %lld is new to this partition and must start at "
+                     "sequence 0, got %d (an earlier batch of it was refused or lost?)",
+                     (long long)w->pid, first_seq);
             return KAFKA_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
         }
         w->epoch = epoch;
@@ -174,12 +197,14 @@ void stratus_pstate_replay(struct stratus_pstate *ps, int64_t pid, int16_t epoch
 void stratus_pstate_encode(struct stratus_pstate *ps, int64_t hw, int64_t now_ms, uint8_t **out,
                            size_t *len)
 {
-    size_t cap = 5, n = 0, pos, w = 0;
+    size_t cap = PSTATE_HEADER, n = 0, pos, w = 0;
     uint8_t *buf;
 
     for (size_t i = 0; i < ps->n; i++) { /* expire idle producers */
-        if (ps->v[i].updated_ms && now_ms - ps->v[i].updated_ms > STRATUS_PRODUCER_EXPIRATION_MS)
+        if (ps->v[i].updated_ms && now_ms - ps->v[i].updated_ms > STRATUS_PRODUCER_EXPIRATION_MS) {
+            note_expired(ps, ps->v[i].pid);
             continue;
+        }
         ps->v[w++] = ps->v[i];
     }
     ps->n = w;
@@ -187,7 +212,8 @@ void stratus_pstate_encode(struct stratus_pstate *ps, int64_t hw, int64_t now_ms
         cap += PENTRY_FIXED + (size_t)ps->v[i].nb * PBATCH_SIZE;
     buf = xmalloc(cap);
     buf[0] = PSTATE_VERSION;
-    pos = 5;
+    stratus_be64_put(buf + 5, (uint64_t)ps->expired_pid_end);
+    pos = PSTATE_HEADER;
     for (size_t i = 0; i < ps->n; i++) {
         const struct stratus_pentry *e = &ps->v[i];
         uint8_t nb = 0, *nbp;
@@ -225,13 +251,23 @@ void stratus_pstate_encode(struct stratus_pstate *ps, int64_t hw, int64_t now_ms
 
 int stratus_pstate_decode(struct stratus_pstate *ps, const uint8_t *v, size_t len)
 {
-    size_t pos = 5;
+    size_t pos;
     uint32_t n;
 
     stratus_pstate_clear(ps);
-    if (len < 5 || v[0] != PSTATE_VERSION)
-        return STRATUS_ECORRUPT;
+    if (len < 5 || (v[0] != 1 && v[0] != PSTATE_VERSION) ||
+        (v[0] == PSTATE_VERSION && len < PSTATE_HEADER))
+        goto bad;
     n = stratus_be32_get(v + 1);
+    if (v[0] == 1) {
+        pos = 5;
+        ps->expired_pid_end = INT64_MAX; /* written before ids were tracked: any may have */
+    } else {
+        pos = PSTATE_HEADER;
+        ps->expired_pid_end = (int64_t)stratus_be64_get(v + 5);
+        if (ps->expired_pid_end < 0)
+            goto bad;
+    }
     for (uint32_t i = 0; i < n; i++) {
         struct stratus_pentry e;
         memset(&e, 0, sizeof e);
@@ -261,6 +297,7 @@ int stratus_pstate_decode(struct stratus_pstate *ps, const uint8_t *v, size_t le
     return 0;
 bad:
     stratus_pstate_clear(ps);
+    ps->expired_pid_end = INT64_MAX; /* the history is unknown: accept any continuation */
     return STRATUS_ECORRUPT;
 }
 
@@ -273,7 +310,7 @@ void stratus_pstate_snapshot(struct stratus_partition *p, struct stratus_index_b
     int64_t now = stratus_wall_ms();
 
     pthread_mutex_lock(&p->lock);
-    if (p->producers.n == 0) {
+    if (p->producers.n == 0 && p->producers.expired_pid_end == 0) {
         pthread_mutex_unlock(&p->lock);
         stratus_index_batch_delete(ib, key, klen);
         return;
@@ -299,7 +336,8 @@ int stratus_pstate_load(struct stratus_partition *p, struct stratus_errbuf *eb)
     pthread_mutex_unlock(&p->lock);
     free(v);
     if (rc) {
-        /* Losing it only weakens duplicate detection (unknown producers are accepted). */
+        /* Losing it only weakens duplicate detection (decode left expired_pid_end at
+         * INT64_MAX: unknown producers are accepted at any sequence). */
         LOG_WARN("stream", "index: producer state of topic=%s partition=%d is corrupt; dropped",
                  p->topic, p->index);
     }

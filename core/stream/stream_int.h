@@ -61,6 +61,11 @@ struct stratus_pentry {
 struct stratus_pstate {
     struct stratus_pentry *v; /* sorted by pid */
     size_t n, cap;
+    /* One past the highest producer id whose state was dropped here (expired, or lost with a
+     * corrupt or version-1 snapshot: INT64_MAX); 0 when none was. An unknown producer below it
+     * may have written here before and continues at any sequence (KIP-360); one at or above
+     * it never wrote here and must start at sequence 0. */
+    int64_t expired_pid_end;
 };
 /* A Produce retry answered as a duplicate of a batch not yet durable: done(arg) runs once the
  * high watermark reaches `need` (or with KAFKA_STORAGE_ERROR when the WAL fails). */
@@ -239,14 +244,16 @@ void stratus_partition_notify(struct stratus_partition *p);
 #define STRATUS_PRODUCER_EXPIRATION_MS (24 * 3600 * 1000LL) /* producer.id.expiration.ms */
 struct stratus_pentry *stratus_pstate_find(struct stratus_pstate *ps, int64_t pid);
 /* Checks one batch of producer `w->pid` against w (a working copy of its entry; a new producer
- * has epoch -1 and no batches), following Kafka 3.x's ProducerStateManager. Returns
+ * has epoch -1 and no batches), following Kafka 3.x's ProducerStateManager, except that a
+ * new producer whose id is at or above expired_pid_end (struct stratus_pstate) must start at
+ * sequence 0: Kafka accepts any sequence there. Returns
  * KAFKA_ERR_NONE and appends the batch to w (offsets filled later by the caller), or
  * STRATUS_PSTATE_DUP with *dup set to the original batch, or a Kafka error (INVALID_PRODUCER_EPOCH,
  * OUT_OF_ORDER_SEQUENCE_NUMBER) with a message. */
 #define STRATUS_PSTATE_DUP (-2)
 int stratus_pstate_check(struct stratus_pentry *w, int16_t epoch, int32_t first_seq,
-                         int32_t nrecords_minus_1, struct stratus_pbatch *dup, char *msg,
-                         size_t msgcap);
+                         int32_t nrecords_minus_1, int64_t expired_pid_end,
+                         struct stratus_pbatch *dup, char *msg, size_t msgcap);
 /* Replaces or inserts e (by pid). */
 void stratus_pstate_put(struct stratus_pstate *ps, const struct stratus_pentry *e);
 /* Applies a stored batch (WAL replay): idempotent, batches at or below the entry's last_off
@@ -262,7 +269,8 @@ int32_t stratus_pstate_seq_add(int32_t first_seq, int32_t delta);
  * producer.c. */
 void stratus_pstate_encode(struct stratus_pstate *ps, int64_t hw, int64_t now_ms, uint8_t **out,
                            size_t *len);
-/* Loads a snapshot into ps (cleared first). 0 or STRATUS_ECORRUPT. */
+/* Loads a snapshot into ps (cleared first). 0 or STRATUS_ECORRUPT (ps then empty, with
+ * expired_pid_end INT64_MAX: its history is unknown). */
 int stratus_pstate_decode(struct stratus_pstate *ps, const uint8_t *v, size_t len);
 /* Adds to ib the 'P' snapshot of p (takes p->lock). */
 void stratus_pstate_snapshot(struct stratus_partition *p, struct stratus_index_batch *ib);

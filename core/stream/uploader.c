@@ -274,7 +274,7 @@ static int cluster_commit(struct stratus_stream *s, const struct stratus_objfmt_
             continue; /* its bytes stay dead in the object */
         }
         /* the producer state as of the range's end: what a new owner may rely on */
-        if (p->producers.n)
+        if (p->producers.n || p->producers.expired_pid_end)
             stratus_pstate_encode(&p->producers, ranges[m].last_offset + 1, now, &pst[m],
                                   &pstl[m]);
         pthread_mutex_unlock(&p->lock);

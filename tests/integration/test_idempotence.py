@@ -315,6 +315,9 @@ def test_raw():
                 pid2, pid))
     R.eq(init_producer_id(conn, txn_id="tx-1")[0], 53,
          "InitProducerId with a transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED")
+    R.eq(produce_raw(conn, topic, 0, idem_batch(pid2, 0, 1, [b"z"]))[0], 45,
+         "a producer new to the partition continuing at sequence 1 (its first batch lost): "
+         "OUT_OF_ORDER_SEQUENCE_NUMBER")
     b0 = idem_batch(pid, 0, 0, [b"a", b"b"])
     R.eq(produce_raw(conn, topic, 0, b0), (0, 0), "first batch at offset 0")
     R.eq(produce_raw(conn, topic, 0, idem_batch(pid, 0, 2, [b"c"])), (0, 2), "next at 2")

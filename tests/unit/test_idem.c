@@ -30,67 +30,79 @@ static void test_rules(void)
     w.epoch = -1;
     w.last_off = -1;
     /* a new producer starts at 0 */
-    CHECK_EQ(stratus_pstate_check(&w, 0, 0, 4, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
+    CHECK_EQ(stratus_pstate_check(&w, 0, 0, 4, 0, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
     CHECK_EQ(w.epoch, 0);
     CHECK_EQ(w.nb, 1);
     CHECK_EQ(w.b[0].last_seq, 4);
     w.b[0].base = 100;
     w.b[0].last = 104;
     /* next in sequence */
-    CHECK_EQ(stratus_pstate_check(&w, 0, 5, 0, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
+    CHECK_EQ(stratus_pstate_check(&w, 0, 5, 0, 0, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
     w.b[1].base = 105;
     w.b[1].last = 105;
     /* a retry of the first batch: duplicate with its offsets */
-    CHECK_EQ(stratus_pstate_check(&w, 0, 0, 4, &dup, msg, sizeof msg), STRATUS_PSTATE_DUP);
+    CHECK_EQ(stratus_pstate_check(&w, 0, 0, 4, 0, &dup, msg, sizeof msg), STRATUS_PSTATE_DUP);
     CHECK_EQ(dup.base, 100);
     CHECK_EQ(dup.last, 104);
     CHECK_EQ(w.nb, 2);
     /* same first sequence, other length: not a duplicate, out of order */
-    CHECK_EQ(stratus_pstate_check(&w, 0, 0, 3, &dup, msg, sizeof msg),
+    CHECK_EQ(stratus_pstate_check(&w, 0, 0, 3, 0, &dup, msg, sizeof msg),
              KAFKA_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
     /* a gap */
-    CHECK_EQ(stratus_pstate_check(&w, 0, 8, 0, &dup, msg, sizeof msg),
+    CHECK_EQ(stratus_pstate_check(&w, 0, 8, 0, 0, &dup, msg, sizeof msg),
              KAFKA_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
     CHECK(strstr(msg, "does not follow 5") != NULL);
     CHECK_EQ(w.nb, 2);
     /* a newer epoch must start at 0 */
-    CHECK_EQ(stratus_pstate_check(&w, 1, 6, 0, &dup, msg, sizeof msg),
+    CHECK_EQ(stratus_pstate_check(&w, 1, 6, 0, 0, &dup, msg, sizeof msg),
              KAFKA_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
-    CHECK_EQ(stratus_pstate_check(&w, 1, 0, 1, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
+    CHECK_EQ(stratus_pstate_check(&w, 1, 0, 1, 0, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
     CHECK_EQ(w.epoch, 1);
     CHECK_EQ(w.nb, 1);
     /* the old epoch is fenced, even for what was a duplicate */
-    CHECK_EQ(stratus_pstate_check(&w, 0, 6, 0, &dup, msg, sizeof msg),
+    CHECK_EQ(stratus_pstate_check(&w, 0, 6, 0, 0, &dup, msg, sizeof msg),
              KAFKA_ERR_INVALID_PRODUCER_EPOCH);
-    CHECK_EQ(stratus_pstate_check(&w, 0, 0, 4, &dup, msg, sizeof msg),
+    CHECK_EQ(stratus_pstate_check(&w, 0, 0, 4, 0, &dup, msg, sizeof msg),
              KAFKA_ERR_INVALID_PRODUCER_EPOCH);
     /* only the last five batches are remembered */
     for (int i = 0; i < 6; i++) {
-        CHECK_EQ(stratus_pstate_check(&w, 1, 2 + i, 0, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
+        CHECK_EQ(stratus_pstate_check(&w, 1, 2 + i, 0, 0, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
         w.b[w.nb - 1].base = w.b[w.nb - 1].last = 200 + i;
     }
     CHECK_EQ(w.nb, STRATUS_PRODUCER_BATCHES);
-    CHECK_EQ(stratus_pstate_check(&w, 1, 2, 0, &dup, msg, sizeof msg),
+    CHECK_EQ(stratus_pstate_check(&w, 1, 2, 0, 0, &dup, msg, sizeof msg),
              KAFKA_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER); /* too old to be known as a duplicate */
-    CHECK_EQ(stratus_pstate_check(&w, 1, 4, 0, &dup, msg, sizeof msg), STRATUS_PSTATE_DUP);
+    CHECK_EQ(stratus_pstate_check(&w, 1, 4, 0, 0, &dup, msg, sizeof msg), STRATUS_PSTATE_DUP);
     CHECK_EQ(dup.base, 202);
 
-    /* an unknown producer (state expired or deleted) is accepted at any sequence (KIP-360) */
+    /* an unknown producer whose state may have been dropped here (id below expired_pid_end)
+     * is accepted at any sequence (KIP-360) */
     memset(&w, 0, sizeof w);
     w.pid = 8;
     w.epoch = -1;
-    CHECK_EQ(stratus_pstate_check(&w, 3, 42, 0, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
-    CHECK_EQ(stratus_pstate_check(&w, 3, 43, 0, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
+    CHECK_EQ(stratus_pstate_check(&w, 3, 42, 0, 9, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
+    CHECK_EQ(stratus_pstate_check(&w, 3, 43, 0, 9, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
+    /* one that never wrote here must start at 0 (its first batch was refused: a gap) */
+    memset(&w, 0, sizeof w);
+    w.pid = 9;
+    w.epoch = -1;
+    CHECK_EQ(stratus_pstate_check(&w, 0, 1, 0, 9, &dup, msg, sizeof msg),
+             KAFKA_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    CHECK(strstr(msg, "must start at sequence 0, got 1") != NULL);
+    CHECK_EQ(w.epoch, -1);
+    CHECK_EQ(w.nb, 0);
+    CHECK_EQ(stratus_pstate_check(&w, 0, 0, 1, 9, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
+    CHECK_EQ(stratus_pstate_check(&w, 0, 2, 0, 9, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
     /* sequences wrap after INT32_MAX */
     CHECK_EQ(stratus_pstate_seq_add(INT32_MAX - 1, 3), 1);
     CHECK_EQ(stratus_pstate_seq_add(5, 3), 8);
     memset(&w, 0, sizeof w);
     w.pid = 9;
     w.epoch = -1;
-    CHECK_EQ(stratus_pstate_check(&w, 0, INT32_MAX - 1, 1, &dup, msg, sizeof msg),
+    CHECK_EQ(stratus_pstate_check(&w, 0, INT32_MAX - 1, 1, INT64_MAX, &dup, msg, sizeof msg),
              KAFKA_ERR_NONE);
-    CHECK_EQ(stratus_pstate_check(&w, 0, 0, 0, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
-    CHECK_EQ(stratus_pstate_check(&w, 0, -5, 0, &dup, msg, sizeof msg),
+    CHECK_EQ(stratus_pstate_check(&w, 0, 0, 0, 0, &dup, msg, sizeof msg), KAFKA_ERR_NONE);
+    CHECK_EQ(stratus_pstate_check(&w, 0, -5, 0, 0, &dup, msg, sizeof msg),
              KAFKA_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
 }
 
@@ -124,8 +136,10 @@ static void test_snapshot_codec(void)
      * producer 10 is idle for more than a day and expires */
     stratus_pstate_encode(&ps, 120, now, &v, &len);
     CHECK_EQ(ps.n, 2);
+    CHECK_EQ(ps.expired_pid_end, 11); /* producer 10 may come back at any sequence */
     CHECK_EQ(stratus_pstate_decode(&back, v, len), 0);
     CHECK_EQ(back.n, 2);
+    CHECK_EQ(back.expired_pid_end, 11);
     CHECK(stratus_pstate_find(&back, 10) == NULL);
     struct stratus_pentry *b20 = stratus_pstate_find(&back, 20);
     struct stratus_pentry *b30 = stratus_pstate_find(&back, 30);
@@ -144,10 +158,25 @@ static void test_snapshot_codec(void)
     stratus_pstate_replay(&back, 20, 1, 20, 29, 120, 129, 5);
     CHECK_EQ(stratus_pstate_find(&back, 20)->nb, 3);
     CHECK_EQ(stratus_pstate_find(&back, 20)->last_off, 129);
-    /* corrupt snapshots are refused */
+    /* corrupt snapshots are refused, leaving a state whose history is unknown */
     CHECK_EQ(stratus_pstate_decode(&back, v, len - 1), STRATUS_ECORRUPT);
+    CHECK_EQ(back.n, 0);
+    CHECK_EQ(back.expired_pid_end, INT64_MAX);
     v[0] = 9;
     CHECK_EQ(stratus_pstate_decode(&back, v, len), STRATUS_ECORRUPT);
+    free(v);
+    /* version 1 (before expired ids were kept): every id may have expired */
+    {
+        const uint8_t v1[5] = {1, 0, 0, 0, 0};
+        CHECK_EQ(stratus_pstate_decode(&back, v1, sizeof v1), 0);
+        CHECK_EQ(back.n, 0);
+        CHECK_EQ(back.expired_pid_end, INT64_MAX);
+    }
+    /* nothing expired: 0, kept through a round trip */
+    stratus_pstate_clear(&ps);
+    stratus_pstate_encode(&ps, 0, now, &v, &len);
+    CHECK_EQ(stratus_pstate_decode(&back, v, len), 0);
+    CHECK_EQ(back.expired_pid_end, 0);
     free(v);
     stratus_pstate_clear(&ps);
     stratus_pstate_clear(&back);
@@ -235,6 +264,13 @@ static void test_engine(void)
     CHECK_EQ(append_idem(p, 1, pid2, 1, 0, &base), KAFKA_ERR_NONE); /* epoch bump */
     CHECK_EQ(base, 7);
     CHECK_EQ(append_idem(p, 1, pid2, 0, 1, &base), KAFKA_ERR_INVALID_PRODUCER_EPOCH);
+    /* a producer that never wrote here cannot continue at sequence 3: its first batches
+     * were refused (librdkafka would otherwise report them delivered) */
+    {
+        int64_t pid4 = -1;
+        CHECK_EQ(stratus_stream_new_producer_id(s, &pid4, &eb), 0);
+        CHECK_EQ(append_idem(p, 1, pid4, 0, 3, &base), KAFKA_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    }
     stratus_partition_offsets(p, NULL, NULL, &le);
     CHECK_EQ(le, 8);
     {
