@@ -7,6 +7,10 @@
 - confluent-kafka (librdkafka 2.0.2) with enable.idempotence=true and a kafkajs idempotent
   producer (test_idempotence.js) each write a topic through the faulty proxy; read back
   directly, every partition holds each message exactly once and in send order.
+- The proxy refuses librdkafka's first Produce to a new partition (NOT_LEADER_OR_FOLLOWER,
+  answered late) while the next one is in flight: the broker must refuse that one too (a
+  producer new to a partition starts at sequence 0), else librdkafka reports the refused
+  message delivered although it was never written; every message is read back once.
 - DescribeProducers (raw request) lists the producers with their last sequence; a raw
   idempotent Produce retried by hand answers the original offset; InitProducerId hands out
   increasing ids, also after a broker restart; a transactional id is refused.
@@ -42,7 +46,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class Proxy:
     """Forwards 127.0.0.1:port to the broker; while `faults` is on, each connection is reset
     (RST) after a random number of broker->client bytes, i.e. usually between a request
-    reaching the broker and its response reaching the client."""
+    reaching the broker and its response reaching the client. With `refuse_topic` set when a
+    connection opens, that connection instead answers the first Produce to the topic itself
+    with NOT_LEADER_OR_FOLLOWER, 300 ms later, holding the broker's responses to the requests
+    sent after it until then (see test_refused_first)."""
 
     def __init__(self, target_port):
         self.port = free_port()
@@ -50,6 +57,8 @@ class Proxy:
         self.faults = False
         self.resets = 0
         self.stop = False
+        self.refuse_topic = None
+        self.refused = []  # (corr id, api version) of the Produce requests refused
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", self.port))
@@ -81,6 +90,9 @@ class Proxy:
         except OSError:
             c.close()
             return
+        if self.refuse_topic:
+            self._pipe_refusing(c, b, self.refuse_topic)
+            return
         budget = random.randint(60, 1500)
         try:
             while not self.stop:
@@ -96,6 +108,79 @@ class Proxy:
                             self.resets += 1
                             raise ConnectionResetError
                     (c if s is b else b).sendall(data)
+        except (EOFError, OSError):
+            pass
+        self._reset(c)
+        self._reset(b)
+
+
+    @staticmethod
+    def _frames(buf):
+        """Splits whole frames (int32 size + payload) off buf: (frames, rest)."""
+        out = []
+        while len(buf) >= 4:
+            n = struct.unpack_from(">i", buf)[0]
+            if len(buf) < 4 + n:
+                break
+            out.append(buf[:4 + n])
+            buf = buf[4 + n:]
+        return out, buf
+
+    @staticmethod
+    def _produce_topics(frame):
+        """(corr id, version, [topic names]) of a Produce v3-v8 request frame, or None."""
+        r = Reader(frame, 4)
+        key, ver, corr = r.i16(), r.i16(), r.i32()
+        if key != 0 or not 3 <= ver <= 8:
+            return None
+        r.string()  # client id
+        r.string()  # transactional id
+        r.i16()
+        r.i32()
+        names = []
+        for _ in range(r.i32()):
+            names.append(r.string())
+            for _ in range(r.i32()):
+                r.i32()
+                r.kbytes()
+        return corr, ver, names
+
+    def _pipe_refusing(self, c, b, topic):
+        cbuf = bbuf = b""
+        refused = None  # (send at, corr id, response frame)
+        held = []
+        try:
+            while not self.stop:
+                r, _, _ = select.select([c, b], [], [], 0.01)
+                for s in r:
+                    data = s.recv(65536)
+                    if not data:
+                        raise EOFError
+                    if s is c:
+                        frames, cbuf = self._frames(cbuf + data)
+                        for f in frames:
+                            pt = self._produce_topics(f)
+                            if pt and topic in pt[2] and not self.refused:
+                                corr, ver, _ = pt
+                                self.refused.append((corr, ver))
+                                body = array([string(topic) + array([
+                                    i32(0) + i16(6) + i64(-1) + i64(-1) + i64(-1)])]) + i32(0)
+                                resp = i32(corr) + body
+                                refused = (time.monotonic() + 0.3, corr, i32(len(resp)) + resp)
+                            else:
+                                b.sendall(f)
+                    else:
+                        frames, bbuf = self._frames(bbuf + data)
+                        for f in frames:
+                            if refused and struct.unpack_from(">i", f, 4)[0] > refused[1]:
+                                held.append(f)  # answered after the refused one
+                            else:
+                                c.sendall(f)
+                if refused and time.monotonic() >= refused[0]:
+                    c.sendall(refused[2])
+                    for f in held:
+                        c.sendall(f)
+                    refused, held = None, []
         except (EOFError, OSError):
             pass
         self._reset(c)
@@ -264,6 +349,50 @@ def test_librdkafka():
              "DescribeProducers: no transaction fields")
     R.eq(dp.get((topic, 7), (None,))[0], 3, "DescribeProducers unknown partition: error 3")
     conn.close()
+
+
+def test_refused_first():
+    """CI once lost the first acknowledged record of a new partition in a cluster: the
+    claiming broker refused librdkafka's first Produce (sequence 0) while the second was in
+    flight and then accepted that one; librdkafka takes a later success as proof that the
+    refused batch was written too and reports it delivered. The proxy stages exactly that
+    here: the broker must refuse the second batch (OUT_OF_ORDER_SEQUENCE_NUMBER, a producer
+    new to the partition starts at 0) so that librdkafka resends both."""
+    from confluent_kafka import Producer
+
+    R.section("librdkafka: the first Produce refused while the next is in flight")
+    topic, n = "idem-gap", 300
+    conn = kwire.Conn.to(B.bootstrap)
+    R.eq(conn.create_topic(topic, 1)[0], 0, "create %s" % topic)
+    conn.close()
+    Proxy_obj.refuse_topic, Proxy_obj.refused = topic, []
+    errors, fatal, acked = [], [], []
+    prod = Producer({"bootstrap.servers": PROXY, "enable.idempotence": True, "acks": "all",
+                     "linger.ms": 1, "message.timeout.ms": 60000, "retry.backoff.ms": 50,
+                     "error_cb": lambda e: fatal.append(str(e)) if e.fatal() else None})
+
+    def dr(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            acked.append(msg.value())
+
+    sent = []
+    try:
+        for i in range(n):
+            v = b"gap-%04d" % i
+            sent.append(v)
+            prod.produce(topic, value=v, partition=0, on_delivery=dr)
+            prod.poll(0)
+            time.sleep(0.002)
+        left = prod.flush(60)
+    finally:
+        Proxy_obj.refuse_topic = None
+    R.eq(len(Proxy_obj.refused), 1, "the proxy refused the first Produce to %s" % topic)
+    R.eq((left, errors[:3], fatal[:3]), (0, [], []),
+         "every message delivered, no delivery error, no fatal producer error")
+    R.eq(sorted(acked), sent, "a delivery report for each message")
+    check_exactly_once(topic, 1, {0: sent}, "refused-first")
 
 
 def test_kafkajs():
@@ -439,6 +568,7 @@ def main():
     B.sets["broker.advertised_listeners"] = "PLAINTEXT://%s" % PROXY
     B.start()
     R.run(test_librdkafka)
+    R.run(test_refused_first)
     R.run(test_kafkajs)
     R.run(test_raw)
     R.run(test_admin_python)
