@@ -40,6 +40,10 @@ struct stratus_api_ctx {
 };
 
 enum { STRATUS_API_DONE = 0, STRATUS_API_PENDING = 1 };
+/* req->close_after: the connection closes once the responses before this one are written, and
+ * no later request of it is handled. PROTOCOL counts as a protocol error; REFUSED is an acks=0
+ * Produce with a partition refused, Kafka's only way to tell such a client (produce.c). */
+enum { STRATUS_CLOSE_PROTOCOL = 1, STRATUS_CLOSE_REFUSED = 2 };
 
 struct stratus_req {
     /* Set by the network layer before stratus_api_handle(); read-only for handlers. */
@@ -58,7 +62,7 @@ struct stratus_req {
     /* Written by the handler. */
     struct kwrite resp;           /* response body (no size prefix, no header) */
     int no_response;              /* send nothing (acks=0 produce) */
-    int close_after;              /* close the connection after this (protocol error) */
+    int close_after;              /* close the connection after this: STRATUS_CLOSE_* */
     /* Optional: called once when the request is freed (its response written out or dropped):
      * a response that splices bytes (resp.splice_min, codec.h) releases them here. */
     void (*resp_release)(void *arg);

@@ -71,7 +71,7 @@ int api_protocol_error(struct stratus_req *req, const char *what)
     LOG_WARN("api", "closing connection: %s api_key=%d api_version=%d client_id=%s", what,
              req->api_key, req->api_version, req->client_id);
     req->no_response = 1;
-    req->close_after = 1;
+    req->close_after = STRATUS_CLOSE_PROTOCOL;
     return STRATUS_API_DONE;
 }
 

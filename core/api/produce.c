@@ -7,7 +7,11 @@
  * request's network thread. Errors are per partition, as Kafka reports them. In cluster mode a
  * partition this broker does not own is refused by the engine with NOT_LEADER_OR_FOLLOWER;
  * from v10 such answers carry the owner as CurrentLeader and its endpoint in NodeEndpoints
- * (KIP-951), so the client goes there without a Metadata round trip.
+ * (KIP-951), so the client goes there without a Metadata round trip. An acks=0 request with a
+ * partition refused at once (not the leader, unknown partition, bad batch...) closes the
+ * connection after it, as Kafka does: the client has no other way to learn of it, and
+ * librdkafka refreshes its metadata on the disconnect instead of producing into the void
+ * (after a partition move, until its periodic refresh: 5 minutes by default).
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <stdatomic.h>
@@ -248,6 +252,20 @@ int api_produce(struct stratus_req *req)
     if (rq.Acks == 0) {
         /* acks=0: no response at all; appends complete in the background. */
         req->no_response = 1;
+        for (int32_t i = 0; i < nt && !req->close_after; i++)
+            for (int32_t j = 0; j < pc->rs.Responses.items[i].PartitionResponses.count; j++) {
+                const struct ProduceResponse_PartitionProduceResponse *pr =
+                    &pc->rs.Responses.items[i].PartitionResponses.items[j];
+                if (pr->ErrorCode == KAFKA_ERR_NONE)
+                    continue;
+                char *topic = api_cstr(req, rq.TopicData.items[i].Name);
+                LOG_INFO("api", "acks=0 produce refused topic=%s partition=%d err=%s: closing "
+                         "the connection so that the client refreshes its metadata client_id=%s",
+                         topic ? topic : "?", pr->Index, stratus_kerr_name(pr->ErrorCode),
+                         req->client_id);
+                req->close_after = STRATUS_CLOSE_REFUSED;
+                break;
+            }
         free(pc);
         return STRATUS_API_DONE;
     }

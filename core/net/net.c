@@ -432,7 +432,8 @@ static void conn_flush(struct conn *c)
             preq_free(r);
             c->refs--;
             if (close_after) {
-                conn_close(c, "protocol error");
+                conn_close(c, close_after == STRATUS_CLOSE_REFUSED ? "acks=0 produce refused"
+                                                                   : "protocol error");
                 return;
             }
         }
@@ -507,8 +508,9 @@ static void conn_handle_frame(struct conn *c, uint8_t *frame, size_t len)
         net_count_error(-1);
         LOG_WARN("net", "unparsable request header peer=%s len=%zu", c->peer, len);
         r->req.no_response = 1;
-        r->req.close_after = 1;
+        r->req.close_after = STRATUS_CLOSE_PROTOCOL;
         r->done = 1;
+        c->close_when_sent = 1; /* nothing after it is handled */
         return;
     }
     r->req.api_key = h.RequestApiKey;
@@ -541,8 +543,11 @@ static void conn_handle_frame(struct conn *c, uint8_t *frame, size_t len)
         r->done = 1; /* finish_wrapper already patched the frame size */
     }
     if (r->req.close_after) {
-        atomic_fetch_add(&t->net->proto_errors, 1);
-        net_count_error(r->req.api_key);
+        c->close_when_sent = 1; /* nothing after it is handled */
+        if (r->req.close_after == STRATUS_CLOSE_PROTOCOL) {
+            atomic_fetch_add(&t->net->proto_errors, 1);
+            net_count_error(r->req.api_key);
+        }
     }
 }
 

@@ -6,7 +6,9 @@ unsupported version, a batch with a bad CRC-32C), checks the broker's documented
 (core/api/dispatch.c: unsupported API/version closes the connection; ApiVersions too new
 answers a v0 body with UNSUPPORTED_VERSION; a bad batch gets CORRUPT_MESSAGE), then checks
 that the process is alive and that a fresh client (a Metadata request, kcat -L) still works.
-Also: pipelined requests in one write come back in order with their correlation ids.
+Also: pipelined requests in one write come back in order with their correlation ids; an
+acks=0 Produce with a partition refused closes the connection after the responses before it
+(Kafka's way to make such a client refresh its metadata), and nothing after it is handled.
 SPDX-License-Identifier: Apache-2.0
 """
 import os
@@ -260,6 +262,57 @@ def case_pipelining():
     c.close()
 
 
+def produce_frame(c, topic, partition, acks, value, corr):
+    batch = kwire.record_batch([(b"k", value, [])])
+    body = (kwire.string(None) + kwire.i16(acks) + kwire.i32(10000) +
+            kwire.array([kwire.string(topic) +
+                         kwire.array([kwire.i32(partition) + kwire.kbytes(batch)])]))
+    return c.frame(kwire.API_PRODUCE, 3, body, corr=corr)
+
+
+def case_acks0_refused():
+    R.section("acks=0 Produce to a partition that is not there: the connection closes")
+    topic = "acks0"
+    c = kwire.Conn(B.host, B.port)
+    c.create_topic(topic, 1)
+    # acks=0 that succeeds: the connection stays open
+    _, f0 = produce_frame(c, topic, 0, 0, b"a0-ok", 8000)
+    cid, fa = c.frame(kwire.API_APIVERSIONS, 1, b"", corr=8001)
+    c.send_raw(f0 + fa)
+    try:
+        R.eq(c.recv_frame()[0], 8001, "after a good acks=0 Produce the connection answers on")
+    except Exception as e:  # noqa: BLE001
+        R.check(False, "after a good acks=0 Produce: %s" % e)
+    # acks=all, then acks=0 to partition 7 of a 1-partition topic, then a produce and an
+    # ApiVersions: the first is answered, then the connection closes, the rest is not handled
+    _, f1 = produce_frame(c, topic, 0, -1, b"before", 8002)
+    _, f2 = produce_frame(c, topic, 7, 0, b"refused", 8003)
+    _, f3 = produce_frame(c, topic, 0, -1, b"after", 8004)
+    _, f4 = c.frame(kwire.API_APIVERSIONS, 1, b"", corr=8005)
+    c.send_raw(f1 + f2 + f3 + f4)
+    try:
+        cid, payload = c.recv_frame()
+        r = kwire.Reader(payload)
+        r.i32()
+        r.string()
+        r.i32()
+        r.i32()
+        R.eq((cid, r.i16()), (8002, 0), "the acks=all Produce before it is answered, no error")
+    except Exception as e:  # noqa: BLE001
+        R.check(False, "the acks=all Produce before it: %s" % e)
+    R.eq(closed_by_peer(c), "closed", "then the connection is closed")
+    c.close()
+    c = kwire.Conn(B.host, B.port)
+    vals = [x[3] for x in c.fetch_all(topic, 0)]
+    c.close()
+    R.eq(vals, [b"a0-ok", b"before"], "the log holds the two produced before it, not the one "
+         "after it")
+    R.check(any("acks=0 produce refused" in ln and "partition=7" in ln
+                for ln in B.log_text().splitlines()),
+            "the broker logs why it closed the connection")
+    healthy("acks=0 refused")
+
+
 def case_kcat():
     R.section("kcat -L after everything")
     p = subprocess.run(["kcat", "-b", B.bootstrap, "-L", "-m", "10"], capture_output=True,
@@ -278,7 +331,7 @@ def main():
         R.check(False, "broker starts: %s" % e)
         R.finish()
     for fn in (case_garbage, case_truncated, case_lengths, case_unknown_api, case_bad_versions,
-               case_corrupt_crc, case_pipelining, case_kcat):
+               case_corrupt_crc, case_pipelining, case_acks0_refused, case_kcat):
         R.run(fn)
         if not B.alive():
             R.check(False, "broker died after %s" % fn.__name__)
