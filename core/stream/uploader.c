@@ -210,22 +210,27 @@ static int next_object_id(struct stratus_stream *s, uint64_t *oid, struct stratu
 }
 
 /* Uploaded partitions come first: resigning and recovering ones (a hand-over or a recovery
- * waits for them), then the others; NONE ones (not served here) are left out. Reorders parts
- * in place (stable). */
+ * waits for them), then owned ones, then the rest. Reorders parts in place (stable). Each
+ * partition's role is read once: a role that changes between passes (a hand-over finishing)
+ * would otherwise place a partition twice or not at all. */
 static void order_partitions(struct stratus_partition **parts, size_t n)
 {
     struct stratus_partition **tmp = xcalloc(n ? n : 1, sizeof *tmp);
+    unsigned char *rank = xcalloc(n ? n : 1, 1);
     size_t k = 0;
 
-    for (int pass = 0; pass < 3; pass++)
-        for (size_t i = 0; i < n; i++) {
-            int r = atomic_load(&parts[i]->role);
-            int urgent = r == STRATUS_ROLE_RESIGNING || r == STRATUS_ROLE_RECOVERING;
-            if ((pass == 0 && urgent) || (pass == 1 && r == STRATUS_ROLE_OWNER) ||
-                (pass == 2 && r == STRATUS_ROLE_NONE))
+    for (size_t i = 0; i < n; i++) {
+        int r = atomic_load(&parts[i]->role);
+        rank[i] = (r == STRATUS_ROLE_RESIGNING || r == STRATUS_ROLE_RECOVERING) ? 0
+                  : r == STRATUS_ROLE_OWNER                                     ? 1
+                                                                                : 2;
+    }
+    for (unsigned char pass = 0; pass < 3; pass++)
+        for (size_t i = 0; i < n; i++)
+            if (rank[i] == pass)
                 tmp[k++] = parts[i];
-        }
     memcpy(parts, tmp, n * sizeof *parts);
+    free(rank);
     free(tmp);
 }
 

@@ -22,7 +22,8 @@
  *     for fenced_wal_hold_ms, then the next round trims them;
  *   - retention and DeleteRecords call the trim hook with the dropped ranges and the new log
  *     start before changing the local index; a hook answering EEXIST fences the partition;
- *   - single-node mode: every partition is OWNER and the cluster entry points refuse.
+ *   - single-node mode: every partition is OWNER and the cluster entry points refuse;
+ *   - upload rounds stay sound while another thread resigns and claims partitions nonstop.
  * The metastore is a TEST DOUBLE here (struct meta): an in-memory stratus_stream_cluster_ops
  * with an id counter, a set of prepared objects, the committed ranges and producer snapshots,
  * and an "owned" flag per stream standing for this broker's parts/<stream> value still being
@@ -38,6 +39,7 @@
 #include "plugin/plugin.h"
 #include "proto/kerr.h"
 #include "stream/stream.h"
+#include "stream/stream_int.h"
 #include "stream_fixture.h"
 #include "test.h"
 
@@ -1197,6 +1199,77 @@ out:
     stratus_stream_close(s);
 }
 
+/* Upload rounds while another thread resigns and claims partitions over and over: every round
+ * orders the partitions by role, and a role changing in the middle of that (a hand-over or a
+ * claim finishing) once placed a partition twice, writing past the array (ASan caught it in
+ * CI's burst test), or not at all. The flips here need no upload, so they are fast enough to
+ * land inside the ordering often; the ASan build turns a repeat of the bug into a failure. */
+struct churn {
+    struct stratus_partition *p[8];
+    atomic_int stop;
+    int flips, errors;
+};
+
+static void *churn_main(void *arg)
+{
+    struct churn *c = arg;
+    int32_t epoch = 1;
+
+    while (!atomic_load(&c->stop)) {
+        epoch++;
+        for (int i = 0; i < 8; i++) {
+            struct stratus_errbuf eb = {{0}};
+            int64_t end = -1;
+            if (stratus_partition_resign(c->p[i], 10000, &end, &eb) != 0 ||
+                stratus_partition_role(c->p[i]) != STRATUS_ROLE_NONE ||
+                claim_serve(c->p[i], epoch, 0) != 0)
+                c->errors++;
+            c->flips++;
+        }
+    }
+    return NULL;
+}
+
+static void test_role_churn(void)
+{
+    struct stratus_stream *s = open_cluster("churn", 40);
+    struct churn c = {{0}};
+    pthread_t th;
+    int rounds = 0, failed = 0;
+    int64_t until;
+
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_EQ(install(s, "churn", 8, 30), 0);
+    for (int i = 0; i < 8; i++) {
+        c.p[i] = stratus_stream_partition(s, "churn", i);
+        CHECK(c.p[i] != NULL);
+        if (!c.p[i] || claim_serve(c.p[i], 1, 0) != 0)
+            goto out;
+    }
+    CHECK_EQ(pthread_create(&th, NULL, churn_main, &c), 0);
+    until = stratus_mono_ms() + 2500;
+    while (stratus_mono_ms() < until) {
+        struct stratus_errbuf eb = {{0}};
+        if (stratus_uploader_run_round(s, &eb) != 0)
+            failed++;
+        rounds++;
+    }
+    atomic_store(&c.stop, 1);
+    pthread_join(th, NULL);
+    fprintf(stderr, "  role churn: %d upload rounds, %d resign + claim flips\n", rounds, c.flips);
+    CHECK_EQ(failed, 0);
+    CHECK_EQ(c.errors, 0);
+    CHECK(rounds > 100 && c.flips > 100);
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ(stratus_partition_role(c.p[i]), STRATUS_ROLE_OWNER);
+out:
+    for (int i = 0; i < 8; i++)
+        stratus_partition_release(c.p[i]);
+    stratus_stream_close(s);
+}
+
 int main(void)
 {
     if (fx_env_open("ownership") != 0)
@@ -1210,6 +1283,7 @@ int main(void)
     test_ack_deadline();
     test_fenced_hold();
     test_trim();
+    test_role_churn();
     fx_env_close();
     pthread_mutex_lock(&g_meta.mu);
     for (int i = 0; i < MAX_STREAM; i++)
