@@ -773,6 +773,11 @@ class Cluster:
             b._close_log()
             if self.report and check_exit:
                 self.report.eq(b.proc.returncode, 0, "%s: exit status on SIGTERM" % b.name)
+        if self.report:  # a broker that died of a sanitizer report says so first
+            for b in self.brokers:
+                san = b.sanitizer_report()
+                self.report.check(not san, "%s: no sanitizer report in its log%s" % (
+                    b.name, (":\n" + san) if san else ""))
         failed = bool(self.report and self.report.failed > self.failed_at_start)
         if self.moto:
             self.moto.stop(keep=failed)
