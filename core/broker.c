@@ -23,6 +23,7 @@
 #include "cluster/node.h"
 #include "conf/conf.h"
 #include "group/group.h"
+#include "metrics/metrics.h"
 #include "net/net.h"
 #include "observe.h"
 #include "plugin/plugin.h"
@@ -584,6 +585,9 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     sc.wal.max_inflight = (int)b->wc.inflight;
     sc.wal.max_pending_bytes = b->wc.max_pending;
     sc.wal.force_buffered = b->wc.buffered;
+    sc.wal.write_hist = stratus_metrics_histogram(
+        "stratus_wal_write_duration_seconds",
+        "WAL write latency: a group commit's write and sync (local), or its PUT (object)");
     sc.log_cache_bytes = b->bc.log_cache_size;
     sc.object_target_bytes = b->uc.object_size;
     sc.upload_interval_ms = b->uc.interval_ms;

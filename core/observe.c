@@ -128,12 +128,6 @@ static void observe_stream(struct stratus_observe *o, struct stratus_metrics_sin
          (double)w->write_bytes);
     emit(s, C, "stratus_wal_fsyncs_total", "fdatasync calls of the WAL (0 with O_DSYNC)",
          (double)w->fsyncs);
-    stratus_metrics_emit(s, STRATUS_METRIC_SUMMARY, "stratus_wal_write_duration_seconds",
-                         "stratus_wal_write_duration_seconds_sum", "WAL group-commit write latency",
-                         (double)w->write_us_total / 1e6);
-    stratus_metrics_emit(s, STRATUS_METRIC_SUMMARY, "stratus_wal_write_duration_seconds",
-                         "stratus_wal_write_duration_seconds_count",
-                         "WAL group-commit write latency", (double)w->writes);
     emit(s, G, "stratus_wal_pending_bytes", "Appends queued and not yet written to the WAL",
          (double)w->pending_bytes);
     uint64_t used = w->head_lsn > w->trim_lsn ? w->head_lsn - w->trim_lsn : 0;

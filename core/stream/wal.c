@@ -73,6 +73,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "metrics/metrics.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/bytes.h"
@@ -120,6 +121,7 @@ struct stratus_wal {
     int nwriters;
     uint64_t max_pending;
     uint32_t delay_us;
+    struct stratus_metric *write_hist; /* borrowed, may be NULL */
 
     /* superblock state, guarded by sb_mu (and mu for the copies writers read) */
     pthread_mutex_t sb_mu;
@@ -477,6 +479,7 @@ int stratus_wal_open(const struct stratus_wal_conf *conf, struct stratus_wal **o
         wal->nwriters = 64;
     wal->max_pending = conf->max_pending_bytes ? conf->max_pending_bytes : (256ull << 20);
     wal->delay_us = conf->batch_delay_us;
+    wal->write_hist = conf->write_hist;
     pthread_mutex_init(&wal->mu, NULL);
     pthread_mutex_init(&wal->sb_mu, NULL);
     pthread_cond_init(&wal->work_cv, NULL);
@@ -1094,6 +1097,7 @@ static void *wal_writer_main(void *arg)
             wal->st.write_bytes += phys;
             wal->st.fsyncs += s > 0;
             wal->st.write_us_total += (uint64_t)dt;
+            stratus_metric_observe_us(wal->write_hist, dt);
             if (dt > 1000000) /* every append in it waited as long: worth an operator's look */
                 LOG_WARN("wal", "slow write: %lld ms for %zu bytes at lsn %llu (%s)",
                          (long long)(dt / 1000), phys, (unsigned long long)b->start, wal->path);

@@ -50,6 +50,9 @@ struct stratus_wal_conf {
      * and after every PUT (past before: the PUT is skipped); must not block. */
     int64_t (*ack_deadline)(void *arg);
     void *ack_deadline_arg;
+    /* Where each write's latency goes (the file WAL: pwrite + sync; the object WAL: the PUT);
+     * a histogram of the metrics registry, borrowed; NULL = not observed. */
+    struct stratus_metric *write_hist;
 };
 
 /* Completion of one append: err is 0 when durable, or a STRATUS_E* code when the write
@@ -108,7 +111,7 @@ struct stratus_wal_stats {
     uint64_t durable_lsn; /* every record below this is durable */
     uint64_t trim_lsn;    /* every record below this is freed */
     uint64_t pending_bytes;
-    uint64_t write_us_total; /* sum of write latencies, for a mean */
+    uint64_t write_us_total; /* sum of write latencies, for a mean (the histogram: conf) */
     int direct_io;        /* 1 when O_DIRECT is in use */
 };
 void stratus_wal_get_stats(struct stratus_wal *wal, struct stratus_wal_stats *out);

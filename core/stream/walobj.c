@@ -53,6 +53,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics/metrics.h"
 #include "plugin/plugin.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
@@ -102,6 +103,7 @@ struct stratus_walobj {
     uint64_t max_bytes, max_pending;
     int64_t (*ack_deadline)(void *arg);
     void *ack_deadline_arg;
+    struct stratus_metric *write_hist; /* borrowed, may be NULL */
 
     pthread_mutex_t trim_mu;
     pthread_mutex_t mu;
@@ -395,6 +397,7 @@ int stratus_walobj_open(const struct stratus_wal_conf *conf, struct stratus_walo
     w->max_pending = conf->max_pending_bytes ? conf->max_pending_bytes : (256ull << 20);
     w->ack_deadline = conf->ack_deadline;
     w->ack_deadline_arg = conf->ack_deadline_arg;
+    w->write_hist = conf->write_hist;
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->trim_mu, NULL);
     pthread_condattr_init(&ca);
@@ -617,6 +620,7 @@ static void wobj_write(struct stratus_walobj *w, struct wobj_batch *b)
     if (put) {
         w->stats.writes++;
         w->stats.write_us_total += (uint64_t)us;
+        stratus_metric_observe_us(w->write_hist, us);
     }
     if (stored) {
         w->stats.write_bytes += b->used;
