@@ -230,7 +230,8 @@ int stratus_objfmt_parse_footer(const uint8_t *f, uint64_t object_size, uint64_t
     *index_pos = get_le64(f);
     *index_len = get_le32(f + 8);
     *index_crc = get_le32(f + 12);
-    if (*index_pos + *index_len + STRATUS_OBJFMT_FOOTER_SIZE != object_size || *index_len < 4)
+    if (*index_len < 4 || *index_pos > object_size ||
+        object_size - *index_pos != (uint64_t)*index_len + STRATUS_OBJFMT_FOOTER_SIZE)
         return stratus_errf(eb, STRATUS_ECORRUPT, "object footer: index %llu+%u out of bounds",
                             (unsigned long long)*index_pos, *index_len);
     return 0;
@@ -261,7 +262,8 @@ int stratus_objfmt_parse_index(const uint8_t *p, size_t len, uint32_t crc, uint6
         r[i].position = get_le64(q + 32);
         r[i].length = get_le32(q + 40);
         r[i].batches = get_le32(q + 44);
-        if (r[i].position + r[i].length > index_pos || r[i].base_offset > r[i].last_offset) {
+        if (r[i].position > index_pos || r[i].length > index_pos - r[i].position ||
+            r[i].base_offset > r[i].last_offset) { /* no sum: a wrap would pass */
             free(r);
             return stratus_errf(eb, STRATUS_ECORRUPT, "object index: range %u out of bounds", i);
         }

@@ -201,7 +201,10 @@ void stratus_pstate_encode(struct stratus_pstate *ps, int64_t hw, int64_t now_ms
     uint8_t *buf;
 
     for (size_t i = 0; i < ps->n; i++) { /* expire idle producers */
-        if (ps->v[i].updated_ms && now_ms - ps->v[i].updated_ms > STRATUS_PRODUCER_EXPIRATION_MS) {
+        /* compared without a subtraction from updated_ms: a snapshot decoded from storage
+         * may hold any value there */
+        if (ps->v[i].updated_ms &&
+            ps->v[i].updated_ms < now_ms - STRATUS_PRODUCER_EXPIRATION_MS) {
             note_expired(ps, ps->v[i].pid);
             continue;
         }

@@ -172,6 +172,23 @@ static void test_snapshot_codec(void)
         CHECK_EQ(back.n, 0);
         CHECK_EQ(back.expired_pid_end, INT64_MAX);
     }
+    /* a snapshot from storage may hold any last-append time: INT64_MIN + 5 is long expired
+     * (the old now - updated_ms overflowed, and kept it), INT64_MAX is not */
+    stratus_pstate_clear(&ps);
+    memset(&e, 0, sizeof e);
+    e.pid = 40;
+    e.nb = 1;
+    e.b[0] = (struct stratus_pbatch){0, 0, 0, 0, 1};
+    e.updated_ms = INT64_MIN + 5;
+    stratus_pstate_put(&ps, &e);
+    e.pid = 50;
+    e.updated_ms = INT64_MAX;
+    stratus_pstate_put(&ps, &e);
+    stratus_pstate_encode(&ps, 120, now, &v, &len);
+    CHECK_EQ(ps.n, 1);
+    CHECK(stratus_pstate_find(&ps, 50) != NULL);
+    CHECK_EQ(ps.expired_pid_end, 41);
+    free(v);
     /* nothing expired: 0, kept through a round trip */
     stratus_pstate_clear(&ps);
     stratus_pstate_encode(&ps, 0, now, &v, &len);

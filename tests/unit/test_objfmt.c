@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "stream/objfmt.h"
+#include "util/crc32c.h"
 #include "test.h"
 
 int main(void)
@@ -66,6 +67,27 @@ int main(void)
     obj[len - 8] ^= 0xff;
     CHECK_EQ(stratus_objfmt_parse_footer(obj + len - STRATUS_OBJFMT_FOOTER_SIZE, len + 1, &ipos,
                                          &ilen, &icrc, &eb), STRATUS_ECORRUPT);
+    /* sums that wrap around 2^64 must not pass the bounds checks (fuzz_stored's invariants):
+     * an index of the object's whole size at position 2^64 - 24 "ends" at the object's size
+     * after the wrap, and so does a range at 2^64 - 10 of 20 bytes */
+    {
+        uint8_t f[STRATUS_OBJFMT_FOOTER_SIZE], idx[4 + STRATUS_OBJFMT_RANGE_SIZE];
+        uint64_t wrap = UINT64_MAX - STRATUS_OBJFMT_FOOTER_SIZE + 1, at = UINT64_MAX - 9;
+        memcpy(f, obj + len - STRATUS_OBJFMT_FOOTER_SIZE, sizeof f);
+        for (int i = 0; i < 8; i++)
+            f[i] = (uint8_t)(wrap >> (8 * i));
+        for (int i = 0; i < 4; i++)
+            f[8 + i] = (uint8_t)(len >> (8 * i));
+        CHECK_EQ(stratus_objfmt_parse_footer(f, len, &ipos, &ilen, &icrc, &eb), STRATUS_ECORRUPT);
+        memcpy(idx, obj + 350, sizeof idx); /* count 2 -> 1: the first range alone */
+        idx[0] = 1;
+        for (int i = 0; i < 8; i++)
+            idx[4 + 32 + i] = (uint8_t)(at >> (8 * i));
+        idx[4 + 40] = 20;
+        idx[4 + 41] = idx[4 + 42] = idx[4 + 43] = 0;
+        CHECK_EQ(stratus_objfmt_parse_index(idx, sizeof idx, stratus_crc32c(0, idx, sizeof idx),
+                                            350, &r, &n, &eb), STRATUS_ECORRUPT);
+    }
     free(obj);
     stratus_objfmt_free(&b);
 
