@@ -132,26 +132,12 @@ static void fuzz_offsets(const uint8_t *p, size_t n)
         stratus_offsets_free(&o);
 }
 
+static void (*const decoders[])(const uint8_t *, size_t) = {
+    fuzz_object, fuzz_walrec, fuzz_pstate, fuzz_index, fuzz_offsets};
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1)
-        return 0;
-    switch (data[0] % 5) {
-    case 0:
-        fuzz_object(data + 1, size - 1);
-        break;
-    case 1:
-        fuzz_walrec(data + 1, size - 1);
-        break;
-    case 2:
-        fuzz_pstate(data + 1, size - 1);
-        break;
-    case 3:
-        fuzz_index(data + 1, size - 1);
-        break;
-    default:
-        fuzz_offsets(data + 1, size - 1);
-        break;
-    }
+    if (size >= 1)
+        decoders[data[0] % (sizeof decoders / sizeof decoders[0])](data + 1, size - 1);
     return 0;
 }
