@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -43,7 +44,7 @@ struct stratus_loop {
     char name[32];
     int epfd;
     int wakefd;
-    volatile int stopping;
+    atomic_int stopping; /* set by stop() from any thread */
     struct fd_reg *regs; /* indexed by fd; loop thread only */
     int nregs;
     struct timer *timers; /* min-heap by deadline; loop thread only */
@@ -348,7 +349,7 @@ void stratus_loop_stop(struct stratus_loop *loop)
     uint64_t one = 1;
     ssize_t w;
 
-    loop->stopping = 1;
+    atomic_store(&loop->stopping, 1);
     w = write(loop->wakefd, &one, sizeof one);
     (void)w;
 }
@@ -358,7 +359,7 @@ void stratus_loop_run(struct stratus_loop *loop)
     struct epoll_event evs[128];
 
     current_loop = loop;
-    while (!loop->stopping) {
+    while (!atomic_load(&loop->stopping)) {
         int timeout = -1;
         if (loop->ntimers) {
             int64_t d = loop->timers[0].deadline_ms - stratus_mono_ms();
