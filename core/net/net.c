@@ -296,12 +296,11 @@ static void preq_finish(struct stratus_req *req)
 {
     struct preq *r = (struct preq *)req;
 
-    if (r->in_handler && stratus_loop_current() == req->loop) {
-        r->finished_in_handler = 1; /* conn_handle_frame completes it */
-        return;
-    }
-    if (stratus_loop_current() == req->loop) {
-        preq_finished_on_loop(r);
+    if (stratus_loop_current() == req->loop) { /* in_handler is the loop thread's: read here */
+        if (r->in_handler)
+            r->finished_in_handler = 1; /* conn_handle_frame completes it */
+        else
+            preq_finished_on_loop(r);
         return;
     }
     if (stratus_loop_post(req->loop, preq_finished_on_loop, r) != 0)
