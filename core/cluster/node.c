@@ -94,7 +94,7 @@ struct stratus_cluster {
     struct stratus_storage *st; /* borrowed */
     struct stratus_stream *s;   /* borrowed, set by attach */
     struct stratus_group_coord *groups;
-    struct stratus_controller *ctl;
+    struct stratus_controller *ctl; /* guarded by mu: the watch thread notifies it */
     struct stratus_stream_cluster_ops ops;
     struct stratus_group_cluster_ops gops;
     char wal_prefix[96];
@@ -375,9 +375,12 @@ static void on_change(void *arg, enum stratus_meta_kind kind, const char *key)
     struct stratus_cluster *c = arg;
     (void)kind;
     (void)key;
+    pthread_mutex_lock(&c->mu); /* stop() detaches the controller under it before freeing it */
     if (c->ctl)
         stratus_controller_notify(c->ctl);
-    wake(c);
+    c->dirty = 1;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->mu);
 }
 
 int64_t stratus_node_ack_deadline(void *arg)
@@ -938,9 +941,11 @@ static void collect(void *arg, struct stratus_metrics_sink *sink)
     struct stratus_cluster *c = arg;
     struct stratus_meta_broker *b = NULL;
     size_t nb = 0, nheld;
+    int leader;
 
     pthread_mutex_lock(&c->mu);
     nheld = c->nheld;
+    leader = c->ctl && stratus_controller_is_leader(c->ctl);
     pthread_mutex_unlock(&c->mu);
     if (stratus_meta_brokers(c->meta, &b, &nb) != 0)
         nb = 0;
@@ -950,7 +955,7 @@ static void collect(void *arg, struct stratus_metrics_sink *sink)
                          "Partitions this broker has claimed", (double)nheld);
     stratus_metrics_emit(sink, STRATUS_METRIC_GAUGE, "stratus_cluster_is_controller",
                          "stratus_cluster_is_controller", "1 while this broker is the controller",
-                         c->ctl && stratus_controller_is_leader(c->ctl) ? 1 : 0);
+                         leader ? 1 : 0);
     stratus_metrics_emit(sink, STRATUS_METRIC_GAUGE, "stratus_cluster_live_brokers",
                          "stratus_cluster_live_brokers", "Brokers registered in etcd",
                          (double)nb);
@@ -982,6 +987,7 @@ static void drop_foreign_tails(struct stratus_cluster *c)
 int stratus_node_attach(struct stratus_cluster *c, struct stratus_stream *s,
                         struct stratus_group_coord *groups, struct stratus_errbuf *eb)
 {
+    struct stratus_controller *ctl = NULL;
     int rc;
 
     c->s = s;
@@ -993,9 +999,12 @@ int stratus_node_attach(struct stratus_cluster *c, struct stratus_stream *s,
         return rc;
     sync_catalog(c); /* before the network starts: Metadata knows every topic at once */
     drop_foreign_tails(c);
-    rc = stratus_controller_start(c->meta, c->st, c->conf.prepared_ttl_ms, &c->ctl, eb);
+    rc = stratus_controller_start(c->meta, c->st, c->conf.prepared_ttl_ms, &ctl, eb);
     if (rc)
         return rc;
+    pthread_mutex_lock(&c->mu);
+    c->ctl = ctl;
+    pthread_mutex_unlock(&c->mu);
     if (pthread_create(&c->thread, NULL, agent_main, c) != 0)
         return stratus_errf(eb, STRATUS_ENOMEM, "cannot start the cluster agent thread");
     c->started = 1;
@@ -1073,9 +1082,11 @@ void stratus_node_stop(struct stratus_cluster *c)
     pthread_mutex_unlock(&c->mu);
     if (c->started)
         pthread_join(c->thread, NULL);
-    if (c->ctl)
-        stratus_controller_stop(c->ctl);
+    pthread_mutex_lock(&c->mu); /* detached first: the watch thread may be notifying it */
+    struct stratus_controller *ctl = c->ctl;
     c->ctl = NULL;
+    pthread_mutex_unlock(&c->mu);
+    stratus_controller_stop(ctl);
 }
 
 void stratus_node_close(struct stratus_cluster *c)

@@ -173,8 +173,9 @@ void stratus_partition_offsets(struct stratus_partition *p, int64_t *log_start,
 
 void stratus_partition_notify(struct stratus_partition *p)
 {
-    if (p->s->hook)
-        p->s->hook(p->s->hook_arg, p);
+    stratus_commit_hook_fn *fn = atomic_load_explicit(&p->s->hook, memory_order_acquire);
+    if (fn)
+        fn(p->s->hook_arg, p);
 }
 
 int stratus_partition_load_offsets(struct stratus_partition *p, struct stratus_errbuf *eb)

@@ -347,7 +347,7 @@ void stratus_stream_set_commit_hook(struct stratus_stream *s, stratus_commit_hoo
                                     void *arg)
 {
     s->hook_arg = arg;
-    s->hook = fn;
+    atomic_store_explicit(&s->hook, fn, memory_order_release);
 }
 
 /* ---- stats, flush, retention ---- */

@@ -154,7 +154,9 @@ struct stratus_stream {
     struct stratus_cache *cache;     /* borrowed, may be NULL */
     struct stratus_index *idx;
     struct stratus_wal *wal;
-    stratus_commit_hook_fn *hook;    /* set once before traffic */
+    /* Set once, but in cluster mode after the node agent began claiming partitions (whose
+     * serve() notifies): published with release after hook_arg, read with acquire. */
+    _Atomic(stratus_commit_hook_fn *) hook;
     void *hook_arg;
 
     /* catalog */
