@@ -208,7 +208,6 @@ http_set_loglevel(struct hconn *c, const char *query, size_t qlen, const char *b
         return;
     }
     int old = stratus_log_level;
-    /* A plain int read racily by the log macros: a word store, at worst one line late. */
     stratus_log_level = lvl;
     LOG_WARN("metrics", "log level changed from=%s to=%s by=%s", log_level_names[old],
              log_level_names[lvl], "POST /loglevel");

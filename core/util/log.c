@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-int stratus_log_level = STRATUS_LOG_INFO;
+_Atomic int stratus_log_level = STRATUS_LOG_INFO;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG", "TRACE"};
 

@@ -11,7 +11,9 @@
 
 #include "stratus/stratus_plugin.h" /* enum stratus_log_level */
 
-extern int stratus_log_level; /* current level; lines above it are dropped */
+/* current level; lines above it are dropped. Atomic: POST /loglevel changes it while every
+ * thread reads it (plain loads on x86). */
+extern _Atomic int stratus_log_level;
 
 #define stratus_log(level, subsys, ...)                  \
     do {                                                 \
