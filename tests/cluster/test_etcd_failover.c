@@ -19,20 +19,23 @@ static struct etcd_member g_m[N_MEMBERS];
 struct writer {
     struct stratus_etcd *c;
     atomic_int stop;
-    int n_ok; /* acknowledged writes: keys "f/<i>" for i < n_ok */
-    int n_err;
+    atomic_int n_ok; /* acknowledged writes: keys "f/<i>" for i < n_ok; ok_ms[i] is written
+                        before n_ok passes i (the main thread reads both while it runs) */
+    atomic_int n_err;
     int64_t ok_ms[MAX_WRITES]; /* when each write was acknowledged */
 };
 
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
-    while (!atomic_load(&w->stop) && w->n_ok < MAX_WRITES) {
+    int n;
+    while (!atomic_load(&w->stop) && (n = atomic_load(&w->n_ok)) < MAX_WRITES) {
         struct stratus_errbuf eb;
         char k[32];
-        snprintf(k, sizeof k, "f/%05d", w->n_ok);
+        snprintf(k, sizeof k, "f/%05d", n);
         if (stratus_etcd_put(w->c, k, strlen(k), "v", 1, 0, 0, NULL, &eb) == 0) {
-            w->ok_ms[w->n_ok++] = stratus_mono_ms();
+            w->ok_ms[n] = stratus_mono_ms();
+            atomic_store(&w->n_ok, n + 1);
         } else {
             w->n_err++;
             harness_sleep_ms(50);

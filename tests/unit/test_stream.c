@@ -538,6 +538,12 @@ static void test_replay(void)
     struct stratus_errbuf eb = {{0}};
     char msg[256];
 
+#if defined(__SANITIZE_THREAD__)
+    /* ThreadSanitizer cannot follow the threads a child forked from a threaded process starts
+     * ("dup thread with used id"): this crash-and-replay test runs in the other builds */
+    fprintf(stderr, "test_replay: skipped under ThreadSanitizer (fork)\n");
+    return;
+#endif
     fflush(NULL);
     pid = fork();
     if (pid == 0)
