@@ -224,6 +224,22 @@ def promtool_check(text):
     return p.returncode, (p.stdout + p.stderr).decode()
 
 
+def start_metrics(b, timeout=20.0):
+    """Starts b and waits until its metrics endpoint accepts too: the broker opens its Kafka
+    listener first, and in a slow build (ThreadSanitizer) the HTTP listener comes a moment
+    later."""
+    b.start()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", b.metrics_port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def metrics_broker(name, extra_sets=None):
     port = harness.free_port()
     sets = {"metrics.listen": "127.0.0.1:%d" % port, "upload.interval": "300ms"}
@@ -236,7 +252,7 @@ def metrics_broker(name, extra_sets=None):
 # ---- traffic ---------------------------------------------------------------------------
 def test_traffic(b):
     R.section("metrics under a producer and a consumer group")
-    b.start()
+    start_metrics(b)
     port = b.metrics_port
     st, body, _ = http(port, "/healthz")
     R.eq((st, body), (200, "ok\n"), "/healthz is 200 ok")
@@ -339,7 +355,7 @@ def test_traffic(b):
 
 def test_topic_labels(b):
     R.section("topic_labels = true")
-    b.start()
+    start_metrics(b)
     prod = KafkaProducer(bootstrap_servers=b.bootstrap, acks=1)
     for t in ("lab-a", "lab-b"):
         for i in range(5):
@@ -369,7 +385,8 @@ def test_dead_storage():
                 "retry_max_delay = 20ms\n" % dead)
         f.write("[cache]\nplugin = memory\n")
         f.write("[metrics]\nlisten = 127.0.0.1:%d\nready_wal_percent = 10\n" % port)
-    b.start()
+    b.metrics_port = port
+    start_metrics(b)
     R.eq(http(port, "/readyz")[0], 200, "ready before any data")
     prod = KafkaProducer(bootstrap_servers=b.bootstrap, acks=1, linger_ms=5,
                          max_request_size=4 << 20)
