@@ -547,24 +547,54 @@ fail:
 /* ---- replay ---------------------------------------------------------------------------- */
 
 /* Replay reads the ring in WAL_READ_WINDOW windows; a helper thread reads the next window
- * while the current one is parsed (replay ran at the disk's queue-depth-1 read rate plus the
- * parse time; now at about the larger of the two). */
+ * while the current one is parsed, so replay runs at about the larger of the disk's read time
+ * and the parse time. Each buffer keeps WAL_READ_WINDOW bytes of headroom in front of the
+ * bytes read into it: a record that straddles two windows (most do, once records approach
+ * the window's size) is joined by copying the current window's tail in front of the next
+ * window, instead of reading the ring again synchronously from the record's start (which made
+ * nearly every window of 1 MiB produce batches a synchronous read). */
+struct wal_rbuf {
+    unsigned char *base; /* posix_memalign'd; the data sits at base + WAL_READ_WINDOW */
+    size_t cap;          /* bytes allocated past the headroom */
+};
+
 struct wal_reader {
     struct stratus_wal *wal;
-    unsigned char *buf;
-    size_t cap;
-    uint64_t woff; /* ring offset of buf[0] */
-    size_t wlen;   /* valid bytes */
-    /* read-ahead: guarded by mu; pbuf belongs to the helper while pstate == 1 */
+    struct wal_rbuf cur;
+    const unsigned char *buf; /* window data, inside cur.base */
+    uint64_t woff;            /* ring offset of buf[0] */
+    size_t wlen;              /* valid bytes */
+    /* read-ahead: guarded by mu; next belongs to the helper while pstate == 1 */
     pthread_t th;
     int th_started, stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    unsigned char *pbuf;
-    size_t pcap, plen;
+    struct wal_rbuf next;
+    uint64_t nahead, nsync; /* windows taken from the read-ahead, read synchronously */
+    size_t plen;
     uint64_t poff;
     int pstate; /* 0 none, 1 requested, 2 read, 3 failed */
 };
+
+/* The aligned area where a buffer's read goes. */
+static unsigned char *wal_rbuf_data(const struct wal_rbuf *b)
+{
+    return b->base + WAL_READ_WINDOW;
+}
+
+/* Grows b to hold n bytes past its headroom (its content is lost); 0 or STRATUS_ENOMEM. */
+static int wal_rbuf_reserve(struct wal_rbuf *b, size_t n)
+{
+    void *nb = NULL;
+    if (n <= b->cap && b->base)
+        return 0;
+    if (posix_memalign(&nb, WAL_BLK, (size_t)WAL_READ_WINDOW + n) != 0)
+        return STRATUS_ENOMEM;
+    free(b->base);
+    b->base = nb;
+    b->cap = n;
+    return 0;
+}
 
 static void *wal_reader_main(void *arg)
 {
@@ -578,8 +608,9 @@ static void *wal_reader_main(void *arg)
             break;
         uint64_t off = r->poff;
         size_t n = r->plen;
+        unsigned char *dst = wal_rbuf_data(&r->next);
         pthread_mutex_unlock(&r->mu);
-        int rc = wal_pread_all(r->wal->fd, r->pbuf, n, WAL_SB_AREA + off);
+        int rc = wal_pread_all(r->wal->fd, dst, n, WAL_SB_AREA + off);
         pthread_mutex_lock(&r->mu);
         r->pstate = rc == 0 ? 2 : 3;
         pthread_cond_broadcast(&r->cv);
@@ -608,8 +639,8 @@ static void wal_reader_fini(struct wal_reader *r)
     }
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
-    free(r->buf);
-    free(r->pbuf);
+    free(r->cur.base);
+    free(r->next.base);
 }
 
 /* Waits until the helper is not reading; returns the state. Caller holds r->mu. */
@@ -631,15 +662,10 @@ static void wal_reader_ahead(struct stratus_wal *wal, struct wal_reader *r)
         n = (size_t)(wal->ring - next);
     pthread_mutex_lock(&r->mu);
     wal_reader_settle(r);
-    if (n > r->pcap) {
-        void *nb = NULL;
-        if (posix_memalign(&nb, WAL_BLK, n) != 0) {
-            pthread_mutex_unlock(&r->mu);
-            return;
-        }
-        free(r->pbuf);
-        r->pbuf = nb;
-        r->pcap = n;
+    if (wal_rbuf_reserve(&r->next, n) != 0) {
+        r->pstate = 0;
+        pthread_mutex_unlock(&r->mu);
+        return;
     }
     r->poff = next;
     r->plen = n;
@@ -648,48 +674,73 @@ static void wal_reader_ahead(struct stratus_wal *wal, struct wal_reader *r)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Makes the read-ahead window current when it (with the current window's tail from keep_from
+ * joined in front) holds [off, off+len). Returns 1 when it did. Caller holds r->mu. */
+static int wal_reader_take(struct wal_reader *r, uint64_t off, size_t len)
+{
+    if (wal_reader_settle(r) != 2)
+        return 0;
+    r->pstate = 0;
+    uint64_t pend = r->poff + r->plen;
+    if (off >= r->poff && off + len <= pend) { /* wholly in the read-ahead window */
+        struct wal_rbuf t = r->cur;
+        r->cur = r->next;
+        r->next = t;
+        r->buf = wal_rbuf_data(&r->cur);
+        r->woff = r->poff;
+        r->wlen = r->plen;
+        return 1;
+    }
+    uint64_t wend = r->woff + r->wlen;
+    if (!r->buf || r->poff != wend || off < r->woff || off >= wend || off + len > pend)
+        return 0;
+    /* straddles the two windows: copy the current window's tail from off's block in front */
+    uint64_t from = off / WAL_BLK * WAL_BLK;
+    size_t keep = (size_t)(wend - from);
+    if (keep > WAL_READ_WINDOW)
+        return 0;
+    unsigned char *dst = wal_rbuf_data(&r->next) - keep;
+    memcpy(dst, r->buf + (from - r->woff), keep);
+    struct wal_rbuf t = r->cur;
+    r->cur = r->next;
+    r->next = t;
+    r->buf = dst;
+    r->woff = from;
+    r->wlen = keep + r->plen;
+    return 1;
+}
+
 /* Returns a pointer to ring bytes [off, off+len) (within one lap), or NULL with *err. */
 static const unsigned char *wal_read(struct stratus_wal *wal, struct wal_reader *r, uint64_t off,
                                      size_t len, int *err)
 {
     if (r->buf && off >= r->woff && off + len <= r->woff + r->wlen)
         return r->buf + (off - r->woff);
+    if (r->th_started) {
+        pthread_mutex_lock(&r->mu);
+        int took = wal_reader_take(r, off, len);
+        pthread_mutex_unlock(&r->mu);
+        if (took) {
+            r->nahead++;
+            wal_reader_ahead(wal, r);
+            return r->buf + (off - r->woff);
+        }
+    }
+    /* not read ahead (the first window, a record larger than a window, a jump): read here */
     uint64_t start = off / WAL_BLK * WAL_BLK;
     size_t need = (size_t)(wal_align_up(off + len, WAL_BLK) - start);
     size_t n = need > WAL_READ_WINDOW ? need : WAL_READ_WINDOW;
     if (n > wal->ring - start)
         n = (size_t)(wal->ring - start);
-    if (r->th_started) {
-        pthread_mutex_lock(&r->mu);
-        int st = wal_reader_settle(r);
-        if (st == 2 && r->poff == start && r->plen >= need) { /* read ahead: swap it in */
-            unsigned char *b = r->buf;
-            size_t c = r->cap;
-            r->buf = r->pbuf;
-            r->cap = r->pcap;
-            r->pbuf = b;
-            r->pcap = c;
-            r->woff = start;
-            r->wlen = r->plen;
-            r->pstate = 0;
-            pthread_mutex_unlock(&r->mu);
-            wal_reader_ahead(wal, r);
-            return r->buf + (off - start);
-        }
-        r->pstate = 0;
-        pthread_mutex_unlock(&r->mu);
+    if (wal_rbuf_reserve(&r->cur, n) != 0) {
+        r->buf = NULL;
+        r->wlen = 0;
+        *err = STRATUS_ENOMEM;
+        return NULL;
     }
-    if (n > r->cap) {
-        void *nb = NULL;
-        if (posix_memalign(&nb, WAL_BLK, n) != 0) {
-            *err = STRATUS_ENOMEM;
-            return NULL;
-        }
-        free(r->buf);
-        r->buf = nb;
-        r->cap = n;
-    }
-    int rc = wal_pread_all(wal->fd, r->buf, n, WAL_SB_AREA + start);
+    r->buf = wal_rbuf_data(&r->cur);
+    r->nsync++;
+    int rc = wal_pread_all(wal->fd, wal_rbuf_data(&r->cur), n, WAL_SB_AREA + start);
     if (rc != 0) {
         r->wlen = 0;
         *err = STRATUS_EIO;
@@ -840,10 +891,14 @@ static int wal_scan(struct stratus_wal *wal, stratus_wal_replay_fn *fn, void *ar
     pthread_mutex_lock(&wal->mu);
     wal->scan_end = pos;
     wal->scanned = 1;
+    wal->st.replay_reads_ahead = r.nahead;
+    wal->st.replay_reads_inline = r.nsync;
     pthread_mutex_unlock(&wal->mu);
     LOG_INFO("wal", "replayed %s: %llu records, %llu bytes, lsn %llu..%llu", wal->path,
              (unsigned long long)nrec, (unsigned long long)nbytes,
              (unsigned long long)wal->replay_lsn, (unsigned long long)pos);
+    LOG_DEBUG("wal", "replay windows: %llu read ahead, %llu read in place",
+              (unsigned long long)r.nahead, (unsigned long long)r.nsync);
 out:
     wal_reader_fini(&r);
     return rc;

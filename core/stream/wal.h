@@ -113,6 +113,9 @@ struct stratus_wal_stats {
     uint64_t pending_bytes;
     uint64_t write_us_total; /* sum of write latencies, for a mean (the histogram: conf) */
     int direct_io;        /* 1 when O_DIRECT is in use */
+    /* the last replay's 4 MiB windows: read ahead by its helper thread while the one before
+     * was parsed, or read in place (the first, records larger than a window) */
+    uint64_t replay_reads_ahead, replay_reads_inline;
 };
 void stratus_wal_get_stats(struct stratus_wal *wal, struct stratus_wal_stats *out);
 
