@@ -5,7 +5,10 @@
  * trim, records with caller-known CRCs (a wrong one is refused by replay) appended under holds,
  * held requests waiting for their acks (one write per request alone; no lost writer wakeup),
  * records straddling replay's read windows (read ahead, not again in place),
- * the O_DIRECT path on a real disk (/var/tmp) and the buffered path on /dev/shm.
+ * the O_DIRECT path on a real disk (/var/tmp), its writes issued through io_uring and again
+ * by writer threads, and the buffered path on /dev/shm; writes that really fail (a read-only
+ * descriptor swapped in) complete their records with errors without deadlocking an appender
+ * that holds the lock its completions take.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <errno.h>
@@ -26,6 +29,7 @@
 #define SB_AREA 8192u
 
 static char g_path[512];
+static int g_io_mode = STRATUS_WAL_IO_AUTO; /* every conf_for(): the disk tests run in both */
 
 /* ---- records (wal_records.h) ---------------------------------------------------------- */
 
@@ -140,6 +144,7 @@ static struct stratus_wal_conf conf_for(const char *path, uint64_t ring)
     c.max_inflight = 4;
     c.max_pending_bytes = 64u << 20;
     c.skip_zero_fill = ring > (64u << 20);
+    c.io_mode = g_io_mode;
     return c;
 }
 
@@ -547,6 +552,7 @@ static void test_torn_inside_batch(const char *dir)
     struct stratus_wal_conf conf = conf_for(g_path, ring);
     conf.batch_delay_us = 50000; /* three appends land in one batch */
     conf.max_inflight = 1;
+    conf.io_mode = STRATUS_WAL_IO_AUTO; /* a batch delay: writer threads */
     tracker_init(&t);
     struct stratus_wal *wal = wal_up(&conf, NULL);
     if (!wal)
@@ -661,6 +667,114 @@ static void test_close_full(const char *dir)
     stratus_wal_close(wal);
     collect_free(&c);
     tracker_fini(&t);
+    unlink(g_path);
+}
+
+/* ---- 6b. a write that fails --------------------------------------------------------------- */
+
+/* Appends under a lock that each completion also takes (as an append runs under its
+ * partition's lock and append_wal_done takes it). */
+struct locked_tracker {
+    pthread_mutex_t lock;
+    struct tracker t;
+};
+
+static void on_done_locked(void *arg, int err, uint64_t lsn)
+{
+    struct locked_tracker *lt = arg;
+    pthread_mutex_lock(&lt->lock);
+    pthread_mutex_unlock(&lt->lock);
+    on_done(&lt->t, err, lsn);
+}
+
+static int append_locked(struct stratus_wal *wal, struct locked_tracker *lt, uint32_t id)
+{
+    unsigned char buf[3000];
+    size_t n = wr_rec_make(buf, id, sizeof buf);
+    struct iovec iov = {buf, n};
+    pthread_mutex_lock(&lt->lock);
+    int rc = stratus_wal_append(wal, &iov, 1, on_done_locked, lt, NULL);
+    pthread_mutex_unlock(&lt->lock);
+    return rc;
+}
+
+struct fail_appender {
+    struct stratus_wal *wal;
+    struct locked_tracker *lt;
+    uint32_t first, accepted;
+};
+
+static void *fail_appender_main(void *arg)
+{
+    struct fail_appender *a = arg;
+    for (uint32_t i = 0; i < 500; i++) {
+        if (append_locked(a->wal, a->lt, a->first + i) != 0)
+            break;
+        a->accepted++;
+    }
+    return NULL;
+}
+
+/* The WAL's file descriptor is swapped for a read-only one (found through /proc/self/fd), so
+ * the next writes really fail: their records complete with STRATUS_EIO, never on the
+ * appending thread (it holds the lock the completions take: no deadlock), later appends are
+ * refused, and close() returns. */
+static void test_write_failure(const char *dir)
+{
+    struct locked_tracker lt;
+    char link[64], target[600];
+
+    snprintf(g_path, sizeof g_path, "%s/fail.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, 4u << 20);
+    pthread_mutex_init(&lt.lock, NULL);
+    tracker_init(&lt.t);
+    struct stratus_wal *wal = wal_up(&conf, NULL);
+    if (!wal)
+        return;
+    for (uint32_t i = 0; i < 10; i++)
+        CHECK_EQ(append_locked(wal, &lt, i), 0);
+    CHECK_EQ(tracker_wait(&lt.t, 10, 10000), 10);
+    CHECK_EQ(lt.t.errors, 0);
+
+    int walfd = -1;
+    for (int fd = 0; fd < 1024 && walfd < 0; fd++) {
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(link, target, sizeof target - 1);
+        if (k > 0) {
+            target[k] = 0;
+            if (strcmp(target, g_path) == 0)
+                walfd = fd;
+        }
+    }
+    CHECK(walfd >= 0);
+    int ro = open(g_path, O_RDONLY);
+    CHECK(ro >= 0);
+    CHECK_EQ(dup2(ro, walfd), walfd);
+    close(ro);
+
+    /* four threads append until refused: records pile up behind the failing write, and some
+     * batches are claimed (given up) while their appenders still copy */
+    struct fail_appender fa[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        fa[i] = (struct fail_appender){wal, &lt, 1000u * (uint32_t)(i + 1), 0};
+        pthread_create(&th[i], NULL, fail_appender_main, &fa[i]);
+    }
+    uint32_t appended = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        appended += fa[i].accepted;
+    }
+    CHECK(appended > 0);
+    CHECK_EQ(tracker_wait(&lt.t, 10 + appended, 10000), 10 + appended);
+    CHECK_EQ(lt.t.errors, appended); /* each record after the swap failed */
+    CHECK_EQ(lt.t.order_violations, 0);
+    CHECK_EQ(append_locked(wal, &lt, 99), STRATUS_EIO);
+    stratus_wal_close(wal);
+    printf("write failure: %u appends failed and completed, later appends refused\n", appended);
+    tracker_fini(&lt.t);
+    pthread_mutex_destroy(&lt.lock);
     unlink(g_path);
 }
 
@@ -864,19 +978,29 @@ int main(void)
     make_dir(disk, sizeof disk, "/var/tmp");
     make_dir(shm, sizeof shm, "/dev/shm");
 
-    test_threads(disk, 0);
+    /* on the disk: io_uring (the default there), then writer threads */
+    for (int pass = 0; pass < 2; pass++) {
+        g_io_mode = pass == 0 ? STRATUS_WAL_IO_URING : STRATUS_WAL_IO_THREADS;
+        printf("-- %s writes on %s\n", pass == 0 ? "io_uring" : "thread", disk);
+        test_threads(disk, 0);
+        test_trim(disk);
+        test_laps(disk);
+        test_large_records(disk);
+        test_torn_tail(disk);
+        test_torn_inside_batch(disk);
+        test_ring_full(disk);
+        test_close_full(disk);
+        test_write_failure(disk);
+        test_known_crc(disk);
+        test_hold_wakeups(disk);
+    }
+    /* buffered (tmpfs, force_buffered): writer threads */
+    g_io_mode = STRATUS_WAL_IO_AUTO;
+    printf("-- buffered writes on %s\n", shm);
     test_threads(shm, 1);
-    test_trim(disk);
-    test_laps(disk);
     test_laps(shm);
-    test_large_records(disk);
-    test_torn_tail(disk);
-    test_torn_inside_batch(disk);
-    test_ring_full(disk);
     test_close_full(shm);
     test_edges(shm);
-    test_known_crc(disk);
-    test_hold_wakeups(disk);
     test_hold_wakeups(shm);
 
     /* the O_DIRECT path is taken on a real disk; force_buffered and tmpfs fall back */
@@ -889,13 +1013,26 @@ int main(void)
         CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
         stratus_wal_get_stats(wal, &st);
         CHECK_EQ(st.direct_io, 1);
+        CHECK_EQ(st.io_uring, 1); /* auto: io_uring on an O_DIRECT file */
         stratus_wal_close(wal);
         unlink(g_path);
+        conf.io_mode = STRATUS_WAL_IO_THREADS;
+        CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
+        stratus_wal_get_stats(wal, &st);
+        CHECK_EQ(st.io_uring, 0);
+        stratus_wal_close(wal);
+        unlink(g_path);
+        conf.io_mode = STRATUS_WAL_IO_AUTO;
         snprintf(g_path, sizeof g_path, "%s/mode.wal", shm);
         conf.force_buffered = 1;
+        conf.io_mode = STRATUS_WAL_IO_URING; /* needs O_DIRECT: refused, with the reason */
+        CHECK(stratus_wal_open(&conf, &wal, &eb) != 0);
+        CHECK(strstr(eb.msg, "O_DIRECT") != NULL);
+        conf.io_mode = STRATUS_WAL_IO_AUTO;
         CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
         stratus_wal_get_stats(wal, &st);
         CHECK_EQ(st.direct_io, 0);
+        CHECK_EQ(st.io_uring, 0);
         struct tracker t;
         tracker_init(&t);
         CHECK_EQ(stratus_wal_start(wal, &eb), 0);
