@@ -93,7 +93,6 @@ struct wal_conf {
     int64_t inflight;
     uint64_t max_pending;
     int buffered;
-    char *io;
     char *type;
     int64_t object_interval_ms;
     uint64_t object_max_size;
@@ -113,9 +112,6 @@ static const struct stratus_param wal_params[] = {
                        "Queued, unwritten appends before producers see errors"),
     STRATUS_PARAM_BOOL("buffered", "false", 0, struct wal_conf, buffered,
                        "Use buffered writes + fdatasync instead of O_DIRECT|O_DSYNC"),
-    STRATUS_PARAM_STR("io", "auto", 0, struct wal_conf, io,
-                      "How writes are issued: io_uring, threads (one pwrite per writer thread) "
-                      "or auto (io_uring when the kernel allows it)"),
     STRATUS_PARAM_STR("type", "local", 0, struct wal_conf, type,
                       "local (a file on this machine) or object (WAL objects in [storage])"),
     STRATUS_PARAM_MS("object_interval", "150ms", 0, struct wal_conf, object_interval_ms, 10,
@@ -356,12 +352,6 @@ static int apply_confs(const struct stratus_conf *conf, struct stratus_broker *b
         (rc = stratus_conf_apply(conf, "group", group_params, NULL, &b->gc, eb)) ||
         (rc = stratus_conf_apply(conf, "cluster", cluster_params, NULL, &b->cc, eb)))
         return rc;
-    if (strcmp(b->wc.io, "auto") != 0 && strcmp(b->wc.io, "io_uring") != 0 &&
-        strcmp(b->wc.io, "threads") != 0)
-        return keyerr(conf, "wal", "io",
-                      stratus_errf(eb, STRATUS_EINVAL, "io: '%s' is not auto, io_uring or threads",
-                                   b->wc.io),
-                      eb);
     if (strcmp(b->wc.type, "local") != 0 && strcmp(b->wc.type, "object") != 0)
         return keyerr(conf, "wal", "type",
                       stratus_errf(eb, STRATUS_EINVAL, "type: '%s' is not local or object",
@@ -595,9 +585,6 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     sc.wal.max_inflight = (int)b->wc.inflight;
     sc.wal.max_pending_bytes = b->wc.max_pending;
     sc.wal.force_buffered = b->wc.buffered;
-    sc.wal.io_mode = strcmp(b->wc.io, "threads") == 0    ? STRATUS_WAL_IO_THREADS
-                     : strcmp(b->wc.io, "io_uring") == 0 ? STRATUS_WAL_IO_URING
-                                                         : STRATUS_WAL_IO_AUTO;
     sc.wal.write_hist = stratus_metrics_histogram(
         "stratus_wal_write_duration_seconds",
         "WAL write latency: a group commit's write and sync (local), or its PUT (object)");

@@ -61,21 +61,12 @@
  * round and takes the next batch itself; an idle writer is woken (one, on idle_cv) only when
  * it would issue at once (wal_issuable: a sealed batch, or data with no write in flight and
  * no hold, or a batch past WAL_ISSUE_MIN), and not again while one woken is on its way.
- *
- * io_uring (the default for an O_DIRECT file, see wal_uring_pump): the same rules decide when
- * a batch is issued, but no thread waits in pwrite(). Whoever makes a batch issuable (an
- * appender, a release, trim, a completion) claims it under mu and submits the write itself
- * once the batch's last copier is done (that copier submits it); one reaper thread waits for
- * completions and delivers them. Per write this saves the hand-off to a writer thread and the
- * writer's sleep in the disk: measured on this VM, an 8 KiB O_DIRECT|O_DSYNC write costs 74 us
- * of CPU through pwrite() and 40 us through io_uring, at the same latency.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "wal.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <liburing.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +89,6 @@
 #define WAL_REC_MAGIC 0x4C415753u
 #define WAL_READ_WINDOW (4u << 20)
 #define WAL_ISSUE_MIN (64u * 1024) /* see wal_writer_main */
-#define WAL_REAP_POLL_MS 100       /* the io_uring reaper looks for hand-overs at least this often */
 
 enum { WAL_T_DATA = 1, WAL_T_PAD = 2, WAL_T_WRAP = 3, WAL_T_GEN = 4 };
 enum { WAL_B_OPEN, WAL_B_SEALED, WAL_B_INFLIGHT, WAL_B_DONE };
@@ -119,11 +109,6 @@ struct wal_batch {
     int64_t opened_us;
     struct stratus_wal_comp *comps;
     size_t ncomp, capcomp;
-    /* io_uring: */
-    int await_copy;          /* claimed for a write while copiers > 0: the last one submits */
-    struct wal_batch *snext; /* a list of claimed batches to submit (wal_uring_pump) */
-    size_t phys;             /* bytes submitted, and when (set under sq_mu) */
-    int64_t t0_us;
 };
 
 struct stratus_wal {
@@ -165,16 +150,6 @@ struct stratus_wal {
     struct stratus_wal_stats st;
     pthread_t *threads;
     int nthreads;
-    /* io_uring (uring = 1): no writer threads */
-    int uring;
-    struct io_uring ioring;
-    pthread_mutex_t sq_mu;   /* the submission queue: one submitter at a time */
-    pthread_t reaper;
-    int reaper_started;
-    int reaper_dead;         /* guarded by mu: the ring broke, nothing more completes */
-    struct wal_batch *handoff; /* guarded by mu: claimed batches for the reaper to complete */
-    int reaper_stop;         /* guarded by mu: close() is done with it */
-    char kick;               /* its address marks the NOP that wakes the reaper */
 };
 
 /* ---- little helpers ------------------------------------------------------------------- */
@@ -507,7 +482,6 @@ int stratus_wal_open(const struct stratus_wal_conf *conf, struct stratus_wal **o
     wal->write_hist = conf->write_hist;
     pthread_mutex_init(&wal->mu, NULL);
     pthread_mutex_init(&wal->sb_mu, NULL);
-    pthread_mutex_init(&wal->sq_mu, NULL);
     pthread_cond_init(&wal->work_cv, NULL);
     pthread_cond_init(&wal->idle_cv, NULL);
     pthread_cond_init(&wal->copy_cv, NULL);
@@ -550,33 +524,8 @@ int stratus_wal_open(const struct stratus_wal_conf *conf, struct stratus_wal **o
     }
     if (conf->force_buffered)
         LOG_WARN("wal", "%s: buffered writes + fdatasync (force_buffered)", wal->path);
-    if (conf->io_mode != STRATUS_WAL_IO_THREADS && wal->direct && !wal->delay_us) {
-        /* room for every write in flight and close()'s NOP */
-        int urc = io_uring_queue_init(128, &wal->ioring, 0);
-        if (urc == 0 && !(wal->ioring.features & IORING_FEAT_EXT_ARG)) {
-            /* the reaper's timed wait would otherwise queue a timeout from its own thread */
-            io_uring_queue_exit(&wal->ioring);
-            urc = -ENOSYS;
-        }
-        if (urc == 0) {
-            wal->uring = 1;
-        } else if (conf->io_mode == STRATUS_WAL_IO_URING) {
-            rc = stratus_errf(eb, STRATUS_EIO, "wal: io_uring for %s: %s", wal->path,
-                              strerror(-urc));
-            goto fail;
-        } else {
-            LOG_WARN("wal", "io_uring unavailable (%s): %s is written by writer threads",
-                     strerror(-urc), wal->path);
-        }
-    } else if (conf->io_mode == STRATUS_WAL_IO_URING) {
-        rc = stratus_errf(eb, STRATUS_EINVAL,
-                          "wal: io_uring writes need O_DIRECT (%s is written buffered) and no "
-                          "batch delay", wal->path);
-        goto fail;
-    }
     wal->durable_lsn = wal->next_start = wal->scan_end = wal->replay_lsn;
     wal->st.direct_io = wal->direct;
-    wal->st.io_uring = wal->uring;
     *out = wal;
     return 0;
 
@@ -588,7 +537,6 @@ fail:
     free(wal->path);
     pthread_mutex_destroy(&wal->mu);
     pthread_mutex_destroy(&wal->sb_mu);
-    pthread_mutex_destroy(&wal->sq_mu);
     pthread_cond_destroy(&wal->work_cv);
     pthread_cond_destroy(&wal->idle_cv);
     pthread_cond_destroy(&wal->copy_cv);
@@ -1051,34 +999,6 @@ static size_t wal_batch_finish(struct stratus_wal *wal, struct wal_batch *b)
     return phys;
 }
 
-/* Adaptive group commit: whether the open batch b keeps filling instead of going out now. A
- * small batch goes out only when the disk is idle and no request holds the WAL; while a write
- * is in flight it keeps filling (walbench: 64 x 1 KiB appenders 37k/s -> 60k/s); batches past
- * WAL_ISSUE_MIN use every write slot. Caller holds mu. */
-static int wal_keep_filling(const struct stratus_wal *wal, const struct wal_batch *b)
-{
-    return (wal->inflight > 0 || wal->holds > 0) && b->used < WAL_ISSUE_MIN && !wal->closing &&
-           !wal->failed;
-}
-
-/* Whether the sealed batch b can be written: 0 with *give_up = 0 (write it), 0 with *give_up
- * set (complete it with that error: the WAL failed, or it closes with a full ring), or 1 (wait:
- * trim() or a completion makes room). Caller holds mu. */
-static int wal_ring_wait(struct stratus_wal *wal, const struct wal_batch *b, int *give_up)
-{
-    *give_up = 0;
-    if (wal->failed) {
-        *give_up = STRATUS_EIO;
-    } else if (b->end - wal->replay_lsn > wal->ring) {
-        if (!wal->closing || wal->inflight > 0)
-            return 1;
-        LOG_WARN("wal", "closing %s with a full ring: lsn %llu.. not written", wal->path,
-                 (unsigned long long)b->start);
-        *give_up = STRATUS_ECLOSED;
-    }
-    return 0;
-}
-
 /* Whether an idle writer woken now would issue next_issue (wal_writer_main's rules, short of
  * the batch delay and a full ring). Caller holds mu. */
 static int wal_issuable(const struct stratus_wal *wal)
@@ -1154,239 +1074,6 @@ static void wal_deliver(struct stratus_wal *wal)
         wal_wake_all(wal);
 }
 
-/* ---- io_uring writes ------------------------------------------------------------------ */
-
-/* Claims every batch that may be written now, under the writer threads' rules (see the top of
- * the file and wal_writer_main), up to max_inflight writes. Returns the claimed batches whose
- * copiers are done, to be passed to wal_uring_run after mu is released; a batch still being
- * copied into is submitted by its last copier (await_copy). A batch given up (failure, or a
- * full ring at close) is claimed with b->err set and completes without a write. Caller holds
- * mu. */
-static struct wal_batch *wal_uring_pump(struct stratus_wal *wal)
-{
-    struct wal_batch *list = NULL, **tail = &list;
-
-    while (wal->started && wal->inflight < wal->nwriters) {
-        struct wal_batch *b = wal->next_issue;
-        if (!b || (b->state == WAL_B_OPEN && b->used == 0))
-            break;
-        if (b->state == WAL_B_OPEN) {
-            if (wal_keep_filling(wal, b))
-                break;
-            wal_batch_seal(wal, b, 0);
-        }
-        int give_up;
-        if (wal_ring_wait(wal, b, &give_up))
-            break; /* trim() or a completion pumps again */
-        wal->next_issue = b->next;
-        b->state = WAL_B_INFLIGHT;
-        b->err = give_up;
-        wal->inflight++;
-        if (b->copiers > 0) {
-            b->await_copy = 1;
-        } else {
-            b->snext = NULL;
-            *tail = b;
-            tail = &b->snext;
-        }
-    }
-    return list;
-}
-
-/* A claimed batch is done (written, failed or given up): delivers what is done in LSN order
- * and claims what may go next. Returns the batches to submit. Caller holds mu. Only the reaper
- * calls it. */
-static struct wal_batch *wal_uring_done(struct stratus_wal *wal, struct wal_batch *b, int err)
-{
-    wal->inflight--;
-    b->state = WAL_B_DONE;
-    if (err && !b->err)
-        b->err = err;
-    wal_deliver(wal);
-    struct wal_batch *list = wal_uring_pump(wal);
-    if (wal->closing)
-        pthread_cond_broadcast(&wal->work_cv); /* close() waits for the last write */
-    return list;
-}
-
-/* Wakes the reaper (a NOP completion) to complete what was handed over to it. If even that
- * cannot be submitted, the reaper still finds the hand-over within WAL_REAP_POLL_MS. */
-static void wal_uring_kick(struct stratus_wal *wal)
-{
-    pthread_mutex_lock(&wal->sq_mu);
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&wal->ioring);
-    if (sqe) {
-        io_uring_prep_nop(sqe);
-        io_uring_sqe_set_data(sqe, &wal->kick);
-        io_uring_submit(&wal->ioring);
-    }
-    pthread_mutex_unlock(&wal->sq_mu);
-}
-
-/* Submits the claimed batches in list (mu not held). A batch given up, or whose submission
- * fails, is handed to the reaper, which completes it: completions never run on the submitting
- * thread, whose caller may hold a lock the completion callbacks take (an append runs under
- * its partition's lock, and append_wal_done takes it). */
-static void wal_uring_run(struct stratus_wal *wal, struct wal_batch *list)
-{
-    int kick = 0;
-
-    while (list) {
-        struct wal_batch *b = list;
-        int failed = 0;
-        list = b->snext;
-        if (!b->err) {
-            size_t phys = wal_batch_finish(wal, b);
-            pthread_mutex_lock(&wal->sq_mu);
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&wal->ioring);
-            int rc = -EBUSY; /* cannot happen: the queue holds more than max_inflight + 2 */
-            if (sqe) {
-                b->phys = phys;
-                b->t0_us = stratus_mono_us();
-                io_uring_prep_write(sqe, wal->fd, b->buf, (unsigned)phys,
-                                    WAL_SB_AREA + b->start % wal->ring);
-                io_uring_sqe_set_data(sqe, b);
-                rc = io_uring_submit(&wal->ioring);
-            }
-            pthread_mutex_unlock(&wal->sq_mu);
-            if (rc >= 1)
-                continue; /* the reaper completes it */
-            LOG_ERROR("wal", "write %s lsn=%llu len=%zu: io_uring submit failed: %s", wal->path,
-                      (unsigned long long)b->start, phys, strerror(rc < 0 ? -rc : EAGAIN));
-            failed = 1;
-        }
-        pthread_mutex_lock(&wal->mu);
-        if (failed) {
-            b->err = STRATUS_EIO;
-            if (!wal->failed) {
-                wal->failed = 1;
-                wal_wake_all(wal);
-            }
-        }
-        b->snext = wal->handoff; /* any order: delivery follows the LSNs */
-        wal->handoff = b;
-        pthread_mutex_unlock(&wal->mu);
-        kick = 1;
-    }
-    if (kick)
-        wal_uring_kick(wal);
-}
-
-/* The reaper's side of a finished write. */
-static void wal_uring_reap(struct stratus_wal *wal, struct wal_batch *b, int res)
-{
-    /* b->phys and t0_us were set under sq_mu before the submit; taking it once orders those
-     * writes before these reads for the thread sanitizer (the kernel's completion already does
-     * for the CPU) */
-    pthread_mutex_lock(&wal->sq_mu);
-    size_t phys = b->phys;
-    int64_t t0 = b->t0_us;
-    pthread_mutex_unlock(&wal->sq_mu);
-    uint64_t off = WAL_SB_AREA + b->start % wal->ring;
-    int err = res < 0 ? res : 0;
-    if (res >= 0 && (size_t)res < phys) /* short write: the rest in place */
-        err = wal_pwrite_all(wal->fd, b->buf + res, phys - (size_t)res, off + (uint64_t)res);
-    int64_t dt = stratus_mono_us() - t0;
-    pthread_mutex_lock(&wal->mu);
-    if (err != 0) {
-        LOG_ERROR("wal", "write %s lsn=%llu len=%zu failed: %s", wal->path,
-                  (unsigned long long)b->start, phys, strerror(-err));
-        wal->failed = 1;
-        wal_wake_all(wal);
-    }
-    wal->st.writes++;
-    wal->st.write_bytes += phys;
-    wal->st.write_us_total += (uint64_t)dt;
-    stratus_metric_observe_us(wal->write_hist, dt);
-    if (dt > 1000000)
-        LOG_WARN("wal", "slow write: %lld ms for %zu bytes at lsn %llu (%s)",
-                 (long long)(dt / 1000), phys, (unsigned long long)b->start, wal->path);
-    struct wal_batch *list = wal_uring_done(wal, b, err ? STRATUS_EIO : 0);
-    pthread_mutex_unlock(&wal->mu);
-    wal_uring_run(wal, list);
-}
-
-/* Completes the batches handed over to the reaper (given up, or not submitted). */
-static void wal_uring_drain(struct stratus_wal *wal)
-{
-    for (;;) {
-        pthread_mutex_lock(&wal->mu);
-        struct wal_batch *b = wal->handoff;
-        if (!b) {
-            pthread_mutex_unlock(&wal->mu);
-            return;
-        }
-        wal->handoff = b->snext;
-        struct wal_batch *list = wal_uring_done(wal, b, b->err);
-        pthread_mutex_unlock(&wal->mu);
-        wal_uring_run(wal, list);
-    }
-}
-
-/* The reaper: waits for write completions and delivers them; completes what is handed over
- * to it; stops when close() sets reaper_stop (and kicks it). */
-static void *wal_reaper_main(void *arg)
-{
-    struct stratus_wal *wal = arg;
-    pthread_setname_np(pthread_self(), "wal-reaper"); /* top -H, perf, gdb */
-    for (;;) {
-        struct __kernel_timespec ts = {0, WAL_REAP_POLL_MS * 1000000LL};
-        struct io_uring_cqe *cqe = NULL;
-        int rc = io_uring_wait_cqe_timeout(&wal->ioring, &cqe, &ts);
-        if (rc == 0) {
-            void *data = io_uring_cqe_get_data(cqe);
-            int res = cqe->res;
-            io_uring_cqe_seen(&wal->ioring, cqe);
-            if (data && data != &wal->kick)
-                wal_uring_reap(wal, data, res);
-        } else if (rc != -ETIME && rc != -EINTR && rc != -EAGAIN) {
-            /* the ring itself is broken: nothing more completes; fail the WAL so that
-             * producers see errors rather than waiting */
-            LOG_ERROR("wal", "%s: io_uring wait failed: %s", wal->path, strerror(-rc));
-            pthread_mutex_lock(&wal->mu);
-            wal->failed = 1;
-            wal->reaper_dead = 1;
-            wal->deliver_err = STRATUS_EIO;
-            pthread_cond_broadcast(&wal->work_cv);
-            pthread_mutex_unlock(&wal->mu);
-            break;
-        }
-        wal_uring_drain(wal);
-        pthread_mutex_lock(&wal->mu);
-        int stop = wal->reaper_stop;
-        pthread_mutex_unlock(&wal->mu);
-        if (stop)
-            break;
-    }
-    return NULL;
-}
-
-/* Stops the reaper after the last write: every batch is delivered or cannot be written. */
-static void wal_uring_close(struct stratus_wal *wal)
-{
-    pthread_mutex_lock(&wal->mu);
-    struct wal_batch *list = wal_uring_pump(wal);
-    pthread_mutex_unlock(&wal->mu);
-    wal_uring_run(wal, list);
-    pthread_mutex_lock(&wal->mu);
-    while (wal->reaper_started && !wal->failed &&
-           (wal->inflight > 0 ||
-            (wal->next_issue && !(wal->next_issue->state == WAL_B_OPEN && wal->next_issue->used == 0))))
-        pthread_cond_wait(&wal->work_cv, &wal->mu);
-    /* failed: the claimed ones still complete (unless the ring itself broke) */
-    while (wal->reaper_started && !wal->reaper_dead && wal->inflight > 0)
-        pthread_cond_wait(&wal->work_cv, &wal->mu);
-    pthread_mutex_unlock(&wal->mu);
-    if (wal->reaper_started) {
-        pthread_mutex_lock(&wal->mu);
-        wal->reaper_stop = 1;
-        pthread_mutex_unlock(&wal->mu);
-        wal_uring_kick(wal);
-        pthread_join(wal->reaper, NULL);
-        wal->reaper_started = 0;
-    }
-}
-
 static void *wal_writer_main(void *arg)
 {
     struct stratus_wal *wal = arg;
@@ -1402,7 +1089,11 @@ static void *wal_writer_main(void *arg)
             continue;
         }
         if (b->state == WAL_B_OPEN) {
-            if (wal_keep_filling(wal, b)) {
+            /* adaptive group commit: a small batch goes out only when the disk is idle; while
+             * a write is in flight it keeps filling (walbench: 64 x 1 KiB appenders 37k/s ->
+             * 60k/s); batches past WAL_ISSUE_MIN use every write slot */
+            if ((wal->inflight > 0 || wal->holds > 0) && b->used < WAL_ISSUE_MIN &&
+                !wal->closing && !wal->failed) {
                 wal_idle_wait(wal); /* the write in flight or the release wakes */
                 continue;
             }
@@ -1420,10 +1111,17 @@ static void *wal_writer_main(void *arg)
             }
             wal_batch_seal(wal, b, 0);
         }
-        int give_up;
-        if (wal_ring_wait(wal, b, &give_up)) {
-            pthread_cond_wait(&wal->work_cv, &wal->mu); /* trim() or a completion wakes */
-            continue;
+        int give_up = 0;
+        if (wal->failed) {
+            give_up = STRATUS_EIO;
+        } else if (b->end - wal->replay_lsn > wal->ring) {
+            if (!wal->closing || wal->inflight > 0) {
+                pthread_cond_wait(&wal->work_cv, &wal->mu); /* trim() or a completion wakes */
+                continue;
+            }
+            LOG_WARN("wal", "closing %s with a full ring: lsn %llu.. not written", wal->path,
+                     (unsigned long long)b->start);
+            give_up = STRATUS_ECLOSED;
         }
         wal->next_issue = b->next;
         b->state = WAL_B_INFLIGHT;
@@ -1529,28 +1227,19 @@ int stratus_wal_start(struct stratus_wal *wal, struct stratus_errbuf *eb)
     put_le32(b->buf + 4, stratus_crc32c(0, b->buf, 2 * WAL_HDR));
     b->used = 2 * WAL_HDR;
     wal->started = 1;
-    struct wal_batch *list = NULL;
-    if (wal->uring) {
-        wal->reaper_started = pthread_create(&wal->reaper, NULL, wal_reaper_main, wal) == 0;
-        if (wal->reaper_started)
-            list = wal_uring_pump(wal); /* the GEN record */
-    } else {
-        wal->threads = xcalloc((size_t)wal->nwriters, sizeof *wal->threads);
-        for (int i = 0; i < wal->nwriters; i++) {
-            if (pthread_create(&wal->threads[i], NULL, wal_writer_main, wal) != 0)
-                break;
-            wal->nthreads++;
-        }
+    wal->threads = xcalloc((size_t)wal->nwriters, sizeof *wal->threads);
+    for (int i = 0; i < wal->nwriters; i++) {
+        if (pthread_create(&wal->threads[i], NULL, wal_writer_main, wal) != 0)
+            break;
+        wal->nthreads++;
     }
     pthread_mutex_unlock(&wal->mu);
     pthread_mutex_unlock(&wal->sb_mu);
-    if (wal->uring ? !wal->reaper_started : wal->nthreads == 0)
+    if (wal->nthreads == 0)
         return stratus_errf(eb, STRATUS_ENOMEM, "wal: cannot start a writer thread");
-    wal_uring_run(wal, list);
-    LOG_INFO("wal", "started %s gen=%llu head=%llu trim=%llu direct=%d io=%s inflight=%d",
-             wal->path, (unsigned long long)wal->gen, (unsigned long long)head,
-             (unsigned long long)wal->trim_lsn, wal->direct, wal->uring ? "io_uring" : "threads",
-             wal->nwriters);
+    LOG_INFO("wal", "started %s gen=%llu head=%llu trim=%llu direct=%d writers=%d", wal->path,
+             (unsigned long long)wal->gen, (unsigned long long)head,
+             (unsigned long long)wal->trim_lsn, wal->direct, wal->nthreads);
     return 0;
 }
 
@@ -1670,14 +1359,9 @@ static int wal_append(struct stratus_wal *wal, const struct iovec *iov, const in
      * is in flight its writer comes round and takes this batch itself; waking another writer
      * per append only to see it go back to sleep was most of the WAL threads' context
      * switches at 20 MB/s. */
-    struct wal_batch *list = NULL;
-    if (wal->uring)
-        list = wal_uring_pump(wal); /* b itself waits for this copy (await_copy) */
-    else if ((was_empty || (at < WAL_ISSUE_MIN && b->used >= WAL_ISSUE_MIN)) && wal_issuable(wal))
+    if ((was_empty || (at < WAL_ISSUE_MIN && b->used >= WAL_ISSUE_MIN)) && wal_issuable(wal))
         wal_wake_one(wal);
     pthread_mutex_unlock(&wal->mu);
-    wal_uring_run(wal, list);
-    list = NULL;
 
     /* copy and checksum outside the lock: the writer waits for copiers before issuing */
     unsigned char *h = b->buf + at, *p = h + WAL_HDR;
@@ -1689,18 +1373,8 @@ static int wal_append(struct stratus_wal *wal, const struct iovec *iov, const in
         *lsn_out = lsn;
 
     pthread_mutex_lock(&wal->mu);
-    if (--b->copiers == 0 && b->state != WAL_B_OPEN) {
-        if (b->await_copy) { /* claimed while this copy ran: this thread submits it */
-            b->await_copy = 0;
-            b->snext = NULL;
-            list = b;
-        } else {
-            pthread_cond_broadcast(&wal->copy_cv);
-        }
-    }
-    pthread_mutex_unlock(&wal->mu);
-    wal_uring_run(wal, list);
-    return 0;
+    if (--b->copiers == 0 && b->state != WAL_B_OPEN)
+        pthread_cond_broadcast(&wal->copy_cv);
 out:
     pthread_mutex_unlock(&wal->mu);
     return rc;
@@ -1735,16 +1409,10 @@ void stratus_wal_release(struct stratus_wal *wal)
 {
     if (wal->obj)
         return;
-    struct wal_batch *list = NULL;
     pthread_mutex_lock(&wal->mu);
-    if (wal->holds > 0 && --wal->holds == 0) {
-        if (wal->uring)
-            list = wal_uring_pump(wal);
-        else if (wal_issuable(wal))
-            wal_wake_one(wal);
-    }
+    if (wal->holds > 0 && --wal->holds == 0 && wal_issuable(wal))
+        wal_wake_one(wal);
     pthread_mutex_unlock(&wal->mu);
-    wal_uring_run(wal, list);
 }
 
 int stratus_wal_trim(struct stratus_wal *wal, uint64_t upto_lsn, struct stratus_errbuf *eb)
@@ -1777,10 +1445,8 @@ int stratus_wal_trim(struct stratus_wal *wal, uint64_t upto_lsn, struct stratus_
         wal_bound_drop_below(wal, replay);
     }
     pthread_cond_broadcast(&wal->work_cv);
-    struct wal_batch *list = wal->uring ? wal_uring_pump(wal) : NULL; /* ring space */
     pthread_mutex_unlock(&wal->mu);
     pthread_mutex_unlock(&wal->sb_mu);
-    wal_uring_run(wal, list);
     return 0;
 }
 
@@ -1799,7 +1465,6 @@ void stratus_wal_get_stats(struct stratus_wal *wal, struct stratus_wal_stats *ou
     out->trim_lsn = wal->trim_lsn;
     out->pending_bytes = wal->pending_bytes;
     out->direct_io = wal->direct;
-    out->io_uring = wal->uring;
     pthread_mutex_unlock(&wal->mu);
 }
 
@@ -1818,10 +1483,6 @@ void stratus_wal_close(struct stratus_wal *wal)
     pthread_mutex_unlock(&wal->mu);
     for (int i = 0; i < wal->nthreads; i++)
         pthread_join(wal->threads[i], NULL);
-    if (wal->uring) {
-        wal_uring_close(wal);
-        io_uring_queue_exit(&wal->ioring);
-    }
     /* the writers leave nothing behind; free whatever a failed start left */
     while (wal->first) {
         struct wal_batch *b = wal->first;
@@ -1841,7 +1502,6 @@ void stratus_wal_close(struct stratus_wal *wal)
     free(wal->path);
     pthread_mutex_destroy(&wal->mu);
     pthread_mutex_destroy(&wal->sb_mu);
-    pthread_mutex_destroy(&wal->sq_mu);
     pthread_cond_destroy(&wal->work_cv);
     pthread_cond_destroy(&wal->idle_cv);
     pthread_cond_destroy(&wal->copy_cv);

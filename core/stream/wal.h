@@ -53,13 +53,7 @@ struct stratus_wal_conf {
     /* Where each write's latency goes (the file WAL: pwrite + sync; the object WAL: the PUT);
      * a histogram of the metrics registry, borrowed; NULL = not observed. */
     struct stratus_metric *write_hist;
-    /* How the file WAL issues its writes: STRATUS_WAL_IO_AUTO (io_uring when the file is
-     * O_DIRECT, batch_delay_us is 0 and the kernel allows it; else threads),
-     * STRATUS_WAL_IO_THREADS (max_inflight writer threads, each in pwrite()), or
-     * STRATUS_WAL_IO_URING (io_uring or open() fails). */
-    int io_mode;
 };
-enum { STRATUS_WAL_IO_AUTO = 0, STRATUS_WAL_IO_THREADS = 1, STRATUS_WAL_IO_URING = 2 };
 
 /* Completion of one append: err is 0 when durable, or a STRATUS_E* code when the write
  * failed (the file WAL is then unusable and every later append fails too; the object WAL
@@ -119,7 +113,6 @@ struct stratus_wal_stats {
     uint64_t pending_bytes;
     uint64_t write_us_total; /* sum of write latencies, for a mean (the histogram: conf) */
     int direct_io;        /* 1 when O_DIRECT is in use */
-    int io_uring;         /* 1 when writes go through io_uring, 0 writer threads */
     /* the last replay's 4 MiB windows: read ahead by its helper thread while the one before
      * was parsed, or read in place (the first, records larger than a window) */
     uint64_t replay_reads_ahead, replay_reads_inline;

@@ -2,7 +2,8 @@
  * completion latency for 1 KiB, 16 KiB and 256 KiB records with 1, 8 and 64 concurrent
  * appenders (each appender has one append outstanding: it waits for its completion), for the
  * O_DIRECT|O_DSYNC path and the buffered write + fdatasync fallback; plus the raw cost of one
- * buffered pwrite + fdatasync per record, the baseline the WAL replaces.
+ * buffered pwrite + fdatasync per record, the baseline the WAL replaces. Each case also prints
+ * the process's CPU time per write (appenders and WAL threads together).
  *
  * Not a ctest. Built by the normal build as <build>/bench/stratus-walbench (tests/bench/
  * CMakeLists.txt). Run: stratus-walbench [-d dir] [-t seconds] [-i inflight] [-w max_write_bytes] [-D delay_us]
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,6 +103,14 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int64_t cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_usec;
+}
+
 static void run_case(const struct stratus_wal_conf *conf, size_t size, int nthreads, double secs)
 {
     struct stratus_wal *wal;
@@ -116,7 +126,7 @@ static void run_case(const struct stratus_wal_conf *conf, size_t size, int nthre
     struct stratus_wal_stats s0, s1;
     stratus_wal_get_stats(wal, &s0);
     pthread_create(&tt, NULL, trimmer_main, &tr);
-    int64_t t0 = stratus_mono_us();
+    int64_t t0 = stratus_mono_us(), c0 = cpu_us();
     for (int i = 0; i < nthreads; i++) {
         ap[i].wal = wal;
         ap[i].size = size;
@@ -133,6 +143,7 @@ static void run_case(const struct stratus_wal_conf *conf, size_t size, int nthre
         n += ap[i].nlat;
     }
     double el = (double)(stratus_mono_us() - t0) / 1e6;
+    int64_t cpu = cpu_us() - c0;
     pthread_join(tt, NULL);
     stratus_wal_get_stats(wal, &s1);
     uint32_t *all = malloc((n ? n : 1) * sizeof *all);
@@ -147,12 +158,13 @@ static void run_case(const struct stratus_wal_conf *conf, size_t size, int nthre
     qsort(all, n, sizeof *all, cmp_u32);
     uint64_t writes = s1.writes - s0.writes;
     printf("%-8s %7zuB x%-3d %10.0f/s %9.1f MB/s  p50 %7.3f ms  p99 %7.3f ms  writes %7.0f/s "
-           "avg %6.0f KiB  write %6.3f ms\n",
+           "avg %6.0f KiB  write %6.3f ms  cpu %5.0f us/write\n",
            s1.direct_io ? "direct" : "buffered", size, nthreads, (double)n / el,
            (double)n * (double)size / el / 1e6, n ? all[n / 2] / 1000.0 : 0,
            n ? all[n * 99 / 100] / 1000.0 : 0, (double)writes / el,
            writes ? (double)(s1.write_bytes - s0.write_bytes) / (double)writes / 1024 : 0,
-           writes ? (double)(s1.write_us_total - s0.write_us_total) / (double)writes / 1000 : 0);
+           writes ? (double)(s1.write_us_total - s0.write_us_total) / (double)writes / 1000 : 0,
+           writes ? (double)cpu / (double)writes : 0);
     fflush(stdout);
     free(all);
     free(ap);

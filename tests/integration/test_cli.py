@@ -83,10 +83,10 @@ def test_cli():
     R.check(rc == 2 and "bogus" in err, "config refuses an unknown key: %r" % err)
     # a value the broker does not know: stratusd refuses to start and names section and key
     p = subprocess.run([harness.stratusd_path(), "--config", b.conf_path, "--set",
-                        "wal.io=bogus"], capture_output=True, timeout=60)
+                        "wal.type=bogus"], capture_output=True, timeout=60)
     err = p.stderr.decode() + p.stdout.decode()
-    R.check(p.returncode != 0 and "[wal]" in err and "io" in err and "'bogus'" in err,
-            "stratusd refuses wal.io=bogus and names the key: %r" % err.strip()[-300:])
+    R.check(p.returncode != 0 and "[wal]" in err and "type" in err and "'bogus'" in err,
+            "stratusd refuses wal.type=bogus and names the key: %r" % err.strip()[-300:])
 
     R.section("fsck after deleting an object and adding an orphan")
     victim = keys[1]

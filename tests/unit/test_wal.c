@@ -5,10 +5,10 @@
  * trim, records with caller-known CRCs (a wrong one is refused by replay) appended under holds,
  * held requests waiting for their acks (one write per request alone; no lost writer wakeup),
  * records straddling replay's read windows (read ahead, not again in place),
- * the O_DIRECT path on a real disk (/var/tmp), its writes issued through io_uring and again
- * by writer threads, and the buffered path on /dev/shm; writes that really fail (a read-only
- * descriptor swapped in) complete their records with errors without deadlocking an appender
- * that holds the lock its completions take.
+ * the O_DIRECT path on a real disk (/var/tmp) and the buffered path on /dev/shm; writes that
+ * really fail (a read-only descriptor swapped in) complete their records with errors, on the
+ * writer threads (never on an appender, which may hold the lock its completions take), later
+ * appends are refused and close() returns.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <errno.h>
@@ -29,7 +29,6 @@
 #define SB_AREA 8192u
 
 static char g_path[512];
-static int g_io_mode = STRATUS_WAL_IO_AUTO; /* every conf_for(): the disk tests run in both */
 
 /* ---- records (wal_records.h) ---------------------------------------------------------- */
 
@@ -144,7 +143,6 @@ static struct stratus_wal_conf conf_for(const char *path, uint64_t ring)
     c.max_inflight = 4;
     c.max_pending_bytes = 64u << 20;
     c.skip_zero_fill = ring > (64u << 20);
-    c.io_mode = g_io_mode;
     return c;
 }
 
@@ -552,7 +550,6 @@ static void test_torn_inside_batch(const char *dir)
     struct stratus_wal_conf conf = conf_for(g_path, ring);
     conf.batch_delay_us = 50000; /* three appends land in one batch */
     conf.max_inflight = 1;
-    conf.io_mode = STRATUS_WAL_IO_AUTO; /* a batch delay: writer threads */
     tracker_init(&t);
     struct stratus_wal *wal = wal_up(&conf, NULL);
     if (!wal)
@@ -978,29 +975,22 @@ int main(void)
     make_dir(disk, sizeof disk, "/var/tmp");
     make_dir(shm, sizeof shm, "/dev/shm");
 
-    /* on the disk: io_uring (the default there), then writer threads */
-    for (int pass = 0; pass < 2; pass++) {
-        g_io_mode = pass == 0 ? STRATUS_WAL_IO_URING : STRATUS_WAL_IO_THREADS;
-        printf("-- %s writes on %s\n", pass == 0 ? "io_uring" : "thread", disk);
-        test_threads(disk, 0);
-        test_trim(disk);
-        test_laps(disk);
-        test_large_records(disk);
-        test_torn_tail(disk);
-        test_torn_inside_batch(disk);
-        test_ring_full(disk);
-        test_close_full(disk);
-        test_write_failure(disk);
-        test_known_crc(disk);
-        test_hold_wakeups(disk);
-    }
-    /* buffered (tmpfs, force_buffered): writer threads */
-    g_io_mode = STRATUS_WAL_IO_AUTO;
-    printf("-- buffered writes on %s\n", shm);
+    test_threads(disk, 0);
     test_threads(shm, 1);
+    test_trim(disk);
+    test_laps(disk);
     test_laps(shm);
+    test_large_records(disk);
+    test_torn_tail(disk);
+    test_torn_inside_batch(disk);
+    test_ring_full(disk);
+    test_close_full(disk);
     test_close_full(shm);
+    test_write_failure(disk);
+    test_write_failure(shm);
     test_edges(shm);
+    test_known_crc(disk);
+    test_hold_wakeups(disk);
     test_hold_wakeups(shm);
 
     /* the O_DIRECT path is taken on a real disk; force_buffered and tmpfs fall back */
@@ -1013,26 +1003,13 @@ int main(void)
         CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
         stratus_wal_get_stats(wal, &st);
         CHECK_EQ(st.direct_io, 1);
-        CHECK_EQ(st.io_uring, 1); /* auto: io_uring on an O_DIRECT file */
         stratus_wal_close(wal);
         unlink(g_path);
-        conf.io_mode = STRATUS_WAL_IO_THREADS;
-        CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
-        stratus_wal_get_stats(wal, &st);
-        CHECK_EQ(st.io_uring, 0);
-        stratus_wal_close(wal);
-        unlink(g_path);
-        conf.io_mode = STRATUS_WAL_IO_AUTO;
         snprintf(g_path, sizeof g_path, "%s/mode.wal", shm);
         conf.force_buffered = 1;
-        conf.io_mode = STRATUS_WAL_IO_URING; /* needs O_DIRECT: refused, with the reason */
-        CHECK(stratus_wal_open(&conf, &wal, &eb) != 0);
-        CHECK(strstr(eb.msg, "O_DIRECT") != NULL);
-        conf.io_mode = STRATUS_WAL_IO_AUTO;
         CHECK_EQ(stratus_wal_open(&conf, &wal, &eb), 0);
         stratus_wal_get_stats(wal, &st);
         CHECK_EQ(st.direct_io, 0);
-        CHECK_EQ(st.io_uring, 0);
         struct tracker t;
         tracker_init(&t);
         CHECK_EQ(stratus_wal_start(wal, &eb), 0);
