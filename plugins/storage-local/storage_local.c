@@ -45,6 +45,7 @@
 
 #define LOCAL_TMP_PREFIX ".stratus-"
 #define LOCAL_KEY_MAX 1024
+#define LOCAL_MKDIR_TRIES 16             /* mkdir -p walks racing deletes that prune */
 #define LOCAL_DIO_ALIGN 4096u            /* O_DIRECT offset/length/buffer alignment */
 #define LOCAL_DIO_MIN (64u * 1024)        /* smaller bodies: buffered is cheaper */
 #define LOCAL_DIO_BOUNCE (1u << 20)       /* bounce buffer for an unaligned caller buffer */
@@ -162,28 +163,12 @@ static const char *local_split(const char *key, char *dir)
     return slash + 1;
 }
 
-/* Opens directory dir (relative to root; "" = root), creating it and its parents if create.
- * Returns an fd or a negative STRATUS_E code. */
-static int local_open_dir(struct local *l, const char *dir, int create, struct stratus_errbuf *eb)
+/* Makes the directory that buf names and each of its parents (mkdir -p, one segment at a
+ * time; another thread may create the same ones). Returns 0, -ENOENT when a parent vanished
+ * between two segments (a concurrent delete removes the directories it empties), or a
+ * negative STRATUS_E code. */
+static int local_mkdirs(struct local *l, char *buf, struct stratus_errbuf *eb)
 {
-    char buf[LOCAL_KEY_MAX + 1];
-    int fd;
-
-    if (!dir[0])
-        fd = openat(l->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    else
-        fd = openat(l->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0)
-        return fd;
-    if (!create || errno != ENOENT) {
-        int e = errno;
-        return stratus_errf(eb, create && e == ENOTDIR ? STRATUS_EINVAL : local_errno(e),
-                            "open dir %s/%s: %s%s", l->root, dir, strerror(e),
-                            create && e == ENOTDIR ? " (a key is a prefix directory of another)"
-                                                   : "");
-    }
-    /* mkdir -p, one segment at a time; another thread may create the same ones. */
-    snprintf(buf, sizeof buf, "%s", dir);
     for (char *p = buf;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
@@ -191,7 +176,10 @@ static int local_open_dir(struct local *l, const char *dir, int create, struct s
         *p = '\0';
         if (mkdirat(l->rootfd, buf, 0755) < 0 && errno != EEXIST) {
             int e = errno;
-            return stratus_errf(eb, e == ENOTDIR || e == EEXIST ? STRATUS_EINVAL : local_errno(e),
+            *p = c;
+            if (e == ENOENT)
+                return -ENOENT;
+            return stratus_errf(eb, e == ENOTDIR ? STRATUS_EINVAL : local_errno(e),
                                 "mkdir %s/%s: %s%s", l->root, buf, strerror(e),
                                 e == ENOTDIR ? " (a key is a prefix directory of another)" : "");
         }
@@ -213,13 +201,36 @@ static int local_open_dir(struct local *l, const char *dir, int create, struct s
         }
         *p = c;
         if (!c)
-            break;
+            return 0;
     }
-    fd = openat(l->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return stratus_errf(eb, local_errno(errno), "open dir %s/%s: %s", l->root, dir,
-                            strerror(errno));
-    return fd;
+}
+
+/* Opens directory dir (relative to root; "" = root), creating it and its parents if create.
+ * A delete that empties the same directories may remove them while they are being made, or
+ * after: the walk is then made again (LOCAL_MKDIR_TRIES times at most).
+ * Returns an fd or a negative STRATUS_E code. */
+static int local_open_dir(struct local *l, const char *dir, int create, struct stratus_errbuf *eb)
+{
+    char buf[LOCAL_KEY_MAX + 1];
+    int fd, e;
+
+    for (int attempt = 0;; attempt++) {
+        fd = openat(l->rootfd, dir[0] ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0)
+            return fd;
+        e = errno;
+        if (!create || e != ENOENT || attempt == LOCAL_MKDIR_TRIES)
+            break;
+        snprintf(buf, sizeof buf, "%s", dir);
+        int rc = local_mkdirs(l, buf, eb);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+    }
+    return stratus_errf(eb, create && e == ENOTDIR ? STRATUS_EINVAL : local_errno(e),
+                        "open dir %s/%s: %s%s", l->root, dir, strerror(e),
+                        create && e == ENOTDIR ? " (a key is a prefix directory of another)"
+                        : create && e == ENOENT ? " (removed again by concurrent deletes)"
+                                                : "");
 }
 
 static int local_write_all(int fd, const void *data, size_t len)
