@@ -4,6 +4,11 @@
  *   disk    aligned O_DIRECT|O_DSYNC sequential writes of 256 KiB and 1 MiB (the WAL's write
  *           sizes) to a preallocated file in the given directory, with 1 and 4 writers (the
  *           WAL keeps 4 writes in flight): MB/s and per-write latency p50/p99/p99.9/max.
+ *           Then the ceiling of durable ingest with the WAL and storage-local on this one disk:
+ *           every byte is written twice, by the 4 WAL writers (1 MiB overwrites of the ring
+ *           file) and into a new 32 MiB object file (storage-local's put: 512 KiB direct
+ *           writes, fsync, rename, directory fsync), the two kept in step (neither more than
+ *           64 MiB ahead), so the figure is the rate at which both streams carry the bytes.
  * Usage: stratus-limits [-d DIR] [-t SECONDS] [tcp] [disk]   (both by default; DIR=/var/tmp)
  * Prints a human line per figure on stderr and one `RESULT {json}` line per figure on stdout.
  * The scratch file (DIR/stratus-limits.<pid>, 1 GiB) is removed at exit.
@@ -15,11 +20,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -137,7 +144,22 @@ struct disk_w {
     size_t nlat, cap;
     double cpu_s; /* the writer thread's CPU time over its writes */
     int err;
+    /* lockstep with another stream (run_durable): bytes written by this side, by the other */
+    _Atomic uint64_t *mine, *other;
 };
+
+#define STEP_LEAD (64ull << 20) /* how far one stream may run ahead of the other */
+
+/* Waits while this side is more than STEP_LEAD ahead of the other; 0, or -1 at the end. */
+static int step_wait(_Atomic uint64_t *mine, _Atomic uint64_t *other, uint64_t end_ns)
+{
+    while (mine && atomic_load(mine) > atomic_load(other) + STEP_LEAD) {
+        if (mono_ns() >= end_ns)
+            return -1;
+        usleep(100);
+    }
+    return 0;
+}
 
 static void *disk_writer(void *arg)
 {
@@ -151,6 +173,8 @@ static void *disk_writer(void *arg)
     double c0 = thread_cpu_s();
     uint64_t off = 0;
     while (mono_ns() < w->end_ns) {
+        if (step_wait(w->mine, w->other, w->end_ns) < 0)
+            break;
         uint64_t t0 = mono_ns();
         ssize_t n = pwrite(w->fd, buf, w->bs, (off_t)(w->base + off));
         if (n != (ssize_t)w->bs) {
@@ -163,6 +187,8 @@ static void *disk_writer(void *arg)
             w->lat_us = realloc(w->lat_us, w->cap * sizeof *w->lat_us);
         }
         w->lat_us[w->nlat++] = (uint32_t)(dt > UINT32_MAX ? UINT32_MAX : dt);
+        if (w->mine)
+            atomic_fetch_add(w->mine, w->bs);
         off += w->bs;
         if (off + w->bs > w->span)
             off = 0;
@@ -240,6 +266,117 @@ static int run_disk_case(int fd, size_t bs, int writers)
     return 0;
 }
 
+/* The object side of run_durable: new files as storage-local's put writes them. */
+struct obj_w {
+    pthread_t tid;
+    const char *dir;
+    uint64_t end_ns;
+    _Atomic uint64_t *mine, *other;
+    unsigned nfiles;
+    int err;
+};
+
+#define OBJ_SIZE (32u << 20)
+#define OBJ_CHUNK (512u << 10)
+
+static void *obj_writer(void *arg)
+{
+    struct obj_w *o = arg;
+    char tmp[4200], final[4200];
+    void *buf;
+    if (posix_memalign(&buf, 4096, OBJ_CHUNK)) {
+        o->err = ENOMEM;
+        return NULL;
+    }
+    memset(buf, 0x5a, OBJ_CHUNK);
+    int dfd = open(o->dir, O_RDONLY | O_DIRECTORY);
+    while (!o->err && mono_ns() < o->end_ns) {
+        snprintf(tmp, sizeof tmp, "%s/.tmp-%u", o->dir, o->nfiles);
+        snprintf(final, sizeof final, "%s/obj-%u", o->dir, o->nfiles);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_DIRECT, 0600);
+        if (fd < 0) {
+            o->err = errno;
+            break;
+        }
+        for (uint32_t off = 0; off < OBJ_SIZE; off += OBJ_CHUNK) {
+            if (step_wait(o->mine, o->other, o->end_ns) < 0)
+                break;
+            if (write(fd, buf, OBJ_CHUNK) != (ssize_t)OBJ_CHUNK) {
+                o->err = errno ? errno : EIO;
+                break;
+            }
+            atomic_fetch_add(o->mine, OBJ_CHUNK);
+        }
+        if (!o->err && (fsync(fd) < 0 || rename(tmp, final) < 0 || (dfd >= 0 && fsync(dfd) < 0)))
+            o->err = errno;
+        close(fd);
+        o->nfiles++;
+    }
+    if (dfd >= 0)
+        close(dfd);
+    free(buf);
+    return NULL;
+}
+
+/* Durable ingest on one disk: 4 WAL writers on fd and one object writer in dir, in step. */
+static int run_durable(int fd, const char *dir)
+{
+    char odir[4096];
+    _Atomic uint64_t wal_bytes = 0, obj_bytes = 0;
+    struct disk_w w[4];
+    struct obj_w o = {0};
+    int rc = 0;
+
+    snprintf(odir, sizeof odir, "%s/stratus-limits-objects.%d", dir, (int)getpid());
+    if (mkdir(odir, 0700) < 0) {
+        fprintf(stderr, "stratus-limits: mkdir %s: %s\n", odir, strerror(errno));
+        return -1;
+    }
+    memset(w, 0, sizeof w);
+    /* twice the other cases' time: two streams that interfere vary more */
+    uint64_t t0 = mono_ns(), end = t0 + (uint64_t)(2 * g_secs * 1e9);
+    uint64_t span = (FILE_SIZE / 4) & ~((uint64_t)(1 << 20) - 1);
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct disk_w){.fd = fd, .bs = 1u << 20, .base = span * (uint64_t)i,
+                               .span = span, .end_ns = end, .mine = &wal_bytes,
+                               .other = &obj_bytes};
+        pthread_create(&w[i].tid, NULL, disk_writer, &w[i]);
+    }
+    o = (struct obj_w){.dir = odir, .end_ns = end, .mine = &obj_bytes, .other = &wal_bytes};
+    pthread_create(&o.tid, NULL, obj_writer, &o);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(w[i].tid, NULL);
+        free(w[i].lat_us);
+        if (w[i].err)
+            o.err = o.err ? o.err : w[i].err;
+    }
+    pthread_join(o.tid, NULL);
+    double secs = (double)(mono_ns() - t0) / 1e9;
+    for (unsigned i = 0; i <= o.nfiles; i++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/obj-%u", odir, i);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/.tmp-%u", odir, i);
+        unlink(p);
+    }
+    rmdir(odir);
+    if (o.err) {
+        fprintf(stderr, "stratus-limits: durable ingest: %s\n", strerror(o.err));
+        return -1;
+    }
+    uint64_t wb = atomic_load(&wal_bytes), ob = atomic_load(&obj_bytes);
+    double both = (double)(wb < ob ? wb : ob) / secs / 1e6;
+    fprintf(stderr,
+            "limits durable ingest on one disk (WAL 1 MiB x4 + 32 MiB object files, in step): "
+            "%.0f MB/s ingested = %.0f MB/s written (WAL %.0f, objects %.0f)\n",
+            both, (double)(wb + ob) / secs / 1e6, (double)wb / secs / 1e6,
+            (double)ob / secs / 1e6);
+    printf("RESULT {\"limit\":\"durable\",\"mb_s\":%.1f,\"wal_mb_s\":%.1f,"
+           "\"obj_mb_s\":%.1f}\n",
+           both, (double)wb / secs / 1e6, (double)ob / secs / 1e6);
+    return rc;
+}
+
 static int run_disk(const char *dir)
 {
     char path[4096];
@@ -277,6 +414,8 @@ static int run_disk(const char *dir)
     for (size_t s = 0; s < 2 && !rc; s++)
         for (size_t w = 0; w < 2 && !rc; w++)
             rc = run_disk_case(fd, sizes[s], writers[w]);
+    if (!rc)
+        rc = run_durable(fd, dir);
     close(fd);
     return rc;
 }

@@ -10,7 +10,8 @@
 #
 #   tests/bench/run.sh [options] [WORKLOAD...]
 # Workloads (default: all, in this order):
-#   limits      loopback TCP; O_DIRECT|O_DSYNC writes at 256 KiB / 1 MiB on the data disk
+#   limits      loopback TCP; O_DIRECT|O_DSYNC writes at 256 KiB / 1 MiB on the data disk; the
+#               durable-ingest ceiling (WAL + object files on that disk, each byte twice)
 #   startup     start-up with an empty WAL; WAL replay rate after kill -9 (upload held back)
 #   produce     1: 1 KiB, acks=all, 8 partitions, 2 producers, linger 5, batch 1 MiB, flat out;
 #               also PUTs per GiB and PUTs while idle
