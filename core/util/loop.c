@@ -390,5 +390,10 @@ void stratus_loop_run(struct stratus_loop *loop)
         if (loop->after_fn)
             loop->after_fn(loop->after_arg);
     }
+    /* Nothing posted from now on would run: refuse it, so that the poster keeps (and frees)
+     * what it meant to hand over. */
+    pthread_mutex_lock(&loop->post_lock);
+    loop->closed = 1;
+    pthread_mutex_unlock(&loop->post_lock);
     current_loop = NULL;
 }

@@ -23,7 +23,7 @@ struct stratus_loop *stratus_loop_new(const char *name, struct stratus_errbuf *e
 /* Frees the loop; runs no pending task. The loop thread must have returned from run(). */
 void stratus_loop_free(struct stratus_loop *loop);
 
-/* Runs the loop on the calling thread until stratus_loop_stop(). */
+/* Runs the loop on the calling thread until stratus_loop_stop(); posts are refused after. */
 void stratus_loop_run(struct stratus_loop *loop);
 /* @locality any. Makes run() return after the current iteration. */
 void stratus_loop_stop(struct stratus_loop *loop);
@@ -40,7 +40,7 @@ int stratus_loop_mod_fd(struct stratus_loop *loop, int fd, uint32_t events, stra
 void stratus_loop_del_fd(struct stratus_loop *loop, int fd);
 
 /* @locality any. Queues fn(arg) to run on the loop thread, in posting order. Returns
- * STRATUS_ECLOSED once the loop is being freed (fn is then not run). */
+ * STRATUS_ECLOSED once run() has returned or the loop is being freed (fn is then not run). */
 int stratus_loop_post(struct stratus_loop *loop, stratus_task_fn *fn, void *arg);
 
 /* @locality any thread but a loop's. Between defer_wakes() and flush_wakes() (they nest), a

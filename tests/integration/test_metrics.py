@@ -6,7 +6,9 @@
   package) when it is installed; /healthz, /readyz, POST /loglevel.
 - A dead storage backend (tests/integration/plugins/storage_dead.c: every call EAGAIN): upload
   retries and failures show in metrics and in the log while produce goes on into the WAL, and
-  /readyz turns 503 once the WAL is past [metrics] ready_wal_percent.
+  /readyz turns 503 once the WAL is past [metrics] ready_wal_percent; once the WAL ring is full,
+  a produce (acks=all) waits no longer than its TimeoutMs and is answered REQUEST_TIMED_OUT
+  (stratus_produce_timeouts_total), and the broker still stops cleanly.
 - examples/deploy: the Grafana dashboard loads and every query names a metric the live broker
   exports; the Kubernetes manifests and the Prometheus config load as YAML with the expected
   objects, probes and paths; the systemd unit has its sections.
@@ -26,6 +28,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import kwire  # noqa: E402
 
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
@@ -417,6 +420,35 @@ def test_dead_storage():
     n = sum(1 for _ in cons)
     cons.close()
     R.eq(n, 300, "consumers still read everything (from the log cache)")
+
+    # Fill the 16 MiB ring: the produce that finds it full waits for an upload that cannot
+    # come, and is answered REQUEST_TIMED_OUT at its TimeoutMs instead of never.
+    c = kwire.Conn(b.host, b.port, timeout=60)
+    R.eq(c.create_topic("dead-full", 1)[0], 0, "CreateTopics dead-full")
+    batch = kwire.record_batch([(b"k%d" % i, bytes([65 + i]) * 60000, ()) for i in range(8)])
+    acked, timed_out, other, waited = 0, 0, [], 0.0
+    for _ in range(64):  # 64 x 480 KB: twice the ring
+        t0 = time.monotonic()
+        err = c.produce("dead-full", 0, batch, acks=-1, timeout_ms=1500)[("dead-full", 0)]["error"]
+        dt = time.monotonic() - t0
+        if err == 0:
+            acked += 1
+        elif err == 7:  # REQUEST_TIMED_OUT
+            timed_out, waited = timed_out + 1, dt
+            break
+        else:
+            other.append(err)
+            break
+    c.close()
+    R.check(acked >= 8 and timed_out == 1 and not other,
+            "a full WAL ring: %d batches acknowledged, then REQUEST_TIMED_OUT (other errors: %s)"
+            % (acked, other))
+    R.check(1.4 <= waited < 10, "answered at the request's TimeoutMs of 1.5 s (%.2f s)" % waited)
+    f = parse_prom(scrape(port)[0])
+    R.check((value(f, "stratus_produce_timeouts_total") or 0) >= 1,
+            "stratus_produce_timeouts_total counts it: %s"
+            % value(f, "stratus_produce_timeouts_total"))
+    R.check(b.alive(), "the broker is alive with a full WAL ring")
     R.eq(b.stop(), 0, "the broker stops cleanly with storage down")
 
 

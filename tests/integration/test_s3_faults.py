@@ -7,6 +7,10 @@ produce must succeed (the WAL takes it), the proxy must see the uploader retry (
 retries STRATUS_EAGAIN with backoff, the uploader keeps failed rounds pending), and nothing may
 reach the bucket. When the proxy passes again, everything must be uploaded, read back
 identical, and again after a SIGKILL restart (data then only in S3, read through the proxy).
+Then, with a 16 MiB WAL ring on a second broker: while S3 refuses, the ring fills, and the
+produce that finds it full is answered REQUEST_TIMED_OUT at its TimeoutMs; when S3 is back,
+the uploads free the ring, that append completes after all (as Kafka's "may have been
+written"), and every record reads back once, in order, the timed-out batch last.
 Runs under the PATH python3 (boto3, moto); prints "N passed, N failed".
 SPDX-License-Identifier: Apache-2.0
 """
@@ -97,11 +101,66 @@ def test_faults(moto):
         proxy.stop()
 
 
+def test_ring_full(moto):
+    R.section("a full WAL ring while S3 refuses: REQUEST_TIMED_OUT, then recovery")
+    bucket = "stratus-ringfull"
+    moto.create_bucket(bucket)
+    proxy = S.FaultProxy(moto.port).start()
+    try:
+        storage = S.s3_storage(proxy.url, bucket, PREFIX, retry_max_attempts="2",
+                               retry_base_delay="20ms", retry_max_delay="100ms")
+        B = R.broker("s3-ringfull", storage=storage,
+                     sets={"upload.interval": "200ms", "wal.size": "16MiB"})
+        B.start()
+        c = kwire.Conn(B.host, B.port, timeout=60)
+        R.eq(c.create_topic("rf", 1)[0], 0, "CreateTopics rf")
+        proxy.set_mode("503")
+        acked, err, waited, i = [], 0, 0.0, 0
+        while i < 80:  # 80 x 480 KB: over twice the ring
+            vals = [b"rf-%04d-%d:" % (i, j) + bytes([65 + j]) * 60000 for j in range(8)]
+            batch = kwire.record_batch([(None, v, ()) for v in vals])
+            t0 = time.monotonic()
+            err = c.produce("rf", 0, batch, acks=-1, timeout_ms=1500)[("rf", 0)]["error"]
+            waited = time.monotonic() - t0
+            if err:
+                timed_out = vals
+                break
+            acked += vals
+            i += 1
+        R.check(err == 7 and len(acked) >= 64,
+                "with S3 refusing, %d batches acknowledged, then REQUEST_TIMED_OUT (%d)"
+                % (len(acked) // 8, err))
+        R.check(1.4 <= waited < 10, "answered at the request's TimeoutMs of 1.5 s (%.2f s)"
+                % waited)
+        proxy.set_mode("pass")
+        if err == 7:
+            want = acked + timed_out
+            deadline = time.monotonic() + 60
+            hw = -1
+            while time.monotonic() < deadline:
+                hw = c.fetch("rf", 0, 0, max_bytes=1024)[("rf", 0)]["high_watermark"]
+                if hw >= len(want):
+                    break
+                time.sleep(0.2)
+            R.eq(hw, len(want), "S3 back: the timed-out batch is written after all "
+                 "(high watermark)")
+            recs = c.fetch_all("rf", 0, verify_crc=True, timeout=120)
+            got = [v for _, _, _, v, _ in recs]
+            R.check(got == want and [o for o, *_ in recs] == list(range(len(want))),
+                    "read back: %d records once, in order, the timed-out batch last" % len(got))
+        c.close()
+        R.check(B.alive(), "broker alive")
+        R.eq(B.stop(), 0, "SIGTERM: exit status 0")
+    finally:
+        proxy.stop()
+
+
 def main():
     moto = S.Moto()
     try:
         moto.start()
         R.run(test_faults, moto)
+        R.run(test_ring_full, moto)
     finally:
         moto.stop()
     R.finish()
