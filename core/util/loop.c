@@ -29,9 +29,17 @@ struct fd_reg {
 
 struct timer {
     int64_t deadline_ms;
-    uint64_t id;
+    uint32_t slot; /* its entry in slots: where cancel finds it */
     stratus_task_fn *fn;
     void *arg;
+};
+
+/* A timer id is (gen << 32 | slot). A live slot holds its timer's heap index; a free one the
+ * next free slot. gen changes when the slot is freed, so a fired or cancelled id never
+ * matches again (until 2^32 reuses of that one slot). */
+struct timer_slot {
+    uint32_t idx;
+    uint32_t gen;
 };
 
 struct task {
@@ -49,7 +57,8 @@ struct stratus_loop {
     int nregs;
     struct timer *timers; /* min-heap by deadline; loop thread only */
     size_t ntimers, timers_cap;
-    uint64_t next_timer_id;
+    struct timer_slot *slots; /* ids -> heap index; loop thread only */
+    uint32_t nslots, slots_cap, free_slot; /* free_slot: head of the free list, or UINT32_MAX */
     pthread_mutex_t post_lock; /* guards head/tail/closed */
     struct task *head, *tail;
     int closed;
@@ -70,7 +79,7 @@ struct stratus_loop *stratus_loop_new(const char *name, struct stratus_errbuf *e
 
     snprintf(loop->name, sizeof loop->name, "%s", name);
     pthread_mutex_init(&loop->post_lock, NULL);
-    loop->next_timer_id = 1;
+    loop->free_slot = UINT32_MAX;
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (loop->epfd < 0) {
         stratus_errf(eb, STRATUS_EIO, "epoll_create1: %s", strerror(errno));
@@ -117,6 +126,7 @@ void stratus_loop_free(struct stratus_loop *loop)
     pthread_mutex_destroy(&loop->post_lock);
     free(loop->regs);
     free(loop->timers);
+    free(loop->slots);
     free(loop);
 }
 
@@ -262,75 +272,95 @@ static void run_posted(struct stratus_loop *loop)
     }
 }
 
-/* ---- timers: a binary min-heap on deadline_ms ---- */
+/* ---- timers: a binary min-heap on deadline_ms, with slots for O(log n) cancel ---- */
 
-static void heap_swap(struct timer *a, struct timer *b)
+static void heap_set(struct stratus_loop *loop, size_t i, const struct timer *t)
 {
-    struct timer t = *a;
-    *a = *b;
-    *b = t;
+    loop->timers[i] = *t;
+    loop->slots[t->slot].idx = (uint32_t)i;
 }
 
-static void heap_up(struct timer *h, size_t i)
+static void heap_up(struct stratus_loop *loop, size_t i)
 {
+    struct timer t = loop->timers[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (h[p].deadline_ms <= h[i].deadline_ms)
+        if (loop->timers[p].deadline_ms <= t.deadline_ms)
             break;
-        heap_swap(&h[p], &h[i]);
+        heap_set(loop, i, &loop->timers[p]);
         i = p;
     }
+    heap_set(loop, i, &t);
 }
 
-static void heap_down(struct timer *h, size_t n, size_t i)
+static void heap_down(struct stratus_loop *loop, size_t i)
 {
+    struct timer t = loop->timers[i];
+    size_t n = loop->ntimers;
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && h[l].deadline_ms < h[m].deadline_ms)
-            m = l;
-        if (r < n && h[r].deadline_ms < h[m].deadline_ms)
-            m = r;
-        if (m == i)
+        size_t l = 2 * i + 1, r = l + 1, m = l;
+        if (l >= n)
             break;
-        heap_swap(&h[m], &h[i]);
+        if (r < n && loop->timers[r].deadline_ms < loop->timers[l].deadline_ms)
+            m = r;
+        if (loop->timers[m].deadline_ms >= t.deadline_ms)
+            break;
+        heap_set(loop, i, &loop->timers[m]);
         i = m;
     }
+    heap_set(loop, i, &t);
 }
 
+/* Removes heap entry i and frees its slot. */
 static void heap_remove(struct stratus_loop *loop, size_t i)
 {
+    uint32_t slot = loop->timers[i].slot;
+    struct timer_slot *sl = &loop->slots[slot];
+
+    sl->gen = sl->gen + 1 ? sl->gen + 1 : 1;
+    sl->idx = loop->free_slot;
+    loop->free_slot = slot;
     loop->ntimers--;
     if (i == loop->ntimers)
         return;
-    loop->timers[i] = loop->timers[loop->ntimers];
-    heap_down(loop->timers, loop->ntimers, i);
-    heap_up(loop->timers, i);
+    heap_set(loop, i, &loop->timers[loop->ntimers]);
+    heap_down(loop, i);
+    heap_up(loop, i);
 }
 
 uint64_t stratus_loop_timer_at(struct stratus_loop *loop, int64_t deadline_ms, stratus_task_fn *fn,
                                void *arg)
 {
+    uint32_t slot;
+
     if (loop->ntimers == loop->timers_cap) {
         loop->timers_cap = loop->timers_cap ? loop->timers_cap * 2 : 64;
         loop->timers = xrealloc(loop->timers, loop->timers_cap * sizeof *loop->timers);
     }
-    struct timer *t = &loop->timers[loop->ntimers];
-    t->deadline_ms = deadline_ms;
-    t->id = loop->next_timer_id++;
-    t->fn = fn;
-    t->arg = arg;
-    heap_up(loop->timers, loop->ntimers++);
-    return loop->next_timer_id - 1;
+    if (loop->free_slot != UINT32_MAX) {
+        slot = loop->free_slot;
+        loop->free_slot = loop->slots[slot].idx;
+    } else {
+        if (loop->nslots == loop->slots_cap) {
+            loop->slots_cap = loop->slots_cap ? loop->slots_cap * 2 : 64;
+            loop->slots = xrealloc(loop->slots, loop->slots_cap * sizeof *loop->slots);
+        }
+        slot = loop->nslots++;
+        loop->slots[slot].gen = 1;
+    }
+    struct timer t = {.deadline_ms = deadline_ms, .slot = slot, .fn = fn, .arg = arg};
+    heap_set(loop, loop->ntimers++, &t);
+    heap_up(loop, loop->ntimers - 1);
+    return (uint64_t)loop->slots[slot].gen << 32 | slot;
 }
 
 void stratus_loop_timer_cancel(struct stratus_loop *loop, uint64_t id)
 {
-    for (size_t i = 0; i < loop->ntimers; i++) {
-        if (loop->timers[i].id == id) {
-            heap_remove(loop, i);
-            return;
-        }
-    }
+    uint32_t slot = (uint32_t)id, gen = (uint32_t)(id >> 32);
+
+    if (slot >= loop->nslots || loop->slots[slot].gen != gen)
+        return; /* fired or cancelled already */
+    heap_remove(loop, loop->slots[slot].idx);
 }
 
 static void run_timers(struct stratus_loop *loop)
