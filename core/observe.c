@@ -128,6 +128,9 @@ static void observe_stream(struct stratus_observe *o, struct stratus_metrics_sin
          (double)w->write_bytes);
     emit(s, C, "stratus_wal_fsyncs_total", "fdatasync calls of the WAL (0 with O_DSYNC)",
          (double)w->fsyncs);
+    emit(s, C, "stratus_wal_loop_writes_total",
+         "WAL writes made by the network thread that started the group commit",
+         (double)w->loop_writes);
     emit(s, G, "stratus_wal_pending_bytes", "Appends queued and not yet written to the WAL",
          (double)w->pending_bytes);
     uint64_t used = w->head_lsn > w->trim_lsn ? w->head_lsn - w->trim_lsn : 0;

@@ -61,6 +61,12 @@
  * round and takes the next batch itself; an idle writer is woken (one, on idle_cv) only when
  * it would issue at once (wal_issuable: a sealed batch, or data with no write in flight and
  * no hold, or a batch past WAL_ISSUE_MIN), and not again while one woken is on its way.
+ * Loop writes (unless conf->writers_only or a batch delay): an appender running on an event
+ * loop (a network thread) that starts a batch wakes no writer; it asks its loop to run
+ * wal_kick at the end of the iteration, which writes the batch from that thread if it is
+ * still small, no write is in flight and nobody holds the WAL, and delivers the completions
+ * there (no partition lock is held at that point). Otherwise the writers take it as above;
+ * close() also waits for a loop thread's write in progress.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "wal.h"
@@ -121,6 +127,7 @@ struct stratus_wal {
     int nwriters;
     uint64_t max_pending;
     uint32_t delay_us;
+    int loop_writes;         /* loop threads write the batches they start (wal_kick) */
     struct stratus_metric *write_hist; /* borrowed, may be NULL */
 
     /* superblock state, guarded by sb_mu (and mu for the copies writers read) */
@@ -479,6 +486,7 @@ int stratus_wal_open(const struct stratus_wal_conf *conf, struct stratus_wal **o
         wal->nwriters = 64;
     wal->max_pending = conf->max_pending_bytes ? conf->max_pending_bytes : (256ull << 20);
     wal->delay_us = conf->batch_delay_us;
+    wal->loop_writes = !conf->writers_only && !conf->batch_delay_us;
     wal->write_hist = conf->write_hist;
     pthread_mutex_init(&wal->mu, NULL);
     pthread_mutex_init(&wal->sb_mu, NULL);
@@ -1074,6 +1082,79 @@ static void wal_deliver(struct stratus_wal *wal)
         wal_wake_all(wal);
 }
 
+/* Writes b (taken off next_issue, INFLIGHT and counted in inflight by the caller), or gives
+ * it up with give_up, then completes it and delivers what is done. Caller holds mu; it is
+ * released around the write and the completions. */
+static void wal_write_batch(struct stratus_wal *wal, struct wal_batch *b, int give_up)
+{
+    int rc = 0;
+
+    while (b->copiers)
+        pthread_cond_wait(&wal->copy_cv, &wal->mu);
+    if (give_up) {
+        rc = give_up;
+    } else {
+        pthread_mutex_unlock(&wal->mu);
+        size_t phys = wal_batch_finish(wal, b);
+        int64_t t0 = stratus_mono_us();
+        int w = wal_pwrite_all(wal->fd, b->buf, phys, WAL_SB_AREA + b->start % wal->ring);
+        int s = w == 0 ? wal_sync(wal) : 0;
+        int64_t dt = stratus_mono_us() - t0;
+        pthread_mutex_lock(&wal->mu);
+        if (w != 0 || s < 0) {
+            LOG_ERROR("wal", "write %s lsn=%llu len=%zu failed: %s", wal->path,
+                      (unsigned long long)b->start, phys, strerror(w ? -w : -s));
+            rc = STRATUS_EIO;
+            wal->failed = 1;
+            wal_wake_all(wal);
+        }
+        wal->st.writes++;
+        wal->st.write_bytes += phys;
+        wal->st.fsyncs += s > 0;
+        wal->st.write_us_total += (uint64_t)dt;
+        stratus_metric_observe_us(wal->write_hist, dt);
+        if (dt > 1000000) /* every append in it waited as long: worth an operator's look */
+            LOG_WARN("wal", "slow write: %lld ms for %zu bytes at lsn %llu (%s)",
+                     (long long)(dt / 1000), phys, (unsigned long long)b->start, wal->path);
+    }
+    wal->inflight--;
+    b->state = WAL_B_DONE;
+    b->err = rc;
+    wal_deliver(wal);
+}
+
+/* Run by stratus_loop_at_end on a loop thread whose appends started a batch: writes the
+ * batch from this thread when the disk is idle and the batch small (the adaptive group
+ * commit of wal_writer_main, without waking a writer to do it and being woken back by it:
+ * at 20 MB/s of small produce requests those two hand-offs per write were most of the
+ * latency the WAL added). Anything else is left to, or handed to, the writer threads. */
+static void wal_kick(void *arg)
+{
+    struct stratus_wal *wal = arg;
+
+    pthread_mutex_lock(&wal->mu);
+    struct wal_batch *b = wal->next_issue;
+    if (b && b->state == WAL_B_OPEN && b->used > 0 && b->used < WAL_ISSUE_MIN &&
+        wal->inflight == 0 && wal->holds == 0 && !wal->closing && !wal->failed) {
+        wal_batch_seal(wal, b, 0);
+        if (b->end - wal->replay_lsn <= wal->ring) {
+            wal->next_issue = b->next;
+            b->state = WAL_B_INFLIGHT;
+            wal->inflight++;
+            wal->st.loop_writes++;
+            wal_write_batch(wal, b, 0);
+            if (wal->closing || wal->failed)
+                wal_wake_all(wal);
+        }
+        /* else the ring is full: a writer waits for trim() (woken below) */
+    }
+    /* what this thread does not write (held, bigger, behind a write in flight that a loop
+     * thread made, or the ring full) needs a writer */
+    if (wal_issuable(wal))
+        wal_wake_one(wal);
+    pthread_mutex_unlock(&wal->mu);
+}
+
 static void *wal_writer_main(void *arg)
 {
     struct stratus_wal *wal = arg;
@@ -1128,39 +1209,7 @@ static void *wal_writer_main(void *arg)
         wal->inflight++;
         if (wal_issuable(wal)) /* a sealed batch behind this one: another write slot */
             wal_wake_one(wal);
-        while (b->copiers)
-            pthread_cond_wait(&wal->copy_cv, &wal->mu);
-        int rc = 0;
-        if (give_up) {
-            rc = give_up;
-        } else {
-            pthread_mutex_unlock(&wal->mu);
-            size_t phys = wal_batch_finish(wal, b);
-            int64_t t0 = stratus_mono_us();
-            int w = wal_pwrite_all(wal->fd, b->buf, phys, WAL_SB_AREA + b->start % wal->ring);
-            int s = w == 0 ? wal_sync(wal) : 0;
-            int64_t dt = stratus_mono_us() - t0;
-            pthread_mutex_lock(&wal->mu);
-            if (w != 0 || s < 0) {
-                LOG_ERROR("wal", "write %s lsn=%llu len=%zu failed: %s", wal->path,
-                          (unsigned long long)b->start, phys, strerror(w ? -w : -s));
-                rc = STRATUS_EIO;
-                wal->failed = 1;
-                wal_wake_all(wal);
-            }
-            wal->st.writes++;
-            wal->st.write_bytes += phys;
-            wal->st.fsyncs += s > 0;
-            wal->st.write_us_total += (uint64_t)dt;
-            stratus_metric_observe_us(wal->write_hist, dt);
-            if (dt > 1000000) /* every append in it waited as long: worth an operator's look */
-                LOG_WARN("wal", "slow write: %lld ms for %zu bytes at lsn %llu (%s)",
-                         (long long)(dt / 1000), phys, (unsigned long long)b->start, wal->path);
-        }
-        wal->inflight--;
-        b->state = WAL_B_DONE;
-        b->err = rc;
-        wal_deliver(wal);
+        wal_write_batch(wal, b, give_up);
         /* This thread goes round the loop and takes the next batch itself; waking every idle
          * writer after each write (they all went back to sleep but one) cost ~6 context
          * switches per write, most of the broker's CPU at 20 MB/s in small writes. Wake one
@@ -1359,7 +1408,10 @@ static int wal_append(struct stratus_wal *wal, const struct iovec *iov, const in
      * is in flight its writer comes round and takes this batch itself; waking another writer
      * per append only to see it go back to sleep was most of the WAL threads' context
      * switches at 20 MB/s. */
-    if ((was_empty || (at < WAL_ISSUE_MIN && b->used >= WAL_ISSUE_MIN)) && wal_issuable(wal))
+    if (was_empty && b->used < WAL_ISSUE_MIN && wal->loop_writes &&
+        stratus_loop_at_end(wal_kick, wal) == 0)
+        ; /* a loop thread: it writes the batch itself once its iteration is done */
+    else if ((was_empty || (at < WAL_ISSUE_MIN && b->used >= WAL_ISSUE_MIN)) && wal_issuable(wal))
         wal_wake_one(wal);
     pthread_mutex_unlock(&wal->mu);
 
@@ -1410,7 +1462,8 @@ void stratus_wal_release(struct stratus_wal *wal)
     if (wal->obj)
         return;
     pthread_mutex_lock(&wal->mu);
-    if (wal->holds > 0 && --wal->holds == 0 && wal_issuable(wal))
+    if (wal->holds > 0 && --wal->holds == 0 && wal_issuable(wal) &&
+        !(wal->loop_writes && stratus_loop_at_end(wal_kick, wal) == 0))
         wal_wake_one(wal);
     pthread_mutex_unlock(&wal->mu);
 }
@@ -1483,6 +1536,11 @@ void stratus_wal_close(struct stratus_wal *wal)
     pthread_mutex_unlock(&wal->mu);
     for (int i = 0; i < wal->nthreads; i++)
         pthread_join(wal->threads[i], NULL);
+    /* a loop thread's write (wal_kick) that began before closing: it wakes all when done */
+    pthread_mutex_lock(&wal->mu);
+    while (wal->inflight > 0 || wal->delivering)
+        pthread_cond_wait(&wal->work_cv, &wal->mu);
+    pthread_mutex_unlock(&wal->mu);
     /* the writers leave nothing behind; free whatever a failed start left */
     while (wal->first) {
         struct wal_batch *b = wal->first;

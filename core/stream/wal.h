@@ -53,6 +53,12 @@ struct stratus_wal_conf {
     /* Where each write's latency goes (the file WAL: pwrite + sync; the object WAL: the PUT);
      * a histogram of the metrics registry, borrowed; NULL = not observed. */
     struct stratus_metric *write_hist;
+    /* 1 = only the writer threads write. By default a batch that an event loop's thread
+     * (stratus_loop_current()) starts while the disk is idle is written by that thread at the
+     * end of its loop iteration (stratus_loop_at_end), with everything the iteration appended:
+     * no hand-off to a writer and back. Batches past 64 KiB, a full ring and batch_delay_us
+     * stay with the writers. */
+    int writers_only;
 };
 
 /* Completion of one append: err is 0 when durable, or a STRATUS_E* code when the write
@@ -116,6 +122,7 @@ struct stratus_wal_stats {
     /* the last replay's 4 MiB windows: read ahead by its helper thread while the one before
      * was parsed, or read in place (the first, records larger than a window) */
     uint64_t replay_reads_ahead, replay_reads_inline;
+    uint64_t loop_writes; /* of writes, those made by the loop thread that filled the batch */
 };
 void stratus_wal_get_stats(struct stratus_wal *wal, struct stratus_wal_stats *out);
 

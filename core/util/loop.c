@@ -48,6 +48,8 @@ struct task {
     struct task *next;
 };
 
+#define LOOP_AT_END_MAX 8
+
 struct stratus_loop {
     char name[32];
     int epfd;
@@ -64,9 +66,12 @@ struct stratus_loop {
     int closed;
     stratus_task_fn *after_fn; /* loop thread only */
     void *after_arg;
+    struct task at_end[LOOP_AT_END_MAX]; /* stratus_loop_at_end() calls; loop thread only */
+    int nat_end;
 };
 
 static _Thread_local struct stratus_loop *current_loop;
+static void run_posted(struct stratus_loop *loop);
 #define LOOP_DEFER_MAX 16
 static _Thread_local int defer_depth;      /* stratus_loop_defer_wakes() nesting */
 static _Thread_local int ndeferred;
@@ -248,6 +253,42 @@ void stratus_loop_flush_wakes(void)
     ndeferred = 0;
 }
 
+int stratus_loop_at_end(stratus_task_fn *fn, void *arg)
+{
+    struct stratus_loop *loop = current_loop;
+
+    if (!loop)
+        return STRATUS_EINVAL;
+    for (int i = 0; i < loop->nat_end; i++)
+        if (loop->at_end[i].fn == fn && loop->at_end[i].arg == arg)
+            return 0;
+    if (loop->nat_end == LOOP_AT_END_MAX)
+        return STRATUS_ENOMEM;
+    loop->at_end[loop->nat_end++] = (struct task){fn, arg, NULL};
+    return 0;
+}
+
+/* Runs the iteration's at_end calls, and (with posted) the tasks they post here, until none
+ * is asked for again (at most a few rounds: what is left runs after the next, non-blocking,
+ * epoll_wait). */
+static void run_at_end(struct stratus_loop *loop, int posted)
+{
+    struct task calls[LOOP_AT_END_MAX];
+
+    for (int round = 0; round < 4 && loop->nat_end > 0; round++) {
+        int n = loop->nat_end;
+        memcpy(calls, loop->at_end, (size_t)n * sizeof calls[0]);
+        loop->nat_end = 0;
+        for (int i = 0; i < n; i++)
+            calls[i].fn(calls[i].arg);
+        pthread_mutex_lock(&loop->post_lock);
+        int any = loop->head != NULL;
+        pthread_mutex_unlock(&loop->post_lock);
+        if (posted && any)
+            run_posted(loop);
+    }
+}
+
 void stratus_loop_set_after(struct stratus_loop *loop, stratus_task_fn *fn, void *arg)
 {
     loop->after_fn = fn;
@@ -391,7 +432,9 @@ void stratus_loop_run(struct stratus_loop *loop)
     current_loop = loop;
     while (!atomic_load(&loop->stopping)) {
         int timeout = -1;
-        if (loop->ntimers) {
+        if (loop->nat_end > 0)
+            timeout = 0; /* at_end calls left over from the last iteration */
+        else if (loop->ntimers) {
             int64_t d = loop->timers[0].deadline_ms - stratus_mono_ms();
             timeout = d < 0 ? 0 : d > 1000 ? 1000 : (int)d;
         }
@@ -417,9 +460,11 @@ void stratus_loop_run(struct stratus_loop *loop)
                 r->cb(r->arg, evs[i].events);
         }
         run_timers(loop);
+        run_at_end(loop, 1);
         if (loop->after_fn)
             loop->after_fn(loop->after_arg);
     }
+    run_at_end(loop, 0); /* asked for by the last iteration's tasks: the calls still run */
     /* Nothing posted from now on would run: refuse it, so that the poster keeps (and frees)
      * what it meant to hand over. */
     pthread_mutex_lock(&loop->post_lock);

@@ -50,6 +50,14 @@ int stratus_loop_post(struct stratus_loop *loop, stratus_task_fn *fn, void *arg)
 void stratus_loop_defer_wakes(void);
 void stratus_loop_flush_wakes(void);
 
+/* @locality loop. fn(arg) runs once at the end of the calling loop's current iteration, after
+ * its events and timers and before the after hook; tasks it posts to this loop run then too.
+ * Asking again for the same fn and arg in one iteration does nothing more. The WAL writes a
+ * group commit this way from the thread that filled it, once it has read all it can.
+ * Returns STRATUS_EINVAL when the calling thread runs no loop and STRATUS_ENOMEM when the
+ * iteration's table is full: the caller then does the work another way. */
+int stratus_loop_at_end(stratus_task_fn *fn, void *arg);
+
 /* @locality loop. fn(arg) runs at the end of every iteration of run(), after that iteration's
  * events, posted tasks and timers (the network threads send the responses that became ready
  * during the iteration there, several per send). One per loop; NULL removes it. */

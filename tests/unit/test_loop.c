@@ -3,7 +3,9 @@
  * loop in order, the end-of-iteration hook runs after them, and wakes deferred with
  * stratus_loop_defer_wakes() reach the loop only at stratus_loop_flush_wakes(); timers fire
  * once each in deadline order, a cancelled one never, cancelling a fired or cancelled id does
- * nothing (also once its slot is reused); posts are refused once run() has returned.
+ * nothing (also once its slot is reused); an at_end call asked for twice in one iteration runs
+ * once, after the iteration's tasks and before the hook, and what it posts runs before the
+ * hook too (at_end outside a loop is refused); posts are refused once run() has returned.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <pthread.h>
@@ -29,11 +31,40 @@ static void task(void *arg)
     atomic_fetch_add(&ran, 1);
 }
 
+static atomic_int at_end_runs, at_end_saw = -1, at_end_posted_ran, posted_at_after;
+static atomic_int at_end_asks_ok = 1;
+
 static void after(void *arg)
 {
     (void)arg;
     atomic_fetch_add(&afters, 1);
     atomic_store(&ran_at_after, atomic_load(&ran));
+    atomic_store(&posted_at_after, atomic_load(&at_end_posted_ran));
+}
+
+/* ---- at_end: a task asks twice; the call runs once, sees both tasks of its iteration run,
+ * and posts one more, which runs before the hook ---- */
+static void at_end_posted(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&at_end_posted_ran, 1);
+}
+
+static void at_end_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&at_end_runs, 1);
+    atomic_store(&at_end_saw, atomic_load(&ran));
+    if (stratus_loop_post(L, at_end_posted, NULL) != 0)
+        atomic_store(&at_end_asks_ok, 0);
+}
+
+static void at_end_task(void *arg)
+{
+    task(arg);
+    for (int i = 0; i < 2; i++)
+        if (stratus_loop_at_end(at_end_fn, NULL) != 0)
+            atomic_store(&at_end_asks_ok, 0);
 }
 
 static void stop_task(void *arg)
@@ -158,6 +189,23 @@ int main(void)
     stratus_loop_flush_wakes();
     CHECK_EQ(stratus_loop_post(L, task, (void *)(intptr_t)6), 0);
     CHECK(wait_ran(7, 5000));
+    CHECK(atomic_load(&order_ok));
+
+    /* at_end: two tasks in one iteration (their wakes deferred so that they arrive together)
+     * each ask twice: one call, after both, and its post runs before the hook */
+    CHECK_EQ(stratus_loop_at_end(at_end_fn, NULL), STRATUS_EINVAL); /* not a loop thread */
+    stratus_loop_defer_wakes();
+    CHECK_EQ(stratus_loop_post(L, at_end_task, (void *)(intptr_t)7), 0);
+    CHECK_EQ(stratus_loop_post(L, at_end_task, (void *)(intptr_t)8), 0);
+    stratus_loop_flush_wakes();
+    CHECK(wait_ran(9, 5000));
+    for (int i = 0; i < 500 && atomic_load(&posted_at_after) < 1; i++)
+        usleep(1000);
+    CHECK_EQ(atomic_load(&at_end_runs), 1);
+    CHECK_EQ(atomic_load(&at_end_saw), 9);
+    CHECK_EQ(atomic_load(&at_end_posted_ran), 1);
+    CHECK_EQ(atomic_load(&posted_at_after), 1);
+    CHECK(atomic_load(&at_end_asks_ok));
     CHECK(atomic_load(&order_ok));
 
     /* timers */

@@ -4,6 +4,9 @@
  * a torn tail (and a torn batch followed by a restart), ring-full backpressure released by
  * trim, records with caller-known CRCs (a wrong one is refused by replay) appended under holds,
  * held requests waiting for their acks (one write per request alone; no lost writer wakeup),
+ * requests made on an event loop's thread written by that thread at the end of its iteration
+ * (one write for the iteration, completions on the loop; not with writers_only; mixed with
+ * plain appending threads, everything completes once, in order),
  * records straddling replay's read windows (read ahead, not again in place),
  * the O_DIRECT path on a real disk (/var/tmp) and the buffered path on /dev/shm; writes that
  * really fail (a read-only descriptor swapped in) complete their records with errors, on the
@@ -14,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -24,6 +28,7 @@
 #include "test.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "wal_records.h"
 
 #define SB_AREA 8192u
@@ -903,6 +908,33 @@ static void *requester_main(void *arg)
     return NULL;
 }
 
+/* Starts n requesters of per requests each (per: a multiple of 3), ids from first. */
+static void requesters_start(struct requester *rq, pthread_t *th, int n, struct stratus_wal *wal,
+                             uint32_t first, uint32_t per)
+{
+    for (int i = 0; i < n; i++) {
+        memset(&rq[i], 0, sizeof rq[i]);
+        rq[i].wal = wal;
+        rq[i].first = first + (uint32_t)i * per * 3;
+        rq[i].count = per;
+        tracker_init(&rq[i].t);
+        pthread_create(&th[i], NULL, requester_main, &rq[i]);
+    }
+}
+
+/* Joins them: every request acknowledged in time, without error, in LSN order. */
+static void requesters_join(struct requester *rq, pthread_t *th, int n, uint32_t per)
+{
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ(rq[i].failures, 0);
+        CHECK_EQ(rq[i].timeouts, 0);
+        CHECK_EQ(rq[i].t.errors, 0);
+        CHECK_EQ(rq[i].t.order_violations, 0);
+        CHECK_EQ(rq[i].t.done, (uint64_t)per * 2); /* 1, 2, 3 appends in turn */
+    }
+}
+
 static void test_hold_wakeups(const char *dir)
 {
     enum { NTHREADS = 4, PER = 300 };
@@ -937,28 +969,157 @@ static void test_hold_wakeups(const char *dir)
     }
     tracker_fini(&rq[0].t);
     /* several at once, each waiting for its own acks */
-    for (int i = 0; i < NTHREADS; i++) {
-        memset(&rq[i], 0, sizeof rq[i]);
-        rq[i].wal = wal;
-        rq[i].first = 1000 + (uint32_t)i * PER * 3;
-        rq[i].count = PER;
-        tracker_init(&rq[i].t);
-        pthread_create(&th[i], NULL, requester_main, &rq[i]);
-    }
-    for (int i = 0; i < NTHREADS; i++) {
-        pthread_join(th[i], NULL);
-        CHECK_EQ(rq[i].failures, 0);
-        CHECK_EQ(rq[i].timeouts, 0);
-        CHECK_EQ(rq[i].t.errors, 0);
-        CHECK_EQ(rq[i].t.order_violations, 0);
-        CHECK_EQ(rq[i].t.done, (uint64_t)PER * 2); /* 1, 2, 3 appends in turn */
-    }
+    requesters_start(rq, th, NTHREADS, wal, 1000, PER);
+    requesters_join(rq, th, NTHREADS, PER);
     stratus_wal_get_stats(wal, &s1);
     printf("hold wakeups: %llu appends in %llu writes\n", (unsigned long long)s1.appends,
            (unsigned long long)s1.writes);
     stratus_wal_close(wal);
     for (int i = 0; i < NTHREADS; i++)
         tracker_fini(&rq[i].t);
+    unlink(g_path);
+}
+
+/* ---- requests on an event loop's thread ----------------------------------------------- */
+
+static pthread_t g_loop_thread;
+static atomic_int g_done_on_loop, g_done_elsewhere;
+
+static void on_done_where(void *arg, int err, uint64_t lsn)
+{
+    if (pthread_equal(pthread_self(), g_loop_thread))
+        atomic_fetch_add(&g_done_on_loop, 1);
+    else
+        atomic_fetch_add(&g_done_elsewhere, 1);
+    on_done(arg, err, lsn);
+}
+
+struct loop_reqs {
+    struct stratus_wal *wal;
+    struct tracker *t;
+    uint32_t first, nreq; /* requests of 1, 2, 3, 1... appends, each under a hold */
+    atomic_int failures;
+};
+
+static uint32_t loop_reqs_appends(uint32_t nreq)
+{
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < nreq; r++)
+        n += 1 + r % 3;
+    return n;
+}
+
+static void loop_reqs_task(void *arg)
+{
+    struct loop_reqs *q = arg;
+    uint32_t id = q->first;
+    for (uint32_t r = 0; r < q->nreq; r++) {
+        stratus_wal_hold(q->wal);
+        for (uint32_t k = 0; k < 1 + r % 3; k++, id++) {
+            unsigned char buf[600];
+            size_t n = wr_rec_make(buf, id, 100 + id % 400);
+            struct iovec iov = {buf, n};
+            if (stratus_wal_append(q->wal, &iov, 1, on_done_where, q->t, NULL) != 0)
+                atomic_fetch_add(&q->failures, 1);
+        }
+        stratus_wal_release(q->wal);
+    }
+}
+
+static void *wal_loop_main(void *arg)
+{
+    g_loop_thread = pthread_self();
+    stratus_loop_run(arg);
+    return NULL;
+}
+
+static void loop_stop_task(void *arg)
+{
+    stratus_loop_stop(arg);
+}
+
+static void test_loop_writes(const char *dir, int writers_only)
+{
+    struct stratus_errbuf eb = {{0}};
+    struct stratus_wal_stats s0, s1;
+    struct tracker t;
+    struct loop_reqs q;
+    pthread_t lt;
+
+    snprintf(g_path, sizeof g_path, "%s/loopw.wal", dir);
+    unlink(g_path);
+    struct stratus_wal_conf conf = conf_for(g_path, 16u << 20);
+    conf.writers_only = writers_only;
+    struct stratus_wal *wal = wal_up(&conf, NULL);
+    struct stratus_loop *loop = stratus_loop_new("walloop", &eb);
+    CHECK(wal && loop);
+    if (!wal || !loop)
+        return;
+    CHECK_EQ(pthread_create(&lt, NULL, wal_loop_main, loop), 0);
+    tracker_init(&t);
+    CHECK_EQ(append_rec(wal, 90000, 100, &t, NULL), 0); /* the generation record's batch */
+    CHECK_EQ(tracker_wait(&t, 1, 5000), 1);
+    uint64_t want = 1;
+    atomic_store(&g_done_on_loop, 0);
+    atomic_store(&g_done_elsewhere, 0);
+    /* one task = five requests in one loop iteration: one write, made by the loop thread */
+    for (int round = 0; round < 5; round++) {
+        memset(&q, 0, sizeof q);
+        q.wal = wal;
+        q.t = &t;
+        q.first = 1000 + (uint32_t)round * 100;
+        q.nreq = 5;
+        stratus_wal_get_stats(wal, &s0);
+        CHECK_EQ(stratus_loop_post(loop, loop_reqs_task, &q), 0);
+        want += loop_reqs_appends(q.nreq);
+        CHECK_EQ(tracker_wait(&t, want, 5000), want);
+        stratus_wal_get_stats(wal, &s1);
+        CHECK_EQ(atomic_load(&q.failures), 0);
+        if (!writers_only) /* writers may take the batch between two of the requests */
+            CHECK_EQ(s1.writes - s0.writes, 1);
+        CHECK_EQ(s1.loop_writes - s0.loop_writes, writers_only ? 0 : 1);
+    }
+    uint64_t appended = want - 1;
+    CHECK_EQ((uint64_t)atomic_load(&g_done_on_loop), writers_only ? 0 : appended);
+    CHECK_EQ((uint64_t)atomic_load(&g_done_elsewhere), writers_only ? appended : 0);
+
+    /* the loop's requests beside plain threads' (whose batches the writers take): all done,
+     * once each, in LSN order */
+    enum { NTHREADS = 2, PER = 300, NTASKS = 100 }; /* PER: a multiple of 3 */
+    struct requester rq[NTHREADS];
+    pthread_t th[NTHREADS];
+    static struct loop_reqs qs[NTASKS];
+    requesters_start(rq, th, NTHREADS, wal, 100000, PER);
+    stratus_wal_get_stats(wal, &s0);
+    for (int i = 0; i < NTASKS; i++) {
+        memset(&qs[i], 0, sizeof qs[i]);
+        qs[i].wal = wal;
+        qs[i].t = &t;
+        qs[i].first = 10000 + (uint32_t)i * 10;
+        qs[i].nreq = 1 + (uint32_t)i % 4;
+        want += loop_reqs_appends(qs[i].nreq);
+        CHECK_EQ(stratus_loop_post(loop, loop_reqs_task, &qs[i]), 0);
+        usleep(200 + 300 * (i % 3));
+    }
+    CHECK_EQ(tracker_wait(&t, want, 10000), want);
+    requesters_join(rq, th, NTHREADS, PER);
+    for (int i = 0; i < NTHREADS; i++)
+        tracker_fini(&rq[i].t);
+    for (int i = 0; i < NTASKS; i++)
+        CHECK_EQ(atomic_load(&qs[i].failures), 0);
+    CHECK_EQ(t.errors, 0);
+    CHECK_EQ(t.order_violations, 0);
+    stratus_wal_get_stats(wal, &s1);
+    if (writers_only)
+        CHECK_EQ(s1.loop_writes, 0);
+    printf("loop writes (writers_only=%d): %llu of %llu writes beside 2 appending threads\n",
+           writers_only, (unsigned long long)(s1.loop_writes - s0.loop_writes),
+           (unsigned long long)(s1.writes - s0.writes));
+    CHECK_EQ(stratus_loop_post(loop, loop_stop_task, loop), 0);
+    pthread_join(lt, NULL);
+    stratus_wal_close(wal);
+    stratus_loop_free(loop);
+    tracker_fini(&t);
     unlink(g_path);
 }
 
@@ -992,6 +1153,9 @@ int main(void)
     test_known_crc(disk);
     test_hold_wakeups(disk);
     test_hold_wakeups(shm);
+    test_loop_writes(disk, 0);
+    test_loop_writes(shm, 0);
+    test_loop_writes(disk, 1);
 
     /* the O_DIRECT path is taken on a real disk; force_buffered and tmpfs fall back */
     {
