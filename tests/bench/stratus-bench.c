@@ -119,7 +119,7 @@ enum mode { MODE_PRODUCE, MODE_CONSUME, MODE_METADATA };
 
 struct opts {
     enum mode mode;
-    const char *bootstrap, *topic, *acks, *compression, *from, *tag;
+    const char *bootstrap, *topic, *acks, *compression, *from, *tag, *stats;
     int topics, partitions, threads, linger_ms, batch_size, create, eof, quiet, split;
     size_t size;
     double rate_msgs, duration;
@@ -213,8 +213,31 @@ static rd_kafka_conf_t *base_conf(void)
     return c;
 }
 
+/* --stats FILE: librdkafka's statistics (every 1 s unless -X statistics.interval.ms says
+ * otherwise), one JSON object per line, from every client of this run. Its per-broker
+ * "rtt" (request sent -> response read), "int_latency" (produce() -> into a request) and
+ * "outbuf_latency" windows split a produce latency between the client and the broker. */
+static FILE *g_stats;
+static pthread_mutex_t g_stats_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    pthread_mutex_lock(&g_stats_mu);
+    fwrite(json, 1, len, g_stats);
+    fputc('\n', g_stats);
+    fflush(g_stats);
+    pthread_mutex_unlock(&g_stats_mu);
+    return 0; /* librdkafka frees json */
+}
+
 static void apply_extra(rd_kafka_conf_t *c)
 {
+    if (g_stats) {
+        conf_set(c, "statistics.interval.ms", "1000");
+        rd_kafka_conf_set_stats_cb(c, stats_cb);
+    }
     for (int i = 0; i < O.nx; i++)
         conf_set(c, O.xkey[i], O.xval[i]);
 }
@@ -595,6 +618,7 @@ static void usage(void)
             "  --eof               consume: stop when every partition reaches its end\n"
             "  -X KEY=VALUE        any librdkafka property (repeatable)\n"
             "  --tag NAME          copied into the RESULT line\n"
+            "  --stats FILE        append librdkafka's statistics JSON (1/s) to FILE\n"
             "  -q                  no progress lines\n");
     exit(2);
 }
@@ -617,7 +641,7 @@ static void parse(int argc, char **argv)
         {"linger", 1, 0, 'l'},   {"batch", 1, 0, 'B'},  {"compression", 1, 0, 'z'},
         {"rate", 1, 0, 'r'},     {"mbps", 1, 0, 'm'},   {"from", 1, 0, 'f'},
         {"eof", 0, 0, 'e'},      {"tag", 1, 0, 'g'},    {"help", 0, 0, 'h'},
-        {"split", 0, 0, 'S'},
+        {"split", 0, 0, 'S'},    {"stats", 1, 0, 'j'},
         {0, 0, 0, 0}};
     int ch;
     optind = 2;
@@ -642,6 +666,7 @@ static void parse(int argc, char **argv)
         case 'e': O.eof = 1; break;
         case 'S': O.split = 1; break;
         case 'g': O.tag = optarg; break;
+        case 'j': O.stats = optarg; break;
         case 'q': O.quiet = 1; break;
         case 'X': {
             char *eq = strchr(optarg, '=');
@@ -659,6 +684,8 @@ static void parse(int argc, char **argv)
         die("need -n >= 1, -p >= 1, -s >= %d", BENCH_HDR);
     if (mbps > 0)
         O.rate_msgs = mbps * 1e6 / (double)O.size;
+    if (O.stats && !(g_stats = fopen(O.stats, "a")))
+        die("--stats %s: %s", O.stats, strerror(errno));
     if (O.duration <= 0 && O.count < 0 && !O.eof)
         O.duration = 10;
 }
