@@ -1043,7 +1043,7 @@ static void test_loop_writes(const char *dir, int writers_only)
     struct stratus_errbuf eb = {{0}};
     struct stratus_wal_stats s0, s1;
     struct tracker t;
-    struct loop_reqs q;
+    static struct loop_reqs q5[5]; /* one per round: a task may still run when its acks come */
     pthread_t lt;
 
     snprintf(g_path, sizeof g_path, "%s/loopw.wal", dir);
@@ -1064,17 +1064,18 @@ static void test_loop_writes(const char *dir, int writers_only)
     atomic_store(&g_done_elsewhere, 0);
     /* one task = five requests in one loop iteration: one write, made by the loop thread */
     for (int round = 0; round < 5; round++) {
-        memset(&q, 0, sizeof q);
-        q.wal = wal;
-        q.t = &t;
-        q.first = 1000 + (uint32_t)round * 100;
-        q.nreq = 5;
+        struct loop_reqs *q = &q5[round];
+        memset(q, 0, sizeof *q);
+        q->wal = wal;
+        q->t = &t;
+        q->first = 1000 + (uint32_t)round * 100;
+        q->nreq = 5;
         stratus_wal_get_stats(wal, &s0);
-        CHECK_EQ(stratus_loop_post(loop, loop_reqs_task, &q), 0);
-        want += loop_reqs_appends(q.nreq);
+        CHECK_EQ(stratus_loop_post(loop, loop_reqs_task, q), 0);
+        want += loop_reqs_appends(q->nreq);
         CHECK_EQ(tracker_wait(&t, want, 5000), want);
         stratus_wal_get_stats(wal, &s1);
-        CHECK_EQ(atomic_load(&q.failures), 0);
+        CHECK_EQ(atomic_load(&q->failures), 0);
         if (!writers_only) /* writers may take the batch between two of the requests */
             CHECK_EQ(s1.writes - s0.writes, 1);
         CHECK_EQ(s1.loop_writes - s0.loop_writes, writers_only ? 0 : 1);
