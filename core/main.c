@@ -51,8 +51,8 @@ int main(int argc, char **argv)
             free(sets);
             return 0;
         } else if (!strcmp(a, "--version")) {
-            printf("stratusd %s (plugin ABI %d.%d)\n", STRATUS_VERSION, STRATUS_ABI_MAJOR,
-                   STRATUS_ABI_MINOR);
+            printf("stratusd %s (plugin ABI %d.%d, allocator %s)\n", STRATUS_VERSION,
+                   STRATUS_ABI_MAJOR, STRATUS_ABI_MINOR, STRATUS_ALLOCATOR);
             free(sets);
             return 0;
         } else if ((!strcmp(a, "--config") || !strcmp(a, "-c")) && i + 1 < argc) {
@@ -122,6 +122,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     struct stratus_broker *b;
+    LOG_INFO("broker", "stratusd %s allocator=%s", STRATUS_VERSION, STRATUS_ALLOCATOR);
     rc = stratus_broker_start(conf, &b, &eb);
     if (rc != 0) {
         LOG_ERROR("broker", "cannot start: %s", eb.msg);

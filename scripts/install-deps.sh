@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_PKGS="build-essential cmake pkg-config librocksdb-dev libinih-dev libcurl4-openssl-dev
- libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev libjansson-dev"
+ libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev libjansson-dev libjemalloc-dev"
 TEST_PKGS="clang libclang-rt-14-dev kcat librdkafka-dev python3 python3-kafka python3-confluent-kafka
  procps prometheus etcd-server etcd-client"
 
