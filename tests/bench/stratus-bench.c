@@ -121,6 +121,7 @@ struct opts {
     enum mode mode;
     const char *bootstrap, *topic, *acks, *compression, *from, *tag, *stats;
     int topics, partitions, threads, linger_ms, batch_size, create, eof, quiet, split;
+    int passes; /* consume --eof: read every partition this many times over */
     size_t size;
     double rate_msgs, duration;
     int64_t count;
@@ -137,6 +138,7 @@ static struct opts O = {
     .tag = "",
     .topics = 0,
     .partitions = 8,
+    .passes = 1,
     .threads = 1,
     .linger_ms = 5,
     .batch_size = 1 << 20,
@@ -506,9 +508,26 @@ static void *consumer_main(void *arg)
         }
     }
     w->eof_left = w->nparts;
+    int passes_left = O.passes - 1;
     rd_kafka_message_t *batch[1024];
-    while (!g_stop && (w->quota < 0 || atomic_load(&w->msgs) < w->quota) &&
-           !(O.eof && w->eof_left <= 0)) {
+    for (;;) {
+        if (O.eof && w->eof_left <= 0 && passes_left > 0) {
+            /* the next pass: every partition again from the start offset */
+            passes_left--;
+            for (int k = 0; k < w->nparts; k++) {
+                rd_kafka_topic_t *t = rkt[w->ptopic[k]];
+                rd_kafka_consume_stop(t, w->ppart[k]);
+                if (rd_kafka_consume_start_queue(t, w->ppart[k], start_off, q) == -1) {
+                    note_error("consume_start %s/%d: %s", g_topic_names[w->ptopic[k]],
+                               w->ppart[k], rd_kafka_err2str(rd_kafka_last_error()));
+                    goto out;
+                }
+            }
+            w->eof_left = w->nparts;
+        }
+        if (g_stop || (w->quota >= 0 && atomic_load(&w->msgs) >= w->quota) ||
+            (O.eof && w->eof_left <= 0))
+            break;
         ssize_t n = rd_kafka_consume_batch_queue(q, 100, batch, 1024);
         if (n < 0) {
             note_error("consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
@@ -616,6 +635,7 @@ static void usage(void)
             "  -c COUNT            records in total (produce) / to read (consume)\n"
             "  --from end|beginning|tail:N   consume start (end)\n"
             "  --eof               consume: stop when every partition reaches its end\n"
+            "  --passes N          consume --eof: read every partition N times over (1)\n"
             "  -X KEY=VALUE        any librdkafka property (repeatable)\n"
             "  --tag NAME          copied into the RESULT line\n"
             "  --stats FILE        append librdkafka's statistics JSON (1/s) to FILE\n"
@@ -641,7 +661,7 @@ static void parse(int argc, char **argv)
         {"linger", 1, 0, 'l'},   {"batch", 1, 0, 'B'},  {"compression", 1, 0, 'z'},
         {"rate", 1, 0, 'r'},     {"mbps", 1, 0, 'm'},   {"from", 1, 0, 'f'},
         {"eof", 0, 0, 'e'},      {"tag", 1, 0, 'g'},    {"help", 0, 0, 'h'},
-        {"split", 0, 0, 'S'},    {"stats", 1, 0, 'j'},
+        {"split", 0, 0, 'S'},    {"stats", 1, 0, 'j'},  {"passes", 1, 0, 'P'},
         {0, 0, 0, 0}};
     int ch;
     optind = 2;
@@ -664,6 +684,7 @@ static void parse(int argc, char **argv)
         case 'c': O.count = atoll(optarg); break;
         case 'f': O.from = optarg; break;
         case 'e': O.eof = 1; break;
+        case 'P': O.passes = atoi(optarg); break;
         case 'S': O.split = 1; break;
         case 'g': O.tag = optarg; break;
         case 'j': O.stats = optarg; break;
@@ -682,6 +703,8 @@ static void parse(int argc, char **argv)
     }
     if (O.threads < 1 || O.partitions < 1 || O.size < BENCH_HDR)
         die("need -n >= 1, -p >= 1, -s >= %d", BENCH_HDR);
+    if (O.passes < 1 || (O.passes > 1 && !O.eof))
+        die("--passes needs N >= 1, and --eof");
     if (mbps > 0)
         O.rate_msgs = mbps * 1e6 / (double)O.size;
     if (O.stats && !(g_stats = fopen(O.stats, "a")))
