@@ -40,6 +40,7 @@ struct broker_conf {
     int64_t network_threads;
     int64_t io_threads;
     uint64_t max_request_bytes;
+    uint64_t fetch_max_bytes;
     int64_t idle_timeout_ms;
     int64_t max_inflight;
     int auto_create_topics;
@@ -67,6 +68,10 @@ static const struct stratus_param broker_params[] = {
                       "Threads for cold reads and admin work"),
     STRATUS_PARAM_SIZE("max_request_size", "100MiB", 0, struct broker_conf, max_request_bytes,
                        1024, 2147483647, "Largest request frame accepted"),
+    STRATUS_PARAM_SIZE("fetch_max_bytes", "16MiB", 0, struct broker_conf, fetch_max_bytes, 1024,
+                       2147483647,
+                       "Largest Fetch response (Kafka's broker fetch.max.bytes; a first batch "
+                       "larger than it is still sent whole)"),
     STRATUS_PARAM_MS("idle_timeout", "10m", 0, struct broker_conf, idle_timeout_ms, 1000, INT64_MAX,
                      "Close connections idle this long"),
     STRATUS_PARAM_INT("max_inflight_requests", "1000", 0, struct broker_conf, max_inflight, 1,
@@ -622,6 +627,7 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     b->api.auto_create_topics = b->bc.auto_create_topics;
     b->api.default_partitions = (int32_t)b->bc.num_partitions;
     b->api.max_request_bytes = (int64_t)b->bc.max_request_bytes;
+    b->api.fetch_max_bytes = (int64_t)b->bc.fetch_max_bytes;
     memcpy(b->api.advertised_host, adv[0].host, sizeof b->api.advertised_host);
     b->api.advertised_host[sizeof b->api.advertised_host - 1] = 0;
     b->api.advertised_port = adv[0].port;

@@ -32,6 +32,7 @@ struct stratus_api_ctx {
     int auto_create_topics;     /* auto.create.topics.enable */
     int32_t default_partitions; /* num.partitions */
     int64_t max_request_bytes;
+    int64_t fetch_max_bytes; /* cap on a Fetch response's records, under the request's; 0 = none */
     struct stratus_group_coord *groups; /* the group coordinator (core/group) */
     /* Cluster mode: the node agent's view (core/cluster/cluster.h); NULL = single node. Metadata,
      * DescribeCluster, FindCoordinator and reassignments answer from it, and topic admin goes

@@ -302,6 +302,9 @@ static void fetch_cold_done(void *arg, struct stratus_fetch_result *res)
 static void fetch_evaluate(struct fetch_ctx *fc, int expired)
 {
     int64_t total = 0, budget = fc->rq.MaxBytes > 0 ? fc->rq.MaxBytes : INT32_MAX;
+    int64_t cap = fc->req->ctx->fetch_max_bytes;
+    if (cap > 0 && cap < budget)
+        budget = cap;
     int errors = 0, ncold = 0;
 
     for (int i = 0; i < fc->nparts; i++) {

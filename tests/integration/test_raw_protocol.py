@@ -2,8 +2,8 @@
 """test_raw_protocol.py - protocol corners real clients rely on, checked with hand-encoded
 requests (kwire.py): Produce acks=0 gets no response, errors for unknown topics/partitions,
 Fetch out of range, Fetch long polls (max_wait_ms honoured when empty, woken by a produce),
-KIP-74 (a batch bigger than partition_max_bytes still comes back whole), and offsets
-continuing across a restart.
+KIP-74 (a batch bigger than partition_max_bytes still comes back whole), the broker's own cap
+on a Fetch response ([broker] fetch_max_bytes), and offsets continuing across a restart.
 SPDX-License-Identifier: Apache-2.0
 """
 import os
@@ -124,6 +124,36 @@ def case_kip74():
     R.eq([v for _, _, _, v, _ in got], [v for _, v, _ in big],
          "Fetch with max_bytes 1000 returns the whole 80 KB first batch")
     c.close()
+
+
+def case_fetch_cap():
+    R.section("[broker] fetch_max_bytes caps a Fetch response under the request's max_bytes")
+    batches = [kwire.record_batch(recs(1, b"cap%d" % i, size=20000)) for i in range(12)]
+    whole = recs(4, b"capbig", size=30000)  # one batch of ~120 KB, over the cap
+    sizes = {}
+    capped = R.broker("rawcap", sets={"broker.fetch_max_bytes": "64KiB"})
+    for name, b in (("default", B), ("64KiB", capped)):
+        if b is not B:
+            b.start()
+        c = kwire.Conn(b.host, b.port)
+        c.metadata(["capped", "capbig"])
+        for bt in batches:
+            R.eq(c.produce("capped", 0, bt)[("capped", 0)]["error"], 0, "produce 20 KB (%s)" % name)
+        f = c.fetch("capped", 0, 0, max_bytes=8 << 20)[("capped", 0)]
+        sizes[name] = (len(f["records"]), len(kwire.decode_batches(f["records"])))
+        R.eq(c.produce("capbig", 0, kwire.record_batch(whole))[("capbig", 0)]["error"], 0,
+             "produce a 120 KB batch (%s)" % name)
+        g = c.fetch("capbig", 0, 0, max_bytes=8 << 20)[("capbig", 0)]
+        got = kwire.decode_batches(g["records"], verify_crc=True)
+        R.eq([v for _, _, _, v, _ in got], [v for _, v, _ in whole],
+             "a first batch bigger than the cap comes back whole (%s)" % name)
+        c.close()
+    R.eq(sizes["default"][1], 12, "default cap (16 MiB): one Fetch of max_bytes 8 MiB returns all "
+         "12 records (%d bytes)" % sizes["default"][0])
+    R.check(0 < sizes["64KiB"][0] <= 64 * 1024 and 1 <= sizes["64KiB"][1] < 12,
+            "64 KiB cap: the same Fetch returns %d bytes, %d of 12 records"
+            % (sizes["64KiB"][0], sizes["64KiB"][1]))
+    capped.stop()
 
 
 def case_concurrent_producers():
@@ -302,7 +332,8 @@ def main():
     except Exception as e:  # noqa: BLE001
         R.check(False, "broker starts: %s" % e)
         R.finish()
-    for fn in (case_acks0, case_errors, case_longpoll, case_kip74, case_concurrent_producers,
+    for fn in (case_acks0, case_errors, case_longpoll, case_kip74, case_fetch_cap,
+               case_concurrent_producers,
                case_restart_offsets, case_fetch_topic_ids):
         R.run(fn)
         if not B.alive():
