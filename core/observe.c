@@ -207,6 +207,16 @@ static void observe_net(struct stratus_observe *o, struct stratus_metrics_sink *
     emit(s, C, "stratus_network_sent_bytes_total", "Bytes sent to clients", (double)ns.bytes_out);
     emit(s, C, "stratus_protocol_errors_total", "Malformed frames and requests",
          (double)ns.protocol_errors);
+    int counts[256];
+    int nt = stratus_net_thread_connections(o->deps.net, counts, 256);
+    for (int i = 0; i < nt && i < 256; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "stratus_network_thread_connections{thread=\"net-%d\"}", i);
+        stratus_metrics_emit(s, G, "stratus_network_thread_connections", name,
+                             "Open client connections per network thread (new ones go to the "
+                             "thread with the fewest)",
+                             (double)counts[i]);
+    }
 }
 
 static void observe_cache(struct stratus_observe *o, struct stratus_metrics_sink *s)

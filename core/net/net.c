@@ -7,6 +7,12 @@
  * stays allocated (refs) until the last one finishes. Only the owning thread touches a
  * connection: stratus_req_finish() from another thread posts to the owning loop.
  *
+ * Spreading connections: whichever thread the kernel wakes for a listener accepts, then gives
+ * the socket to the thread with the fewest connections (ties in turn), handing it over through
+ * that thread's incoming list when it is another. Left where the accept happened, the busy
+ * connections of a few producers tend to share one thread, whose parsing and WAL writes then
+ * serve them all while the other threads idle.
+ *
  * Frame handling: bytes are read into a 64 KiB buffer; each complete frame is copied out into
  * its own allocation (the request body must outlive the read buffer while parked); a frame
  * larger than the buffer is read straight into its own allocation. Frames are stratus_rcbufs
@@ -83,11 +89,22 @@ struct conn {
     int64_t last_active_ms;
 };
 
+/* A socket accepted by one thread for another (thread_accept), waiting in its incoming list. */
+struct incoming {
+    struct incoming *next;
+    int fd;
+    socklen_t sl;
+    struct sockaddr_storage ss;
+};
+
 struct nthread {
     struct stratus_net *net;
     struct stratus_loop *loop;
     pthread_t tid;
     struct conn *conns;
+    atomic_int nconns;        /* connections owned, and handed over but not yet adopted */
+    pthread_mutex_t in_mu;    /* guards in */
+    struct incoming *in;      /* owned: sockets handed over by other threads, newest first */
     uint64_t idle_timer;
     int draining;
     struct { uint8_t *buf; size_t cap; } spare[NET_SPARE_BUFS]; /* owned, reused responses */
@@ -103,6 +120,7 @@ struct stratus_net {
     int nthreads;
     struct nthread *threads;
     atomic_int busy; /* requests in flight over all threads */
+    atomic_uint rr;  /* where pick_thread starts looking */
     atomic_uint_fast64_t accepted, open, requests, bytes_in, bytes_out, proto_errors;
 };
 
@@ -227,6 +245,7 @@ static void conn_close(struct conn *c, const char *why)
     if (c->next)
         c->next->prev = c->prev;
     atomic_fetch_sub(&t->net->open, 1);
+    atomic_fetch_sub(&t->nconns, 1);
     /* Free the requests that are complete; parked ones are freed when they finish. */
     pp = &c->head;
     for (r = c->head; r; r = next) {
@@ -674,6 +693,83 @@ static void conn_update_events(struct conn *c)
     stratus_loop_mod_fd(c->t->loop, c->fd, ev | EPOLLRDHUP, conn_on_event, c);
 }
 
+/* Makes fd (accepted, counted in t->nconns) a connection of t; t's thread only. */
+static void conn_setup(struct nthread *t, int fd, const struct sockaddr_storage *ss, socklen_t sl)
+{
+    if (t->draining) {
+        close(fd);
+        atomic_fetch_sub(&t->nconns, 1);
+        return;
+    }
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->fd = fd;
+    c->t = t;
+    c->refs = 1;
+    c->rbuf = xmalloc(RBUF_SIZE);
+    c->last_active_ms = stratus_mono_ms();
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    if (getnameinfo((const struct sockaddr *)ss, sl, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        snprintf(c->peer, sizeof c->peer, "%s:%s", host, serv);
+    c->next = t->conns;
+    if (t->conns)
+        t->conns->prev = c;
+    t->conns = c;
+    atomic_fetch_add(&t->net->accepted, 1);
+    atomic_fetch_add(&t->net->open, 1);
+    if (stratus_loop_add_fd(t->loop, fd, EPOLLIN | EPOLLRDHUP, conn_on_event, c) != 0) {
+        LOG_WARN("net", "cannot watch connection peer=%s", c->peer);
+        conn_close(c, "epoll");
+    }
+}
+
+/* The thread to own a new connection: the one with the fewest, ties taken in turn. */
+static struct nthread *pick_thread(struct stratus_net *net)
+{
+    unsigned start = atomic_fetch_add(&net->rr, 1);
+    struct nthread *best = NULL;
+    int bestn = 0;
+
+    for (int k = 0; k < net->nthreads; k++) {
+        struct nthread *c = &net->threads[(start + (unsigned)k) % (unsigned)net->nthreads];
+        int n = atomic_load(&c->nconns);
+        if (!best || n < bestn) {
+            best = c;
+            bestn = n;
+        }
+    }
+    return best;
+}
+
+/* Frees the sockets waiting in t's incoming list (closing them), or adopts them (adopt). */
+static void take_incoming(struct nthread *t, int adopt)
+{
+    pthread_mutex_lock(&t->in_mu);
+    struct incoming *in = t->in, *next, *rev = NULL;
+    t->in = NULL;
+    pthread_mutex_unlock(&t->in_mu);
+    for (; in; in = next) { /* oldest first */
+        next = in->next;
+        in->next = rev;
+        rev = in;
+    }
+    for (in = rev; in; in = next) {
+        next = in->next;
+        if (adopt) {
+            conn_setup(t, in->fd, &in->ss, in->sl);
+        } else {
+            close(in->fd);
+            atomic_fetch_sub(&t->nconns, 1);
+        }
+        free(in);
+    }
+}
+
+static void adopt_task(void *arg)
+{
+    take_incoming(arg, 1);
+}
+
 static void thread_accept(struct nthread *t, int lfd)
 {
     for (int i = 0; i < 64; i++) {
@@ -687,26 +783,24 @@ static void thread_accept(struct nthread *t, int lfd)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct conn *c = xcalloc(1, sizeof *c);
-        c->fd = fd;
-        c->t = t;
-        c->refs = 1;
-        c->rbuf = xmalloc(RBUF_SIZE);
-        c->last_active_ms = stratus_mono_ms();
-        char host[NI_MAXHOST], serv[NI_MAXSERV];
-        if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
-                        NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-            snprintf(c->peer, sizeof c->peer, "%s:%s", host, serv);
-        c->next = t->conns;
-        if (t->conns)
-            t->conns->prev = c;
-        t->conns = c;
-        atomic_fetch_add(&t->net->accepted, 1);
-        atomic_fetch_add(&t->net->open, 1);
-        if (stratus_loop_add_fd(t->loop, fd, EPOLLIN | EPOLLRDHUP, conn_on_event, c) != 0) {
-            LOG_WARN("net", "cannot watch connection peer=%s", c->peer);
-            conn_close(c, "epoll");
+        struct nthread *to = pick_thread(t->net);
+        if (!to) /* no threads: cannot happen once started */
+            to = t;
+        atomic_fetch_add(&to->nconns, 1);
+        if (to == t) {
+            conn_setup(t, fd, &ss, sl);
+            continue;
         }
+        struct incoming *in = xmalloc(sizeof *in);
+        in->fd = fd;
+        in->sl = sl;
+        memcpy(&in->ss, &ss, sizeof ss);
+        pthread_mutex_lock(&to->in_mu);
+        in->next = to->in;
+        to->in = in;
+        pthread_mutex_unlock(&to->in_mu);
+        /* refused only once to's loop has stopped: the socket is closed at stratus_net_free */
+        stratus_loop_post(to->loop, adopt_task, to);
     }
 }
 
@@ -757,6 +851,7 @@ static void *thread_main(void *arg)
     net_after_iteration(t);
     while (t->conns)
         conn_close(t->conns, "shutdown");
+    take_incoming(t, 0);
     return NULL;
 }
 
@@ -829,6 +924,7 @@ int stratus_net_start(const struct stratus_net_conf *conf, struct stratus_api_ct
         char name[32];
         snprintf(name, sizeof name, "net-%d", i);
         net->threads[i].net = net;
+        pthread_mutex_init(&net->threads[i].in_mu, NULL);
         net->threads[i].loop = stratus_loop_new(name, eb);
         if (!net->threads[i].loop) {
             rc = STRATUS_EIO;
@@ -902,6 +998,8 @@ void stratus_net_free(struct stratus_net *net)
     if (!net)
         return;
     for (int i = 0; i < net->nthreads; i++) {
+        take_incoming(&net->threads[i], 0); /* handed over after the thread stopped */
+        pthread_mutex_destroy(&net->threads[i].in_mu);
         stratus_loop_free(net->threads[i].loop);
         for (int k = 0; k < net->threads[i].nspare; k++)
             free(net->threads[i].spare[k].buf);
@@ -918,4 +1016,11 @@ void stratus_net_get_stats(struct stratus_net *net, struct stratus_net_stats *ou
     out->bytes_in = atomic_load(&net->bytes_in);
     out->bytes_out = atomic_load(&net->bytes_out);
     out->protocol_errors = atomic_load(&net->proto_errors);
+}
+
+int stratus_net_thread_connections(struct stratus_net *net, int *counts, int max)
+{
+    for (int i = 0; i < net->nthreads && i < max; i++)
+        counts[i] = atomic_load(&net->threads[i].nconns);
+    return net->nthreads;
 }

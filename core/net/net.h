@@ -52,4 +52,8 @@ struct stratus_net_stats {
 };
 void stratus_net_get_stats(struct stratus_net *net, struct stratus_net_stats *out);
 
+/* @locality any. The connections each network thread owns (thread i is "net-i"), into
+ * counts[0..max); returns the number of threads. */
+int stratus_net_thread_connections(struct stratus_net *net, int *counts, int max);
+
 #endif

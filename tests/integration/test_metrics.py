@@ -9,6 +9,8 @@
   /readyz turns 503 once the WAL is past [metrics] ready_wal_percent; once the WAL ring is full,
   a produce (acks=all) waits no longer than its TimeoutMs and is answered REQUEST_TIMED_OUT
   (stratus_produce_timeouts_total), and the broker still stops cleanly.
+- Connections spread over the network threads: each new one goes to the thread with the
+  fewest (stratus_network_thread_connections{thread}), also after some have closed.
 - examples/deploy: the Grafana dashboard loads and every query names a metric the live broker
   exports; the Kubernetes manifests and the Prometheus config load as YAML with the expected
   objects, probes and paths; the systemd unit has its sections.
@@ -371,6 +373,41 @@ def test_topic_labels(b):
     b.stop()
 
 
+# ---- connections spread over the network threads ------------------------------------------
+def test_thread_spread(b):
+    R.section("new connections go to the network thread with the fewest")
+    start_metrics(b)
+
+    def per_thread():
+        f = parse_prom(scrape(b.metrics_port)[0])
+        return [value(f, "stratus_network_thread_connections", thread="net-%d" % i)
+                for i in range(3)]
+
+    conns = []
+    for i in range(6):
+        c = kwire.Conn.to(b.bootstrap, client_id="spread-%d" % i)
+        err, _ = c.api_versions(0)  # answered: the connection is set up on its thread
+        R.eq(err, 0, "connection %d answers ApiVersions" % i)
+        conns.append(c)
+    R.eq(per_thread(), [2.0, 2.0, 2.0], "6 connections: 2 on each of 3 network threads")
+    for c in conns[:3]:
+        c.close()
+    deadline = time.monotonic() + 10
+    while sum(per_thread()) != 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    counts = per_thread()
+    R.eq(sum(counts), 3.0, "3 closed: 3 connections left over the threads (%s)" % counts)
+    for i in range(3 * 3):
+        c = kwire.Conn.to(b.bootstrap, client_id="spread-more-%d" % i)
+        R.eq(c.api_versions(0)[0], 0, "new connection %d answers" % i)
+        conns.append(c)
+    R.eq(per_thread(), [4.0, 4.0, 4.0],
+         "9 more: the threads with fewer filled first, 4 on each (was %s)" % counts)
+    for c in conns:
+        c.close()
+    b.stop()
+
+
 # ---- dead storage ----------------------------------------------------------------------
 def test_dead_storage():
     R.section("dead storage backend: retries, failures, WAL filling, /readyz degraded")
@@ -551,6 +588,7 @@ def main():
     if b.alive():
         R.eq(b.stop(), 0, "broker stops cleanly with the metrics listener")
     R.run(test_topic_labels, metrics_broker("metrics-labels", {"metrics.topic_labels": "true"}))
+    R.run(test_thread_spread, metrics_broker("metrics-spread", {"broker.network_threads": "3"}))
     R.run(test_dead_storage)
     R.run(test_manifests)
     R.finish()
