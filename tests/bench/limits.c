@@ -9,7 +9,11 @@
  *           file) and into a new 32 MiB object file (storage-local's put: 512 KiB direct
  *           writes, fsync, rename, directory fsync), the two kept in step (neither more than
  *           64 MiB ahead), so the figure is the rate at which both streams carry the bytes.
- * Usage: stratus-limits [-d DIR] [-t SECONDS] [tcp] [disk]   (both by default; DIR=/var/tmp)
+ *   paced RATE SIZE  (only when asked) one thread making RATE O_DIRECT|O_DSYNC writes a
+ *           second of SIZE bytes for -t seconds: a WAL's group-commit traffic with no broker,
+ *           which the harness runs beside the mock as a reference for workload 5.
+ * Usage: stratus-limits [-d DIR] [-t SECONDS] [tcp] [disk] [paced RATE SIZE]
+ *        (tcp and disk by default; DIR=/var/tmp)
  * Prints a human line per figure on stderr and one `RESULT {json}` line per figure on stdout.
  * The scratch file (DIR/stratus-limits.<pid>, 1 GiB) is removed at exit.
  * SPDX-License-Identifier: Apache-2.0
@@ -377,7 +381,10 @@ static int run_durable(int fd, const char *dir)
     return rc;
 }
 
-static int run_disk(const char *dir)
+/* Opens DIR/stratus-limits.<pid> with O_DIRECT|O_DSYNC (unlinked at once), allocated and
+ * written once with zeros so the writes measured are overwrites, as the WAL ring's are.
+ * Returns the fd, or -1 with a message. */
+static int open_scratch(const char *dir, uint64_t size)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/stratus-limits.%d", dir, (int)getpid());
@@ -387,8 +394,7 @@ static int run_disk(const char *dir)
         return -1;
     }
     unlink(path);
-    /* allocate and write the file once so the runs measure overwrites, as the WAL ring does */
-    int rc = posix_fallocate(fd, 0, (off_t)FILE_SIZE);
+    int rc = posix_fallocate(fd, 0, (off_t)size);
     if (rc) {
         fprintf(stderr, "stratus-limits: fallocate: %s\n", strerror(rc));
         close(fd);
@@ -400,7 +406,7 @@ static int run_disk(const char *dir)
         return -1;
     }
     memset(buf, 0, 1 << 20);
-    for (uint64_t off = 0; off < FILE_SIZE; off += 1 << 20)
+    for (uint64_t off = 0; off < size; off += 1 << 20)
         if (pwrite(fd, buf, 1 << 20, (off_t)off) != 1 << 20) {
             fprintf(stderr, "stratus-limits: prefill: %s\n", strerror(errno));
             free(buf);
@@ -408,6 +414,15 @@ static int run_disk(const char *dir)
             return -1;
         }
     free(buf);
+    return fd;
+}
+
+static int run_disk(const char *dir)
+{
+    int fd = open_scratch(dir, FILE_SIZE);
+    if (fd < 0)
+        return -1;
+    int rc;
     rc = 0;
     static const size_t sizes[] = {256u << 10, 1u << 20};
     static const int writers[] = {1, 4};
@@ -420,16 +435,88 @@ static int run_disk(const char *dir)
     return rc;
 }
 
+/* ---- paced durable writes (a reference for workload 5) ---------------------------------- */
+/* One thread making `rate` O_DIRECT|O_DSYNC writes a second of `bs` bytes, each due at a fixed
+ * time (a late write is not made up in a burst), sequentially through a 64 MiB file, for
+ * g_secs: the disk traffic of a WAL's group commits without any broker. The harness runs it
+ * beside the in-memory mock cluster, at the write rate and size Stratus's WAL made in the
+ * same workload, to show what those durable writes alone cost the client's tail here. */
+static int run_paced(const char *dir, double rate, size_t bs)
+{
+    const uint64_t span = 64ull << 20;
+    bs = (bs + 4095) & ~(size_t)4095;
+    if (rate <= 0 || bs == 0 || bs > (8u << 20)) {
+        fprintf(stderr, "stratus-limits: paced needs RATE > 0 and 0 < SIZE <= 8 MiB\n");
+        return -1;
+    }
+    int fd = open_scratch(dir, span);
+    if (fd < 0)
+        return -1;
+    void *buf;
+    if (posix_memalign(&buf, 4096, bs)) {
+        close(fd);
+        return -1;
+    }
+    memset(buf, 0xa5, bs);
+    size_t cap = (size_t)(rate * g_secs) + 16, n = 0;
+    uint32_t *lat = malloc(cap * sizeof *lat);
+    uint64_t t0 = mono_ns(), end = t0 + (uint64_t)(g_secs * 1e9), off = 0;
+    double gap_ns = 1e9 / rate, c0 = thread_cpu_s();
+    int rc = 0;
+    for (uint64_t i = 0; n < cap; i++) {
+        uint64_t due = t0 + (uint64_t)((double)i * gap_ns);
+        if (due >= end)
+            break;
+        uint64_t now = mono_ns();
+        if (now < due) {
+            struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        } else if (now - due > (uint64_t)gap_ns) {
+            continue; /* behind by more than one interval: skip this slot */
+        }
+        uint64_t w0 = mono_ns();
+        if (pwrite(fd, buf, bs, (off_t)off) != (ssize_t)bs) {
+            fprintf(stderr, "stratus-limits: paced write: %s\n", strerror(errno));
+            rc = -1;
+            break;
+        }
+        uint64_t dt = (mono_ns() - w0) / 1000;
+        lat[n++] = (uint32_t)(dt > UINT32_MAX ? UINT32_MAX : dt);
+        off = off + bs + bs > span ? 0 : off + bs;
+    }
+    double cpu = thread_cpu_s() - c0, secs = (double)(mono_ns() - t0) / 1e9;
+    qsort(lat, n, sizeof *lat, cmp_u32);
+    if (!rc) {
+        fprintf(stderr,
+                "limits paced O_DIRECT|O_DSYNC %zu KiB: %.0f writes/s (asked %.0f) for %.1f s, "
+                "latency ms p50 %.2f p99 %.2f max %.2f; CPU %.2f s\n",
+                bs >> 10, (double)n / secs, rate, secs, pct(lat, n, 50), pct(lat, n, 99),
+                n ? (double)lat[n - 1] / 1000.0 : 0.0, cpu);
+        printf("RESULT {\"limit\":\"paced\",\"write_kib\":%zu,\"writes_s\":%.1f,"
+               "\"asked_writes_s\":%.1f,\"secs\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+               "\"max_ms\":%.3f,\"cpu_s\":%.3f}\n",
+               bs >> 10, (double)n / secs, rate, secs, pct(lat, n, 50), pct(lat, n, 99),
+               n ? (double)lat[n - 1] / 1000.0 : 0.0, cpu);
+    }
+    free(lat);
+    free(buf);
+    close(fd);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = "/var/tmp";
-    int ch, want_tcp = 0, want_disk = 0, rc = 0;
+    int ch, want_tcp = 0, want_disk = 0, want_paced = 0, rc = 0;
+    double rate = 0;
+    size_t size = 0;
     while ((ch = getopt(argc, argv, "d:t:h")) != -1) {
         switch (ch) {
         case 'd': dir = optarg; break;
         case 't': g_secs = atof(optarg); break;
         default:
-            fprintf(stderr, "usage: stratus-limits [-d DIR] [-t SECONDS] [tcp] [disk]\n");
+            fprintf(stderr, "usage: stratus-limits [-d DIR] [-t SECONDS] [tcp] [disk] "
+                            "[paced WRITES_PER_S BYTES]\n");
             return 2;
         }
     }
@@ -438,7 +525,18 @@ int main(int argc, char **argv)
             want_tcp = 1;
         else if (!strcmp(argv[i], "disk"))
             want_disk = 1;
+        else if (!strcmp(argv[i], "paced") && i + 2 < argc) {
+            want_paced = 1;
+            rate = atof(argv[i + 1]);
+            size = (size_t)strtoull(argv[i + 2], NULL, 10);
+            i += 2;
+        } else {
+            fprintf(stderr, "stratus-limits: unknown mode %s\n", argv[i]);
+            return 2;
+        }
     }
+    if (want_paced)
+        return run_paced(dir, rate, size) ? 1 : 0;
     if (!want_tcp && !want_disk)
         want_tcp = want_disk = 1;
     if (want_tcp && run_tcp())

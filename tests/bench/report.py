@@ -375,6 +375,19 @@ def main():
         bar("5 produce p99.9 <= 15 ms", "p99.9 %s ms (mock %s)" % (
             f(bm(s5, "p999_ms"), "%.2f"), f(bm(m5, "p999_ms"), "%.2f")),
             (bm(s5, "p999_ms") or 1e9) <= 15)
+        d5 = R_.bench("mock", "latency", "with_disk")
+        pw = R_.limit_median("paced")
+        if d5 and pw:
+            bar("5 (control, no bar) the mock again beside `stratus-limits paced`: one thread "
+                "making the durable writes Stratus's WAL made in this run (same rate and size, "
+                "no broker work); what the disk traffic of acks=all alone costs the client's tail "
+                "on these two cores",
+                "%.0f writes/s of %s KiB (write p99 %s ms): mock p99 %s -> %s ms, p99.9 %s -> %s "
+                "ms; Stratus/this reference p99 x%s" % (
+                    pw["writes_s"], f(pw["write_kib"], "%.0f"), f(pw["p99_ms"], "%.2f"),
+                    f(bm(m5, "p99_ms"), "%.2f"), f(bm(d5, "p99_ms"), "%.2f"),
+                    f(bm(m5, "p999_ms"), "%.2f"), f(bm(d5, "p999_ms"), "%.2f"),
+                    f(ratio(bm(s5, "p99_ms"), bm(d5, "p99_ms")), "%.2f")), None)
     rs = R_.value("partitions", "restart_ms")
     if rs is not None:
         np = R_.value("partitions", "restart_partitions")

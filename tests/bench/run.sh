@@ -148,10 +148,11 @@ stratus_new() { # name: fresh data dir (a later round replaces the earlier one's
   SBS="127.0.0.1:$SPORT"
   SMPORT=$(free_port) # /metrics: bytes served from objects (cold reads) per run
 }
-cold_bytes() { # the broker's stratus_cold_read_bytes_total (0 when unreachable)
+metric() { # NAME -> the broker's unlabelled metric NAME (0 when unreachable)
   curl -s --max-time 2 "http://127.0.0.1:$SMPORT/metrics" 2>/dev/null \
-    | awk '$1 == "stratus_cold_read_bytes_total" {v = $2} END {printf "%d", v + 0}'
+    | awk -v n="$1" '$1 == n {v = $2} END {printf "%d", v + 0}'
 }
+cold_bytes() { metric stratus_cold_read_bytes_total; } # bytes served from objects
 stratus_start() { # extra --set args...
   local t0; t0=$(now_ns)
   "$BUILD/stratusd" --config "$REPO/conf/stratus.ini" \
@@ -383,11 +384,31 @@ wl_latency() {
   local args=(produce -t w5 -p 8 -n 2 -s 1024 --acks all --linger "$LAT_LINGER" --mbps 20 -d "$LAT_SECS")
   log "5 latency: ${args[*]}"
   stratus_new latency; stratus_start
+  local w0 b0 w1 b1
+  w0=$(metric stratus_wal_write_duration_seconds_count); b0=$(metric stratus_wal_write_bytes_total)
   measure stratus latency main -- "${args[@]}" --create
+  w1=$(metric stratus_wal_write_duration_seconds_count); b1=$(metric stratus_wal_write_bytes_total)
   stratus_stop
+  local wps=$(( (w1 - w0) / LAT_SECS )) wsz=$(( w1 > w0 ? (b1 - b0) / (w1 - w0) : 0 ))
+  value latency wal_writes_per_s "$wps"
+  value latency wal_write_bytes "$wsz" bytes
   if [ "$MOCK" = 1 ]; then
     mock_start -t w5:8
     measure mock latency main -- "${args[@]}"
+    # The reference with durability's disk traffic: the mock again, beside one thread making
+    # the WAL's writes of the Stratus run (same rate and size, O_DIRECT|O_DSYNC) and nothing
+    # else. What it adds to the mock's tail is what those writes cost this machine's two
+    # cores (interrupts, context switches, the writes' own CPU), before any broker work.
+    if [ "$wps" -gt 0 ] && [ "$wsz" -gt 0 ]; then
+      "$BIN/stratus-limits" -d /var/tmp -t "$((LAT_SECS + 2))" paced "$wps" "$wsz" \
+        > "$WORK/paced.out" 2> /dev/null &
+      local lpid=$!
+      measure mock latency with_disk -- "${args[@]}"
+      wait "$lpid"
+      sed -n 's/^RESULT //p' "$WORK/paced.out" | while read -r l; do
+        record "$(printf '{"kind":"limit","limit":%s}' "$l")"
+      done
+    fi
     mock_stop
   fi
 }
