@@ -30,6 +30,7 @@
 #include "stream/stream.h"
 #include "util/alloc.h"
 #include "util/log.h"
+#include "util/sched.h"
 
 struct broker_conf {
     int64_t node_id;
@@ -39,6 +40,7 @@ struct broker_conf {
     char *plugin_dir;
     int64_t network_threads;
     int64_t io_threads;
+    int64_t sched_slice_us;
     uint64_t max_request_bytes;
     uint64_t fetch_max_bytes;
     int64_t idle_timeout_ms;
@@ -66,6 +68,9 @@ static const struct stratus_param broker_params[] = {
                       "Network threads (0 = one per CPU, at least 2)"),
     STRATUS_PARAM_INT("io_threads", "4", 0, struct broker_conf, io_threads, 1, 256,
                       "Threads for cold reads and admin work"),
+    STRATUS_PARAM_INT("sched_slice_us", "100", 0, struct broker_conf, sched_slice_us, 0, 100000,
+                      "Scheduler slice asked for by the network and WAL threads, in us (Linux "
+                      ">= 6.12; 0 = the kernel's; under 100 counts as 100)"),
     STRATUS_PARAM_SIZE("max_request_size", "100MiB", 0, struct broker_conf, max_request_bytes,
                        1024, 2147483647, "Largest request frame accepted"),
     STRATUS_PARAM_SIZE("fetch_max_bytes", "16MiB", 0, struct broker_conf, fetch_max_bytes, 1024,
@@ -618,6 +623,7 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
         sc.wal.ack_deadline = stratus_node_ack_deadline;
         sc.wal.ack_deadline_arg = b->cluster;
     }
+    stratus_sched_set_latency_slice((uint32_t)b->bc.sched_slice_us); /* before WAL, net threads */
     if ((rc = stratus_stream_open(&sc, b->storage, b->cache, &b->stream, eb)))
         goto out_node;
 
@@ -676,10 +682,10 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
         b->api.advertised_port = stratus_net_port(b->net, 0);
     LOG_INFO("broker",
              "started node_id=%d listener=%s:%d advertised=%s:%d cluster_id=%s storage=%s "
-             "net_threads=%d",
+             "net_threads=%d sched_slice_us=%u",
              b->api.node_id, ls[0].host, stratus_net_port(b->net, 0), b->api.advertised_host,
              b->api.advertised_port, b->api.cluster_id, stratus_storage_name(b->storage),
-             nc.threads);
+             nc.threads, stratus_sched_latency_slice());
     struct stratus_observe_deps od = {b->stream, b->net, b->cache, &b->api, b->wc.size};
     if ((rc = stratus_observe_start(conf, &od, &b->obs, eb))) {
         stratus_broker_stop(b, 0);

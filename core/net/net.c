@@ -45,6 +45,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/loop.h"
+#include "util/sched.h"
 
 #define RBUF_SIZE (64 * 1024)
 /* Fetch responses run to tens of MiB; each one in a fresh buffer cost a page fault per 4 KiB
@@ -835,6 +836,7 @@ static void *thread_main(void *arg)
 {
     struct nthread *t = arg;
     pthread_setname_np(pthread_self(), "net"); /* top -H, perf, gdb */
+    (void)stratus_sched_latency_thread(); /* [broker] sched_slice_us; a refusal is logged */
     struct lst_arg la[STRATUS_NET_MAX_LISTENERS];
 
     for (int i = 0; i < t->net->conf.nlisteners; i++) {

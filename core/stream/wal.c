@@ -86,6 +86,7 @@
 #include "util/crc32c.h"
 #include "util/log.h"
 #include "util/loop.h"
+#include "util/sched.h"
 
 #define WAL_BLK 4096u
 #define WAL_SB_AREA (2 * (uint64_t)WAL_BLK)
@@ -1159,6 +1160,7 @@ static void *wal_writer_main(void *arg)
 {
     struct stratus_wal *wal = arg;
     pthread_setname_np(pthread_self(), "wal-writer"); /* top -H, perf, gdb */
+    (void)stratus_sched_latency_thread(); /* [broker] sched_slice_us; a refusal is logged */
 
     pthread_mutex_lock(&wal->mu);
     for (;;) {
