@@ -45,20 +45,30 @@ static void host_log(void *hctx, int level, const char *fmt, ...)
  * then costs no fresh mapping and no page fault per 4 KiB of it. */
 #define HOST_SPARES 8
 #define HOST_SPARE_MIN (256u * 1024)
+#define HOST_BIG_ALIGN 4096u
 static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *spares[HOST_SPARES]; /* headers (size inside) */
+static char *spares[HOST_SPARES]; /* block starts (HOST_BIG_ALIGN before the pointer) */
 static int nspares;
+
+/* Where an allocation's block starts: HOST_ALLOC_HDR bytes before it, or a page before it for
+ * sizes of HOST_SPARE_MIN and more, which are page-aligned so that a storage plugin can read
+ * into them with O_DIRECT (storage-local does for the cold reads' 1 MiB blocks). The size is
+ * always stored in the HOST_ALLOC_HDR bytes just before the pointer. */
+static size_t host_hdr(size_t n)
+{
+    return n >= HOST_SPARE_MIN ? HOST_BIG_ALIGN : HOST_ALLOC_HDR;
+}
 
 void *stratus_host_buf_alloc(size_t n)
 {
     char *p = NULL;
-    if (n > SIZE_MAX - HOST_ALLOC_HDR)
+    if (n > SIZE_MAX - HOST_BIG_ALIGN)
         return NULL;
     if (n >= HOST_SPARE_MIN) {
         pthread_mutex_lock(&spare_mu);
         for (int i = 0; i < nspares; i++) {
             size_t have;
-            memcpy(&have, spares[i], sizeof have);
+            memcpy(&have, spares[i] + HOST_BIG_ALIGN - HOST_ALLOC_HDR, sizeof have);
             if (have == n) {
                 p = spares[i];
                 spares[i] = spares[--nspares];
@@ -66,13 +76,16 @@ void *stratus_host_buf_alloc(size_t n)
             }
         }
         pthread_mutex_unlock(&spare_mu);
+        if (!p && posix_memalign((void **)&p, HOST_BIG_ALIGN, n + HOST_BIG_ALIGN) != 0)
+            p = NULL;
+    } else {
+        p = malloc(n + HOST_ALLOC_HDR);
     }
     if (!p)
-        p = malloc(n + HOST_ALLOC_HDR);
-    if (!p)
         return NULL;
-    memcpy(p, &n, sizeof n);
-    return p + HOST_ALLOC_HDR;
+    p += host_hdr(n);
+    memcpy(p - HOST_ALLOC_HDR, &n, sizeof n);
+    return p;
 }
 
 size_t stratus_host_buf_size(const void *ptr)
@@ -88,8 +101,8 @@ void stratus_host_buf_free(void *ptr)
     size_t n;
     if (!ptr)
         return;
-    p = (char *)ptr - HOST_ALLOC_HDR;
-    memcpy(&n, p, sizeof n);
+    memcpy(&n, (char *)ptr - HOST_ALLOC_HDR, sizeof n);
+    p = (char *)ptr - host_hdr(n);
     if (n >= HOST_SPARE_MIN) {
         pthread_mutex_lock(&spare_mu);
         if (nspares < HOST_SPARES) {

@@ -207,6 +207,14 @@ static void test_take(void)
     stratus_cache_insert_take(c, "k", b, 1 << 20);
     char *again = stratus_cache_buf_alloc(1 << 20);
     CHECK(again != NULL);
+    /* block-sized buffers are page-aligned (storage-local reads into them with O_DIRECT),
+     * fresh or reused, and the small ones still allocate */
+    CHECK_EQ((uintptr_t)again % 4096, 0u);
+    char *fresh = stratus_cache_buf_alloc((1 << 20) + 512);
+    CHECK(fresh != NULL);
+    CHECK_EQ((uintptr_t)fresh % 4096, 0u);
+    memset(fresh, 0xab, (1 << 20) + 512);
+    stratus_cache_buf_free(fresh);
     stratus_cache_buf_free(again);
     stratus_cache_close(c);
     stratus_conf_free(conf);
