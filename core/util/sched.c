@@ -15,14 +15,14 @@
 #include <unistd.h>
 #endif
 
-static uint32_t latency_slice_us;
+static uint32_t latency_slice_us; /* atomic: a second broker in one process may set it */
 static int told; /* the kernel's refusal is logged once, by the first thread that meets it */
 
 static int refused(int rc)
 {
     if (!__atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
         LOG_INFO("sched", "slice of %u us not applied (%s): custom slices need Linux 6.12+; "
-                 "the kernel's default is kept", latency_slice_us,
+                 "the kernel's default is kept", stratus_sched_latency_slice(),
                  rc == STRATUS_ENOTSUP ? "not supported" : "sched_setattr failed");
     return rc;
 }
@@ -33,12 +33,12 @@ void stratus_sched_set_latency_slice(uint32_t us)
         us = STRATUS_SCHED_SLICE_MIN_US;
     if (us > STRATUS_SCHED_SLICE_MAX_US)
         us = STRATUS_SCHED_SLICE_MAX_US;
-    latency_slice_us = us;
+    __atomic_store_n(&latency_slice_us, us, __ATOMIC_RELAXED);
 }
 
 uint32_t stratus_sched_latency_slice(void)
 {
-    return latency_slice_us;
+    return __atomic_load_n(&latency_slice_us, __ATOMIC_RELAXED);
 }
 
 #if defined(__linux__) && defined(SYS_sched_setattr) && defined(SYS_sched_getattr)
@@ -59,7 +59,7 @@ struct sched_attr_v1 {
 int stratus_sched_latency_thread(void)
 {
     struct sched_attr_v1 a;
-    uint64_t want = (uint64_t)latency_slice_us * 1000;
+    uint64_t want = (uint64_t)stratus_sched_latency_slice() * 1000;
 
     if (!want)
         return 0;
@@ -82,6 +82,6 @@ int stratus_sched_latency_thread(void)
 #else
 int stratus_sched_latency_thread(void)
 {
-    return latency_slice_us ? refused(STRATUS_ENOTSUP) : 0;
+    return stratus_sched_latency_slice() ? refused(STRATUS_ENOTSUP) : 0;
 }
 #endif
