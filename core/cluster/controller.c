@@ -46,10 +46,11 @@ struct stratus_controller {
     pthread_cond_t cond;
     int stop, dirty; /* mu */
     atomic_int leader;
+    atomic_int_fast64_t won_lease; /* the broker lease the win was made under */
     atomic_uint_fast64_t passes;
 
     /* thread-only */
-    int64_t term, won_lease;
+    int64_t term;
     int seen_self;           /* the copy showed this broker as controller since the win */
     int64_t next_gc;         /* mono ms */
     int64_t offsets_try;     /* mono ms of the last attempt to create __consumer_offsets */
@@ -68,7 +69,7 @@ static void ctl_lose(struct stratus_controller *c, const char *why)
     LOG_WARN("controller", "node %d is no longer the controller (term %" PRId64 "): %s",
              stratus_meta_node_id(c->m), c->term, why);
     c->term = 0;
-    c->won_lease = 0;
+    atomic_store(&c->won_lease, 0);
 }
 
 static void ctl_campaign(struct stratus_controller *c)
@@ -87,7 +88,7 @@ static void ctl_campaign(struct stratus_controller *c)
     rc = stratus_meta_try_controller(c->m, &term, &eb);
     if (rc == 0) {
         c->term = term;
-        c->won_lease = lease;
+        atomic_store(&c->won_lease, lease);
         c->seen_self = 0;
         c->next_gc = now;
         c->offsets_try = 0;
@@ -103,7 +104,7 @@ static void ctl_campaign(struct stratus_controller *c)
 static int ctl_still_leader(struct stratus_controller *c)
 {
     int32_t cur;
-    if (stratus_meta_lease(c->m) != c->won_lease) {
+    if (stratus_meta_lease(c->m) != atomic_load(&c->won_lease)) {
         ctl_lose(c, "the broker lease changed");
         return 0;
     }
@@ -706,7 +707,14 @@ void stratus_controller_notify(struct stratus_controller *c)
 
 int stratus_controller_is_leader(struct stratus_controller *c)
 {
-    return c && atomic_load(&c->leader);
+    /* The lease is checked here too, not only on the controller's next pass: a broker that
+     * unregisters drops its lease before revoking it, so it stops calling itself the
+     * controller before another broker can win. */
+    int64_t lease;
+    if (!c || !atomic_load(&c->leader))
+        return 0;
+    lease = stratus_meta_lease(c->m);
+    return lease != 0 && lease == (int64_t)atomic_load(&c->won_lease);
 }
 
 uint64_t stratus_controller_passes(struct stratus_controller *c)

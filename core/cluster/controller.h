@@ -52,7 +52,7 @@ int stratus_controller_start(struct stratus_meta *m,
                              struct stratus_errbuf *eb);
 /* Something in the watched copy changed: wake the thread (cheap). */
 void stratus_controller_notify(struct stratus_controller *c);
-/* 1 while this broker is the controller. */
+/* 1 while this broker is the controller: 0 from the moment its broker lease is dropped. */
 int stratus_controller_is_leader(struct stratus_controller *c);
 /* Completed reconcile passes as leader (for tests and metrics). */
 uint64_t stratus_controller_passes(struct stratus_controller *c);

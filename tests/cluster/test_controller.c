@@ -48,11 +48,18 @@ static void *sampler_main(void *arg)
 {
     (void)arg;
     while (!atomic_load(&g_sampler_stop)) {
-        int leaders = 0;
-        for (int i = 0; i < NB; i++)
-            leaders += stratus_controller_is_leader(atomic_load(&g_n[i].ctl));
-        if (leaders > 1)
-            atomic_store(&g_two_leaders, 1);
+        int leaders = 0, seen[NB];
+        for (int i = 0; i < NB; i++) {
+            seen[i] = stratus_controller_is_leader(atomic_load(&g_n[i].ctl));
+            leaders += seen[i];
+        }
+        if (leaders > 1 && !atomic_exchange(&g_two_leaders, 1)) {
+            fprintf(stderr, "sampler: two controllers at once:");
+            for (int i = 0; i < NB; i++)
+                if (seen[i])
+                    fprintf(stderr, " node %d", (int)g_n[i].id);
+            fprintf(stderr, "\n");
+        }
         harness_sleep_ms(5);
     }
     return NULL;
