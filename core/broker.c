@@ -40,6 +40,7 @@ struct broker_conf {
     char *plugin_dir;
     int64_t network_threads;
     int64_t io_threads;
+    int64_t readahead_blocks;
     int64_t sched_slice_us;
     uint64_t max_request_bytes;
     uint64_t fetch_max_bytes;
@@ -68,6 +69,9 @@ static const struct stratus_param broker_params[] = {
                       "Network threads (0 = one per CPU, at least 2)"),
     STRATUS_PARAM_INT("io_threads", "4", 0, struct broker_conf, io_threads, 1, 256,
                       "Threads for cold reads and admin work"),
+    STRATUS_PARAM_INT("readahead_blocks", "32", 0, struct broker_conf, readahead_blocks, 0, 4096,
+                      "1 MiB blocks cold reads may hold read ahead of consumers reading on, "
+                      "over all partitions (0 = no read-ahead)"),
     STRATUS_PARAM_INT("sched_slice_us", "100", 0, struct broker_conf, sched_slice_us, 0, 100000,
                       "Scheduler slice asked for by the network and WAL threads, in us (Linux "
                       ">= 6.12; 0 = the kernel's; under 100 counts as 100)"),
@@ -607,6 +611,7 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     sc.object_target_bytes = b->uc.object_size;
     sc.upload_interval_ms = b->uc.interval_ms;
     sc.io_threads = (int)b->bc.io_threads;
+    sc.readahead_blocks = (int)b->bc.readahead_blocks;
     sc.retention_check_ms = b->bc.retention_check_interval_ms;
     sc.default_partitions = (int32_t)b->bc.num_partitions;
     sc.node_id = (int32_t)b->bc.node_id;

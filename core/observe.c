@@ -154,6 +154,10 @@ static void observe_stream(struct stratus_observe *o, struct stratus_metrics_sin
     emit(s, C, "stratus_cold_reads_total", "Fetches served from objects", (double)st.cold_reads);
     emit(s, C, "stratus_cold_read_bytes_total", "Bytes served from objects",
          (double)st.cold_read_bytes);
+    emit(s, C, "stratus_cold_readahead_blocks_total",
+         "Blocks read ahead of sequential consumers", (double)st.readahead_blocks);
+    emit(s, C, "stratus_cold_readahead_used_total",
+         "Blocks read ahead that a cold read then took", (double)st.readahead_used);
     emit(s, C, "stratus_retention_deleted_objects_total", "Objects deleted by retention",
          (double)st.retention_deleted_objects);
 }

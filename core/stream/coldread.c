@@ -11,6 +11,14 @@
  * WAL. A block read from storage goes to a cache with insert_take (ABI 1.1) without a copy,
  * when the reader moves on from it (until then the reader keeps it); otherwise it is copied
  * in at once.
+ * Read-ahead: a consumer reading on (a read that began where the partition's last one stopped,
+ * and stopped before the data ran out) gets the blocks of its next read loaded on the I/O pool
+ * once its response has gone out, into a few stream-wide slots (conf.readahead_blocks). The
+ * next read takes a loaded block from its slot without a copy (the reader's old buffer stays
+ * as the slot's spare) and waits for one still loading instead of reading it twice. Without it
+ * each fetch of a catch-up waited for its blocks at queue depth 1 while the disk sat idle
+ * between fetches. A slot wanted while all are full recycles the oldest loaded block into
+ * the cache (insert_take), so an unclaimed block is not lost.
  * Time lookups (ListOffsets by timestamp) start at the range the time index ('X', index.c)
  * names: the first entry with timestamp >= ts is the first range whose max timestamp >= ts
  * (for -3, the last entry is the first range with the largest one), one seek whatever the
@@ -32,7 +40,19 @@
 #include "proto/records.h"
 #include "stream_int.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/log.h"
+
+enum { RA_FREE, RA_LOADING, RA_READY };
+
+/* One read-ahead slot of the stream (ra_lock). */
+struct stratus_ra_slot {
+    char key[96];   /* the block's cache key, "<object key>#<block offset>" (not FREE) */
+    uint8_t *buf;   /* READY: the block; FREE: a spare buffer or NULL; LOADING: NULL */
+    size_t len;     /* READY */
+    uint64_t stamp; /* READY: load order, the oldest is recycled first */
+    int state;
+};
 
 /* Reads an object through a one-block buffer and the cache plugin. */
 struct objreader {
@@ -170,6 +190,137 @@ static void objreader_set(struct objreader *r, uint64_t object_id)
     }
 }
 
+/* ---- read-ahead slots ---- */
+
+void stratus_coldread_ra_init(struct stratus_stream *s)
+{
+    pthread_mutex_init(&s->ra_lock, NULL);
+    pthread_cond_init(&s->ra_cond, NULL);
+    s->nra = s->conf.readahead_blocks > 0 ? s->conf.readahead_blocks : 0;
+    s->ra = s->nra ? xcalloc((size_t)s->nra, sizeof *s->ra) : NULL;
+}
+
+void stratus_coldread_ra_free(struct stratus_stream *s)
+{
+    for (int i = 0; i < s->nra; i++)
+        stratus_cache_buf_free(s->ra[i].buf);
+    free(s->ra);
+    s->ra = NULL;
+    s->nra = 0;
+    pthread_cond_destroy(&s->ra_cond);
+    pthread_mutex_destroy(&s->ra_lock);
+}
+
+static struct stratus_ra_slot *ra_find(struct stratus_stream *s, const char *ck)
+{
+    for (int i = 0; i < s->nra; i++)
+        if (s->ra[i].state != RA_FREE && strcmp(s->ra[i].key, ck) == 0)
+            return &s->ra[i];
+    return NULL;
+}
+
+/* Takes the block under ck from its slot into r, leaving r's buffer there as the spare; waits
+ * while it is loading. 1 when r now holds it (not yet marked loaded), 0 when no slot has it. */
+static int ra_take(struct objreader *r, const char *ck)
+{
+    struct stratus_stream *s = r->s;
+    struct stratus_ra_slot *sl;
+    int taken = 0;
+
+    if (!s->nra)
+        return 0;
+    pthread_mutex_lock(&s->ra_lock);
+    while ((sl = ra_find(s, ck)) != NULL && sl->state == RA_LOADING)
+        pthread_cond_wait(&s->ra_cond, &s->ra_lock);
+    if (sl) {
+        uint8_t *b = sl->buf;
+        r->blk_len = sl->len;
+        sl->buf = r->blk;
+        sl->state = RA_FREE;
+        sl->key[0] = '\0';
+        r->blk = b;
+        taken = 1;
+    }
+    pthread_mutex_unlock(&s->ra_lock);
+    if (taken) {
+        atomic_fetch_add(&s->ra_used, 1);
+        if (r->tl) {
+            struct cr_tl *t = pthread_getspecific(cr_tl_key);
+            t->blk = r->blk;
+        }
+    }
+    return taken;
+}
+
+/* Reads block boff of object okey into a free slot (or the oldest loaded one's, whose block
+ * goes to the cache), unless a slot has it already. */
+static void ra_load(struct stratus_stream *s, const char *okey, uint64_t boff)
+{
+    static atomic_uint_fast64_t stamps;
+    struct stratus_ra_slot *sl = NULL;
+    struct stratus_errbuf eb;
+    char ck[96], old_key[96];
+    uint8_t *buf, *old = NULL;
+    size_t old_len = 0, got = 0;
+    int rc;
+
+    snprintf(ck, sizeof ck, "%s#%llu", okey, (unsigned long long)boff);
+    pthread_mutex_lock(&s->ra_lock);
+    if (ra_find(s, ck)) {
+        pthread_mutex_unlock(&s->ra_lock);
+        return;
+    }
+    for (int i = 0; i < s->nra; i++) {
+        struct stratus_ra_slot *c = &s->ra[i];
+        if (c->state == RA_FREE) {
+            sl = c;
+            break;
+        }
+        if (c->state == RA_READY && (!sl || c->stamp < sl->stamp))
+            sl = c;
+    }
+    if (!sl) { /* every slot is loading */
+        pthread_mutex_unlock(&s->ra_lock);
+        return;
+    }
+    if (sl->state == RA_READY) {
+        memcpy(old_key, sl->key, sizeof old_key);
+        old = sl->buf;
+        old_len = sl->len;
+        sl->buf = NULL;
+    }
+    buf = sl->buf; /* the spare, if any */
+    sl->buf = NULL;
+    sl->state = RA_LOADING;
+    memcpy(sl->key, ck, sizeof ck);
+    pthread_mutex_unlock(&s->ra_lock);
+
+    if (old) { /* never taken: keep it in the cache */
+        if (s->cache)
+            stratus_cache_insert_take(s->cache, old_key, old, old_len);
+        else
+            stratus_cache_buf_free(old);
+    }
+    if (!buf)
+        buf = stratus_cache_buf_alloc(STRATUS_BLOCK_SIZE);
+    rc = buf ? stratus_storage_get(s->st, okey, boff, STRATUS_BLOCK_SIZE, buf, &got, &eb)
+             : STRATUS_ENOMEM;
+    pthread_mutex_lock(&s->ra_lock);
+    sl->buf = buf;
+    if (rc == 0 && got > 0) {
+        sl->len = got;
+        sl->stamp = atomic_fetch_add(&stamps, 1);
+        sl->state = RA_READY;
+    } else { /* the read itself will try again, and say why */
+        sl->state = RA_FREE;
+        sl->key[0] = '\0';
+    }
+    pthread_cond_broadcast(&s->ra_cond);
+    pthread_mutex_unlock(&s->ra_lock);
+    if (rc == 0 && got > 0)
+        atomic_fetch_add(&s->ra_blocks, 1);
+}
+
 static int objreader_load(struct objreader *r, uint64_t boff, struct stratus_errbuf *eb)
 {
     char ck[96];
@@ -180,9 +331,18 @@ static int objreader_load(struct objreader *r, uint64_t boff, struct stratus_err
         return 0;
     objreader_hand_over(r);
     r->have = 0;
+    snprintf(ck, sizeof ck, "%s#%llu", r->key, (unsigned long long)boff);
+    if (ra_take(r, ck)) {
+        if (r->s->cache && stratus_cache_takes(r->s->cache))
+            r->fresh = 1;
+        else if (r->s->cache)
+            stratus_cache_insert(r->s->cache, ck, r->blk, r->blk_len);
+        r->blk_off = boff;
+        r->have = 1;
+        return 0;
+    }
     if (!r->blk)
         return stratus_errf(eb, STRATUS_ENOMEM, "cold read: no memory for a block buffer");
-    snprintf(ck, sizeof ck, "%s#%llu", r->key, (unsigned long long)boff);
     if (r->s->cache && stratus_cache_lookup(r->s->cache, ck, r->blk, STRATUS_BLOCK_SIZE, &len) == 0 &&
         len > 0 && len <= STRATUS_BLOCK_SIZE) {
         r->blk_off = boff;
@@ -262,7 +422,7 @@ static int read_bhdr(struct objreader *r, uint64_t pos, uint64_t end, struct bhd
 
 int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_bytes, int min_one,
                      int64_t hw, uint8_t **out, size_t *len, int64_t *next_offset,
-                     struct stratus_errbuf *eb)
+                     int *sequential, struct stratus_errbuf *eb)
 {
     struct stratus_stream *s = p->s;
     struct stratus_index_iter *it = stratus_index_iter_new(s->idx);
@@ -272,9 +432,11 @@ int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_byt
     int found = 0, rc = 0, full = 0;
 
     uint64_t hint_obj = 0, hint_pos = 0, stop_obj = 0, stop_pos = 0;
-    int hint = 0, stopped = 0;
+    int hint = 0, stopped = 0, continued;
 
     *next_offset = offset;
+    if (sequential)
+        *sequential = 0;
     pthread_mutex_lock(&p->lock);
     if (p->cold_have && p->cold_off == offset) {
         hint = 1;
@@ -282,6 +444,7 @@ int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_byt
         hint_pos = p->cold_pos;
     }
     pthread_mutex_unlock(&p->lock);
+    continued = hint;
     objreader_open(&r, s);
     for (stratus_index_iter_seek(it, key, klen); !full && stratus_index_iter_has_prefix(it, key, 9);
          stratus_index_iter_next(it)) {
@@ -362,6 +525,8 @@ int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_byt
         p->cold_pos = stop_pos;
         p->cold_off = *next_offset;
         pthread_mutex_unlock(&p->lock);
+        if (sequential)
+            *sequential = continued;
     }
 out:
     stratus_index_iter_free(it);
@@ -373,6 +538,60 @@ out:
     *out = buf;
     *len = total;
     return 0;
+}
+
+void stratus_coldread_ahead(struct stratus_partition *p, int64_t offset, size_t max_bytes,
+                            int64_t hw)
+{
+    struct stratus_stream *s = p->s;
+    struct stratus_index_iter *it;
+    uint8_t key[STRATUS_IDX_KEY_MAX];
+    size_t klen, want = max_bytes;
+    uint64_t obj, pos, last_blk;
+    int first = 1, nblk = 0, most = s->nra / 4 > 0 ? s->nra / 4 : 1;
+
+    if (!s->nra)
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (!p->cold_have || p->cold_off != offset) {
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
+    obj = p->cold_obj;
+    pos = p->cold_pos;
+    pthread_mutex_unlock(&p->lock);
+    last_blk = pos - pos % STRATUS_BLOCK_SIZE; /* the last read ended in it: it has it */
+    it = stratus_index_iter_new(s->idx);
+    klen = stratus_index_key_range(key, p->stream_id, offset);
+    for (stratus_index_iter_seek(it, key, klen); want && stratus_index_iter_has_prefix(it, key, 9);
+         stratus_index_iter_next(it)) {
+        struct stratus_index_range rg;
+        size_t kl, vl;
+        const uint8_t *k = stratus_index_iter_key(it, &kl), *v = stratus_index_iter_value(it, &vl);
+        uint64_t start, end;
+        char okey[64];
+
+        if (stratus_index_range_decode(k, kl, v, vl, &rg) != 0 || rg.base_offset >= hw)
+            break;
+        start = rg.position;
+        end = rg.position + rg.length;
+        if (first && rg.object_id == obj && pos > start && pos < end)
+            start = pos;
+        first = 0;
+        if (end - start > want)
+            end = start + want;
+        want -= (size_t)(end - start);
+        stratus_objfmt_key(rg.object_id, okey, sizeof okey);
+        for (uint64_t b = start - start % STRATUS_BLOCK_SIZE; b < end; b += STRATUS_BLOCK_SIZE) {
+            if (rg.object_id == obj && b == last_blk)
+                continue;
+            if (nblk++ >= most)
+                goto out;
+            ra_load(s, okey, b);
+        }
+    }
+out:
+    stratus_index_iter_free(it);
 }
 
 /* ---- offsets by time ---- */

@@ -874,8 +874,9 @@ static void cold_job_run(void *arg)
     struct stratus_errbuf eb = {{0}};
     int rc;
 
-    int64_t stop;
+    int64_t stop, next = j->offset;
     size_t from_objects = 0;
+    int sequential = 0;
 
     memset(&res, 0, sizeof res);
     pthread_mutex_lock(&p->lock);
@@ -892,9 +893,8 @@ static void cold_job_run(void *arg)
     } else if (j->offset < res.log_start_offset || j->offset > res.high_watermark) {
         res.error = KAFKA_ERR_OFFSET_OUT_OF_RANGE;
     } else if (j->offset < res.high_watermark) {
-        int64_t next = j->offset;
         rc = stratus_coldread(p, j->offset, j->max_bytes, j->min_one, stop, &res.data,
-                              &res.len, &next, &eb);
+                              &res.len, &next, &sequential, &eb);
         from_objects = res.len;
         /* Where the objects end below the high watermark the rest is in the log cache: it is
          * not appended here (a copy of up to max_bytes on this pool thread, into fresh memory);
@@ -921,6 +921,9 @@ static void cold_job_run(void *arg)
         }
     }
     j->done(j->arg, &res);
+    /* the response is on its way: load what this consumer reads next */
+    if (sequential)
+        stratus_coldread_ahead(p, next, j->max_bytes, stop);
     stratus_partition_release(p);
     free(j);
 }

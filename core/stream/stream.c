@@ -243,6 +243,7 @@ int stratus_stream_open(const struct stratus_stream_conf *conf, struct stratus_s
         pthread_condattr_destroy(&ca);
     }
     pthread_cond_init(&s->pool_cond, NULL);
+    stratus_coldread_ra_init(s);
 
     rc = mkdir_p(s->data_dir, eb);
     if (rc == 0 && wal_dir)
@@ -320,6 +321,7 @@ void stratus_stream_close(struct stratus_stream *s)
     for (int i = 0; i < s->npool; i++)
         pthread_join(s->pool[i], NULL);
     free(s->pool);
+    stratus_coldread_ra_free(s); /* no I/O thread left to use the slots */
     if (s->wal)
         stratus_wal_close(s->wal); /* runs the last completions: partitions are still alive */
     stratus_topic_free_all(s);
@@ -363,6 +365,8 @@ void stratus_stream_get_stats(struct stratus_stream *s, struct stratus_stream_st
     out->pending_upload_bytes = atomic_load(&s->pending_bytes);
     out->cold_reads = atomic_load(&s->cold_reads);
     out->cold_read_bytes = atomic_load(&s->cold_read_bytes);
+    out->readahead_blocks = atomic_load(&s->ra_blocks);
+    out->readahead_used = atomic_load(&s->ra_used);
     out->retention_deleted_objects = atomic_load(&s->retention_deleted_objects);
     if (s->wal)
         stratus_wal_get_stats(s->wal, &out->wal);

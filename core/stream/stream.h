@@ -37,6 +37,8 @@ struct stratus_stream_conf {
     uint64_t object_target_bytes;  /* upload when this much is pending (default 16 MiB) */
     int64_t upload_interval_ms;    /* ... or when the oldest pending data is this old (2000) */
     int io_threads;                /* cold-read / admin worker threads (default 4) */
+    int readahead_blocks;          /* cold-read blocks (1 MiB) read ahead of sequential
+                                    * consumers, held at most at once (0 = no read-ahead) */
     int64_t retention_check_ms;    /* how often retention runs (default 30000) */
     int32_t default_partitions;    /* num.partitions for auto-created topics (default 1) */
     int32_t node_id;
@@ -435,6 +437,7 @@ struct stratus_stream_stats {
     uint64_t objects_uploaded, object_bytes_uploaded, upload_failures;
     uint64_t pending_upload_bytes;
     uint64_t cold_reads, cold_read_bytes;
+    uint64_t readahead_blocks, readahead_used; /* blocks read ahead; of them taken by a read */
     uint64_t retention_deleted_objects;
     struct stratus_wal_stats wal;
 };

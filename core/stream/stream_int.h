@@ -176,6 +176,13 @@ struct stratus_stream {
     atomic_uint_fast64_t objects_uploaded, object_bytes_uploaded, upload_failures;
     atomic_uint_fast64_t cold_reads, cold_read_bytes, retention_deleted_objects;
 
+    /* cold-read read-ahead (coldread.c): conf.readahead_blocks slots */
+    pthread_mutex_t ra_lock;
+    pthread_cond_t ra_cond;            /* a slot left the loading state */
+    struct stratus_ra_slot *ra;        /* [ra_lock] */
+    int nra;
+    atomic_uint_fast64_t ra_blocks, ra_used;
+
     /* uploader */
     pthread_t up_thread;
     int up_started;
@@ -309,10 +316,22 @@ void stratus_retention_wake(struct stratus_stream *s);
 /* ---- coldread.c ---- */
 /* Reads whole batches of p from objects (offset index, cache plugin, ranged GETs) starting
  * with the batch holding offset; *next_offset gets the offset after the last batch returned.
- * STRATUS_ENOTFOUND when no object holds the offset. Blocking, runs on an I/O thread. */
+ * STRATUS_ENOTFOUND when no object holds the offset. *sequential (may be NULL) is set to 1
+ * when the read began where the partition's previous cold read stopped and stopped itself
+ * before the data ran out: a consumer reading on, worth reading ahead for. Blocking, runs on
+ * an I/O thread. */
 int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_bytes, int min_one,
                      int64_t hw, uint8_t **out, size_t *len, int64_t *next_offset,
-                     struct stratus_errbuf *eb);
+                     int *sequential, struct stratus_errbuf *eb);
+/* Read-ahead: loads the blocks the partition's next cold read from offset (max_bytes, below
+ * hw) will need and that the last one did not, into the stream's read-ahead slots, where that
+ * read takes them without a copy. Does nothing without slots or a stop hint at offset.
+ * Blocking, runs on an I/O thread, after the read's result went out. */
+void stratus_coldread_ahead(struct stratus_partition *p, int64_t offset, size_t max_bytes,
+                            int64_t hw);
+/* Slots setup (stream open, before the I/O pool starts) and teardown (after it stopped). */
+void stratus_coldread_ra_init(struct stratus_stream *s);
+void stratus_coldread_ra_free(struct stratus_stream *s);
 /* Time lookup inside one batch (len bytes): for ts >= 0 the first record with offset >=
  * min_offset and timestamp >= ts; for ts == -3 the first record (offset >= min_offset) with the
  * largest timestamp. Returns 1 with *offset and *timestamp, 0 when no record qualifies, or

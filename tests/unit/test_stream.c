@@ -907,6 +907,145 @@ static void test_evict_oldest_first(void)
     g_small = 0;
 }
 
+/* ---- read-ahead ---- */
+
+static struct expect g_ra[2];
+
+static uint64_t ra_blocks(struct stratus_stream *s, uint64_t *used)
+{
+    struct stratus_stream_stats st;
+    stratus_stream_get_stats(s, &st);
+    if (used)
+        *used = st.readahead_used;
+    return st.readahead_blocks;
+}
+
+/* One fetch of a consumer reading on from *off (1 MiB): checks the bytes against e at *got
+ * and moves both on; then waits (up to 1 s) for the read-ahead it may start, so that what
+ * follows does not race it. 0 at the end of the data. */
+static int ra_step(struct stratus_stream *s, struct stratus_partition *p, const struct expect *e,
+                   int64_t *off, size_t *got)
+{
+    struct stratus_fetch_result r;
+    uint64_t before = ra_blocks(s, NULL);
+    int64_t t0;
+
+    if (*got >= e->len)
+        return 0;
+    fx_read_cold(p, *off, 1 << 20, 1, &r);
+    CHECK_EQ(r.error, KAFKA_ERR_NONE);
+    CHECK(r.len > 0 && *got + r.len <= e->len);
+    if (r.error || r.len == 0 || *got + r.len > e->len) {
+        free(r.data);
+        return 0;
+    }
+    CHECK(memcmp(r.data, e->buf + *got, r.len) == 0);
+    *got += r.len;
+    *off = fx_next_offset(r.data, r.len);
+    free(r.data);
+    t0 = stratus_mono_ms();
+    while (ra_blocks(s, NULL) == before && stratus_mono_ms() - t0 < 1000) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return *got < e->len;
+}
+
+/* Cold reads of a consumer reading on find the blocks they need loaded ahead, and take them
+ * (no cache: every one; a block read ahead and never taken goes to the cache, not away). */
+static void test_readahead(void)
+{
+    static uint8_t buf[70000];
+    struct stratus_partition *ps[2];
+    struct stratus_stream_conf c;
+    struct stratus_stream *s;
+    struct stratus_errbuf eb = {{0}};
+    char msg[256];
+    int before = fx_acks_done();
+
+    fx_stream_conf(&c);
+    s = fx_stream_open(&c, NULL);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_EQ(stratus_stream_create_topic(s, "ahead", 2, NULL, 0, 0, NULL, msg, sizeof msg),
+             KAFKA_ERR_NONE);
+    for (int i = 0; i < 2; i++)
+        ps[i] = stratus_stream_partition(s, "ahead", i);
+    for (int b = 0; b < 50; b++) /* ~3.2 MiB per partition, in batches of ~64 KiB */
+        for (int i = 0; i < 2; i++) {
+            size_t len = build_batch(buf, 16, 1700000000000 + b, 4000, (uint32_t)(b * 2 + i));
+            struct stratus_append_result r;
+            stratus_partition_append(ps[i], buf, len, &r, fx_on_done, NULL);
+            CHECK_EQ(r.error, KAFKA_ERR_NONE);
+            if (r.error == KAFKA_ERR_NONE) {
+                expect_add(&g_ra[i], buf, len, r.base_offset, stratus_partition_leader_epoch(ps[i]));
+                g_ra[i].next += 16;
+            }
+        }
+    CHECK(fx_acks_wait(before + 100, FX_ACK_MS));
+    CHECK_EQ(stratus_stream_flush(s, &eb), 0);
+    for (int i = 0; i < 2; i++)
+        stratus_partition_release(ps[i]);
+    stratus_stream_close(s);
+
+    /* no cache, 8 slots: partition 0 read on in 1 MiB fetches */
+    c.readahead_blocks = 8;
+    s = fx_stream_open(&c, NULL);
+    CHECK(s != NULL);
+    if (s) {
+        struct stratus_partition *p = stratus_stream_partition(s, "ahead", 0);
+        int64_t off = 0;
+        size_t got = 0;
+        uint64_t used, blocks;
+        ra_step(s, p, &g_ra[0], &off, &got);
+        CHECK_EQ(ra_blocks(s, NULL), 0); /* a first read is not reading on */
+        while (ra_step(s, p, &g_ra[0], &off, &got))
+            ;
+        CHECK_EQ(got, g_ra[0].len);
+        blocks = ra_blocks(s, &used);
+        printf("read-ahead, no cache: %llu blocks, %llu taken\n", (unsigned long long)blocks,
+               (unsigned long long)used);
+        CHECK(blocks >= 2);
+        CHECK_EQ(used, blocks);
+        stratus_partition_release(p);
+        stratus_stream_close(s);
+    }
+
+    /* the memory cache, 1 slot: partition 1's read-ahead recycles the block loaded for
+     * partition 0 into the cache; both read on to the end, right byte for byte */
+    c.readahead_blocks = 1;
+    s = fx_stream_open(&c, fx_env.cache);
+    CHECK(s != NULL);
+    if (s) {
+        int64_t off[2] = {0, 0};
+        size_t got[2] = {0, 0};
+        uint64_t used, blocks;
+        for (int i = 0; i < 2; i++)
+            ps[i] = stratus_stream_partition(s, "ahead", i);
+        ra_step(s, ps[0], &g_ra[0], &off[0], &got[0]);
+        ra_step(s, ps[0], &g_ra[0], &off[0], &got[0]);
+        CHECK_EQ(ra_blocks(s, NULL), 1);
+        ra_step(s, ps[1], &g_ra[1], &off[1], &got[1]);
+        ra_step(s, ps[1], &g_ra[1], &off[1], &got[1]);
+        CHECK_EQ(ra_blocks(s, &used), 2);
+        CHECK_EQ(used, 0);
+        while (ra_step(s, ps[1], &g_ra[1], &off[1], &got[1]))
+            ;
+        while (ra_step(s, ps[0], &g_ra[0], &off[0], &got[0]))
+            ;
+        CHECK_EQ(got[0], g_ra[0].len);
+        CHECK_EQ(got[1], g_ra[1].len);
+        blocks = ra_blocks(s, &used);
+        printf("read-ahead, 1 slot: %llu blocks, %llu taken\n", (unsigned long long)blocks,
+               (unsigned long long)used);
+        CHECK_EQ(used + 1, blocks); /* partition 0's first one, recycled */
+        for (int i = 0; i < 2; i++)
+            stratus_partition_release(ps[i]);
+        stratus_stream_close(s);
+    }
+}
+
 int main(void)
 {
     if (fx_env_open("stream") != 0 || fx_env_open_cache() != 0)
@@ -917,6 +1056,7 @@ int main(void)
     test_budget();
     test_evict_oldest_first();
     test_retention_and_time();
+    test_readahead();
     fx_env_close();
     TEST_REPORT();
 }
