@@ -13,9 +13,10 @@
  * engine's read says so); from v12 with its owner as CurrentLeader and, from v16, the owner's
  * endpoint in NodeEndpoints (KIP-951).
  *
- * Zero copy: log-cache reads borrow the batches (stratus_partition_read_lent) and the response
- * splices Records of FETCH_SPLICE_MIN bytes or more (codec.h kw_splice): the network thread
- * writes them to the socket from the batches or the cold read's buffer with sendmsg.
+ * Zero copy: log-cache reads borrow the batches (stratus_partition_read_lent), cold reads the
+ * pieces of the blocks they read (stratus_partition_read_cold_lent), and the response splices
+ * Records of FETCH_SPLICE_MIN bytes or more (codec.h kw_splice): the network thread writes
+ * them to the socket from the batches or blocks with sendmsg.
  * Ownership: struct fetch_ctx is heap-allocated per parked fetch and owned by its thread's
  * parked list (or, during cold reads, by the count of reads in flight); once answered, by the
  * request (resp_release frees it when the response has been written or dropped). It holds a
@@ -292,6 +293,10 @@ static void fetch_cold_done(void *arg, struct stratus_fetch_result *res)
     struct fetch_ctx *fc = fp->fc;
 
     fp->res = *res;
+    fp->segs = res->segs; /* pieces of the blocks read, lent like log-cache batches */
+    fp->nsegs = res->nsegs;
+    fp->res.segs = NULL;
+    fp->res.nsegs = 0;
     fp->error = res->error;
     fp->state = res->error ? FP_ERROR : FP_DATA;
     if (atomic_fetch_sub(&fc->cold_pending, 1) == 1)
@@ -358,8 +363,8 @@ static void fetch_evaluate(struct fetch_ctx *fc, int expired)
             size_t max = (size_t)(fp->max_bytes < room ? fp->max_bytes : room);
             if (max == 0)
                 max = (size_t)fp->max_bytes;
-            stratus_partition_read_cold(fp->p, fp->offset, max, total == 0, fetch_cold_done,
-                                        fp);
+            stratus_partition_read_cold_lent(fp->p, fp->offset, max, total == 0,
+                                             fetch_cold_done, fp);
         }
         return;
     }

@@ -48,34 +48,148 @@ enum { RA_FREE, RA_LOADING, RA_READY };
 /* One read-ahead slot of the stream (ra_lock). */
 struct stratus_ra_slot {
     char key[96];   /* the block's cache key, "<object key>#<block offset>" (not FREE) */
-    uint8_t *buf;   /* READY: the block; FREE: a spare buffer or NULL; LOADING: NULL */
+    uint8_t *buf;   /* READY: the block; NULL otherwise */
     size_t len;     /* READY */
     uint64_t stamp; /* READY: load order, the oldest is recycled first */
     int state;
 };
 
-/* Reads an object through a one-block buffer and the cache plugin. */
+/* A block of an object, shared by the reader that loaded it, its thread (which keeps its last
+ * block between reads) and the Fetch responses it is lent to. The last reference gives a block
+ * read from storage to the cache (insert_take, no copy; on the I/O pool, since a response lets
+ * go on a network thread and a cache plugin may take its time) or frees it. */
+struct cold_blk {
+    atomic_int refs;
+    uint8_t *buf; /* stratus_cache_buf_alloc */
+    size_t len;
+    _Atomic(struct stratus_stream *) s; /* NULL once the stream closed (a thread's last block) */
+    uint64_t uid; /* the stream's */
+    uint64_t off; /* in the object */
+    char key[64]; /* the object's key */
+    _Atomic(struct stratus_cache *) cache; /* non-NULL: it gets the block at the last unref */
+};
+
+static struct cold_blk *blk_new(struct stratus_stream *s, const char *key, uint64_t off,
+                                uint8_t *buf, size_t len, int fresh)
+{
+    struct cold_blk *b = malloc(sizeof *b);
+    if (!b) {
+        stratus_cache_buf_free(buf);
+        return NULL;
+    }
+    atomic_init(&b->refs, 1);
+    b->buf = buf;
+    b->len = len;
+    atomic_init(&b->s, s);
+    b->uid = s->uid;
+    b->off = off;
+    snprintf(b->key, sizeof b->key, "%s", key);
+    atomic_init(&b->cache, fresh ? s->cache : NULL);
+    pthread_mutex_lock(&s->live_lock);
+    if (s->nlive == s->live_cap) {
+        size_t ncap = s->live_cap ? s->live_cap * 2 : 64;
+        struct cold_blk **nv = realloc(s->live, ncap * sizeof *nv);
+        if (nv) {
+            s->live = nv;
+            s->live_cap = ncap;
+        }
+    }
+    if (s->nlive < s->live_cap)
+        s->live[s->nlive++] = b;
+    pthread_mutex_unlock(&s->live_lock);
+    return b;
+}
+
+/* A reference to the held block off of object key, or NULL. */
+static struct cold_blk *live_get(struct stratus_stream *s, const char *key, uint64_t off)
+{
+    struct cold_blk *found = NULL;
+    pthread_mutex_lock(&s->live_lock);
+    for (size_t i = 0; i < s->nlive; i++) {
+        struct cold_blk *b = s->live[i];
+        if (b->off == off && strcmp(b->key, key) == 0) {
+            int n = atomic_load(&b->refs);
+            /* 0: its last holder is letting go of it (and waits for the lock to remove it) */
+            while (n > 0 && !atomic_compare_exchange_weak(&b->refs, &n, n + 1))
+                ;
+            if (n > 0)
+                found = b;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->live_lock);
+    return found;
+}
+
+static void live_del(struct stratus_stream *s, struct cold_blk *b)
+{
+    pthread_mutex_lock(&s->live_lock);
+    for (size_t i = 0; i < s->nlive; i++)
+        if (s->live[i] == b) {
+            s->live[i] = s->live[--s->nlive];
+            break;
+        }
+    pthread_mutex_unlock(&s->live_lock);
+}
+
+static void blk_free(struct cold_blk *b)
+{
+    stratus_cache_buf_free(b->buf);
+    free(b);
+}
+
+/* I/O pool job: a block nobody holds any more goes to the cache. */
+static void blk_insert_job(void *arg)
+{
+    struct cold_blk *b = arg;
+    char ck[96];
+    snprintf(ck, sizeof ck, "%s#%llu", b->key, (unsigned long long)b->off);
+    stratus_cache_insert_take(atomic_load(&b->cache), ck, b->buf, b->len);
+    free(b);
+}
+
+/* stratus_lent.unref of a block; NULL is ignored. */
+static void blk_unref(void *ref)
+{
+    struct cold_blk *b = ref;
+
+    struct stratus_stream *s;
+
+    if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    s = atomic_load(&b->s);
+    if (s)
+        live_del(s, b);
+    if (!s || !atomic_load(&b->cache))
+        blk_free(b); /* not for a cache, or its stream is gone */
+    else if (stratus_pool_of_thread == s)
+        blk_insert_job(b); /* at once: the partition's next read may want it */
+    else if (stratus_stream_submit(s, blk_insert_job, b) != 0)
+        blk_free(b); /* the stream is closing */
+}
+
+/* Drops a reference without giving the block to a cache (its stream may be gone). */
+static void blk_drop(struct cold_blk *b)
+{
+    if (b)
+        atomic_store(&b->cache, NULL);
+    blk_unref(b);
+}
+
+/* Reads an object block by block, through the read-ahead slots and the cache plugin. */
 struct objreader {
     struct stratus_stream *s;
-    char key[64];
-    uint8_t *blk;
-    uint64_t blk_off;
-    size_t blk_len;
-    int have;
-    int fresh; /* blk holds a block read from storage, not yet in the cache (insert_take) */
-    int tl;    /* blk is the thread's (cr_tl), handed back at close */
+    char key[64];          /* the object being read */
+    struct cold_blk *cur;  /* the block in hand (a reference), NULL */
+    int tl;                /* cur goes back to the thread (cr_tl) at close */
 };
 
 /* Each thread keeps its last block between reads (objects never change once written, and ids
  * are never reused within a store; uid tells stores apart): a consumer reading on fetch after
  * fetch finds the block it stopped in without copying 1 MiB out of the cache again. */
 struct cr_tl {
-    uint64_t uid;
-    char key[64];
-    uint8_t *blk;
-    uint64_t blk_off;
-    size_t blk_len;
-    int have, fresh, busy;
+    struct cold_blk *blk;
+    int busy;
 };
 static pthread_key_t cr_tl_key;
 static pthread_once_t cr_tl_once = PTHREAD_ONCE_INIT;
@@ -83,7 +197,7 @@ static pthread_once_t cr_tl_once = PTHREAD_ONCE_INIT;
 static void cr_tl_free(void *p)
 {
     struct cr_tl *t = p;
-    stratus_cache_buf_free(t->blk); /* a fresh block is dropped: the thread is ending */
+    blk_drop(t->blk); /* the thread is ending (the I/O pool stops before its cache closes) */
     free(t);
 }
 
@@ -102,11 +216,7 @@ static struct cr_tl *cr_tl_get(void)
     t = pthread_getspecific(cr_tl_key);
     if (!t) {
         t = calloc(1, sizeof *t);
-        if (t)
-            t->blk = stratus_cache_buf_alloc(STRATUS_BLOCK_SIZE);
-        if (!t || !t->blk || pthread_setspecific(cr_tl_key, t) != 0) {
-            if (t)
-                stratus_cache_buf_free(t->blk);
+        if (!t || pthread_setspecific(cr_tl_key, t) != 0) {
             free(t);
             return NULL;
         }
@@ -122,34 +232,13 @@ static void objreader_open(struct objreader *r, struct stratus_stream *s)
     if (t && !t->busy) {
         t->busy = 1;
         r->tl = 1;
-        r->blk = t->blk;
-        if (t->uid == s->uid && t->have) {
-            memcpy(r->key, t->key, sizeof r->key);
-            r->blk_off = t->blk_off;
-            r->blk_len = t->blk_len;
-            r->have = 1;
-            r->fresh = t->fresh;
+        if (t->blk && t->blk->uid == s->uid) {
+            r->cur = t->blk;
+            memcpy(r->key, t->blk->key, sizeof r->key);
+        } else {
+            blk_drop(t->blk); /* another store's */
         }
-        t->fresh = 0; /* another store's block is just a buffer now */
-        return;
-    }
-    r->blk = stratus_cache_buf_alloc(STRATUS_BLOCK_SIZE);
-}
-
-/* Hands a block read from storage to the cache (no copy) and takes a new buffer. */
-static void objreader_hand_over(struct objreader *r)
-{
-    char ck[96];
-    if (!r->fresh)
-        return;
-    r->fresh = 0;
-    r->have = 0;
-    snprintf(ck, sizeof ck, "%s#%llu", r->key, (unsigned long long)r->blk_off);
-    stratus_cache_insert_take(r->s->cache, ck, r->blk, r->blk_len);
-    r->blk = stratus_cache_buf_alloc(STRATUS_BLOCK_SIZE);
-    if (r->tl) {
-        struct cr_tl *t = pthread_getspecific(cr_tl_key);
-        t->blk = r->blk; /* may be NULL: objreader_load then fails, cr_tl_get retries */
+        t->blk = NULL;
     }
 }
 
@@ -157,26 +246,12 @@ static void objreader_close(struct objreader *r)
 {
     if (r->tl) {
         struct cr_tl *t = pthread_getspecific(cr_tl_key);
-        t->uid = r->s->uid;
-        memcpy(t->key, r->key, sizeof t->key);
-        t->blk_off = r->blk_off;
-        t->blk_len = r->blk_len;
-        t->have = r->have;
-        t->fresh = r->fresh; /* handed over when the thread moves on to another block */
+        t->blk = r->cur; /* given to the cache when the thread moves on from it */
         t->busy = 0;
-        if (!t->blk) { /* a hand-over found no memory: leave the thread without a block */
-            pthread_setspecific(cr_tl_key, NULL);
-            free(t);
-        }
-        return;
+    } else {
+        blk_unref(r->cur);
     }
-    if (r->fresh) {
-        char ck[96];
-        snprintf(ck, sizeof ck, "%s#%llu", r->key, (unsigned long long)r->blk_off);
-        stratus_cache_insert_take(r->s->cache, ck, r->blk, r->blk_len);
-        return;
-    }
-    stratus_cache_buf_free(r->blk);
+    r->cur = NULL;
 }
 
 static void objreader_set(struct objreader *r, uint64_t object_id)
@@ -184,9 +259,9 @@ static void objreader_set(struct objreader *r, uint64_t object_id)
     char key[64];
     stratus_objfmt_key(object_id, key, sizeof key);
     if (strcmp(key, r->key) != 0) {
-        objreader_hand_over(r);
+        blk_unref(r->cur);
+        r->cur = NULL;
         memcpy(r->key, key, sizeof key);
-        r->have = 0;
     }
 }
 
@@ -194,6 +269,7 @@ static void objreader_set(struct objreader *r, uint64_t object_id)
 
 void stratus_coldread_ra_init(struct stratus_stream *s)
 {
+    pthread_mutex_init(&s->live_lock, NULL);
     pthread_mutex_init(&s->ra_lock, NULL);
     pthread_cond_init(&s->ra_cond, NULL);
     s->nra = s->conf.readahead_blocks > 0 ? s->conf.readahead_blocks : 0;
@@ -209,6 +285,18 @@ void stratus_coldread_ra_free(struct stratus_stream *s)
     s->nra = 0;
     pthread_cond_destroy(&s->ra_cond);
     pthread_mutex_destroy(&s->ra_lock);
+    /* Blocks still held now are some thread's last one (responses and the I/O pool are gone):
+     * they no longer belong to this stream nor go to its cache. */
+    pthread_mutex_lock(&s->live_lock);
+    for (size_t i = 0; i < s->nlive; i++) {
+        atomic_store(&s->live[i]->cache, NULL);
+        atomic_store(&s->live[i]->s, NULL);
+    }
+    free(s->live);
+    s->live = NULL;
+    s->nlive = s->live_cap = 0;
+    pthread_mutex_unlock(&s->live_lock);
+    pthread_mutex_destroy(&s->live_lock);
 }
 
 static struct stratus_ra_slot *ra_find(struct stratus_stream *s, const char *ck)
@@ -219,11 +307,10 @@ static struct stratus_ra_slot *ra_find(struct stratus_stream *s, const char *ck)
     return NULL;
 }
 
-/* Takes the block under ck from its slot into r, leaving r's buffer there as the spare; waits
- * while it is loading. 1 when r now holds it (not yet marked loaded), 0 when no slot has it. */
-static int ra_take(struct objreader *r, const char *ck)
+/* Takes the block under ck out of its slot (*buf, *len; the slot is free again); waits while
+ * it is loading. 1 when taken, 0 when no slot has it. */
+static int ra_take(struct stratus_stream *s, const char *ck, uint8_t **buf, size_t *len)
 {
-    struct stratus_stream *s = r->s;
     struct stratus_ra_slot *sl;
     int taken = 0;
 
@@ -233,22 +320,16 @@ static int ra_take(struct objreader *r, const char *ck)
     while ((sl = ra_find(s, ck)) != NULL && sl->state == RA_LOADING)
         pthread_cond_wait(&s->ra_cond, &s->ra_lock);
     if (sl) {
-        uint8_t *b = sl->buf;
-        r->blk_len = sl->len;
-        sl->buf = r->blk;
+        *buf = sl->buf;
+        *len = sl->len;
+        sl->buf = NULL;
         sl->state = RA_FREE;
         sl->key[0] = '\0';
-        r->blk = b;
         taken = 1;
     }
     pthread_mutex_unlock(&s->ra_lock);
-    if (taken) {
+    if (taken)
         atomic_fetch_add(&s->ra_used, 1);
-        if (r->tl) {
-            struct cr_tl *t = pthread_getspecific(cr_tl_key);
-            t->blk = r->blk;
-        }
-    }
     return taken;
 }
 
@@ -289,8 +370,6 @@ static void ra_load(struct stratus_stream *s, const char *okey, uint64_t boff)
         old_len = sl->len;
         sl->buf = NULL;
     }
-    buf = sl->buf; /* the spare, if any */
-    sl->buf = NULL;
     sl->state = RA_LOADING;
     memcpy(sl->key, ck, sizeof ck);
     pthread_mutex_unlock(&s->ra_lock);
@@ -301,17 +380,17 @@ static void ra_load(struct stratus_stream *s, const char *okey, uint64_t boff)
         else
             stratus_cache_buf_free(old);
     }
-    if (!buf)
-        buf = stratus_cache_buf_alloc(STRATUS_BLOCK_SIZE);
+    buf = stratus_cache_buf_alloc(STRATUS_BLOCK_SIZE);
     rc = buf ? stratus_storage_get(s->st, okey, boff, STRATUS_BLOCK_SIZE, buf, &got, &eb)
              : STRATUS_ENOMEM;
     pthread_mutex_lock(&s->ra_lock);
-    sl->buf = buf;
     if (rc == 0 && got > 0) {
+        sl->buf = buf;
         sl->len = got;
         sl->stamp = atomic_fetch_add(&stamps, 1);
         sl->state = RA_READY;
     } else { /* the read itself will try again, and say why */
+        stratus_cache_buf_free(buf);
         sl->state = RA_FREE;
         sl->key[0] = '\0';
     }
@@ -323,68 +402,121 @@ static void ra_load(struct stratus_stream *s, const char *okey, uint64_t boff)
 
 static int objreader_load(struct objreader *r, uint64_t boff, struct stratus_errbuf *eb)
 {
+    struct stratus_stream *s = r->s;
     char ck[96];
     size_t len = 0, got = 0;
-    int rc;
+    uint8_t *buf = NULL;
+    int rc, fresh = 0;
 
-    if (r->have && r->blk_off == boff)
+    if (r->cur && r->cur->off == boff)
         return 0;
-    objreader_hand_over(r);
-    r->have = 0;
+    blk_unref(r->cur); /* a block read from storage goes to the cache once nobody holds it */
+    r->cur = live_get(s, r->key, boff); /* another read's, or lent to a response */
+    if (r->cur)
+        return 0;
     snprintf(ck, sizeof ck, "%s#%llu", r->key, (unsigned long long)boff);
-    if (ra_take(r, ck)) {
-        if (r->s->cache && stratus_cache_takes(r->s->cache))
-            r->fresh = 1;
-        else if (r->s->cache)
-            stratus_cache_insert(r->s->cache, ck, r->blk, r->blk_len);
-        r->blk_off = boff;
-        r->have = 1;
+    if (ra_take(s, ck, &buf, &got)) {
+        fresh = 1;
+    } else if ((r->cur = live_get(s, r->key, boff)) != NULL) { /* taken from its slot just now */
         return 0;
+    } else {
+        buf = stratus_cache_buf_alloc(STRATUS_BLOCK_SIZE);
+        if (!buf)
+            return stratus_errf(eb, STRATUS_ENOMEM, "cold read: no memory for a block buffer");
+        if (s->cache && stratus_cache_lookup(s->cache, ck, buf, STRATUS_BLOCK_SIZE, &len) == 0 &&
+            len > 0 && len <= STRATUS_BLOCK_SIZE) {
+            got = len;
+        } else {
+            rc = stratus_storage_get(s->st, r->key, boff, STRATUS_BLOCK_SIZE, buf, &got, eb);
+            if (rc == 0 && got == 0)
+                rc = stratus_errf(eb, STRATUS_ECORRUPT, "%s: read past the end at %llu", r->key,
+                                  (unsigned long long)boff);
+            if (rc) {
+                stratus_cache_buf_free(buf);
+                return rc;
+            }
+            fresh = 1;
+        }
     }
-    if (!r->blk)
-        return stratus_errf(eb, STRATUS_ENOMEM, "cold read: no memory for a block buffer");
-    if (r->s->cache && stratus_cache_lookup(r->s->cache, ck, r->blk, STRATUS_BLOCK_SIZE, &len) == 0 &&
-        len > 0 && len <= STRATUS_BLOCK_SIZE) {
-        r->blk_off = boff;
-        r->blk_len = len;
-        r->have = 1;
-        return 0;
+    /* a cache that takes buffers gets a new block when its last holder lets go; others copy */
+    if (fresh && s->cache && !stratus_cache_takes(s->cache)) {
+        stratus_cache_insert(s->cache, ck, buf, got);
+        fresh = 0;
     }
-    rc = stratus_storage_get(r->s->st, r->key, boff, STRATUS_BLOCK_SIZE, r->blk, &got, eb);
-    if (rc)
-        return rc;
-    if (got == 0)
-        return stratus_errf(eb, STRATUS_ECORRUPT, "%s: read past the end at %llu", r->key,
-                            (unsigned long long)boff);
-    /* a cache that takes buffers gets this one when the reader is done with it; others copy */
-    if (r->s->cache && stratus_cache_takes(r->s->cache))
-        r->fresh = 1;
-    else if (r->s->cache)
-        stratus_cache_insert(r->s->cache, ck, r->blk, got);
-    r->blk_off = boff;
-    r->blk_len = got;
-    r->have = 1;
+    r->cur = blk_new(s, r->key, boff, buf, got, fresh && s->cache);
+    if (!r->cur)
+        return stratus_errf(eb, STRATUS_ENOMEM, "cold read: out of memory");
     return 0;
 }
 
+/* The bytes at off of the object, as far as they go in their block (at most len): *d, *n. */
+static int objreader_piece(struct objreader *r, uint64_t off, size_t len, const uint8_t **d,
+                           size_t *n, struct stratus_errbuf *eb)
+{
+    uint64_t boff = off - off % STRATUS_BLOCK_SIZE;
+    size_t in;
+    int rc = objreader_load(r, boff, eb);
+    if (rc)
+        return rc;
+    in = (size_t)(off - boff);
+    if (in >= r->cur->len)
+        return stratus_errf(eb, STRATUS_ECORRUPT, "%s: short object at %llu", r->key,
+                            (unsigned long long)off);
+    *d = r->cur->buf + in;
+    *n = r->cur->len - in < len ? r->cur->len - in : len;
+    return 0;
+}
+
+/* Copies len bytes at off of the object into dst. */
 static int objreader_read(struct objreader *r, uint64_t off, size_t len, uint8_t *dst,
                           struct stratus_errbuf *eb)
 {
     while (len) {
-        uint64_t boff = off - off % STRATUS_BLOCK_SIZE;
-        size_t in, n;
-        int rc = objreader_load(r, boff, eb);
+        const uint8_t *d = NULL;
+        size_t n = 0;
+        int rc = objreader_piece(r, off, len, &d, &n, eb);
         if (rc)
             return rc;
-        in = (size_t)(off - boff);
-        if (in >= r->blk_len)
-            return stratus_errf(eb, STRATUS_ECORRUPT, "%s: short object at %llu", r->key,
-                                (unsigned long long)off);
-        n = r->blk_len - in;
-        if (n > len)
-            n = len;
-        memcpy(dst, r->blk + in, n);
+        memcpy(dst, d, n);
         dst += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Pieces of blocks lent to a reader, each holding a reference to its block. */
+struct lendv {
+    struct stratus_lent *v;
+    int n, cap;
+};
+
+/* Lends len bytes at off of the object: appended to lv as pieces of the blocks (a piece that
+ * continues the last one in the same block extends it). */
+static int objreader_lend(struct objreader *r, uint64_t off, size_t len, struct lendv *lv,
+                          struct stratus_errbuf *eb)
+{
+    while (len) {
+        struct stratus_lent *last = lv->n ? &lv->v[lv->n - 1] : NULL;
+        const uint8_t *d = NULL;
+        size_t n = 0;
+        int rc = objreader_piece(r, off, len, &d, &n, eb);
+        if (rc)
+            return rc;
+        if (last && last->ref == r->cur && last->data + last->len == d) {
+            last->len += n;
+        } else {
+            if (lv->n == lv->cap) {
+                int ncap = lv->cap ? lv->cap * 2 : 4;
+                struct stratus_lent *nv = realloc(lv->v, (size_t)ncap * sizeof *nv);
+                if (!nv)
+                    return stratus_errf(eb, STRATUS_ENOMEM, "cold read: out of memory");
+                lv->v = nv;
+                lv->cap = ncap;
+            }
+            atomic_fetch_add_explicit(&r->cur->refs, 1, memory_order_relaxed);
+            lv->v[lv->n++] = (struct stratus_lent){d, n, r->cur, blk_unref};
+        }
         off += n;
         len -= n;
     }
@@ -421,14 +553,16 @@ static int read_bhdr(struct objreader *r, uint64_t pos, uint64_t end, struct bhd
 }
 
 int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_bytes, int min_one,
-                     int64_t hw, uint8_t **out, size_t *len, int64_t *next_offset,
-                     int *sequential, struct stratus_errbuf *eb)
+                     int64_t hw, uint8_t **out, size_t *len, struct stratus_lent **segs,
+                     int *nsegs, int64_t *next_offset, int *sequential,
+                     struct stratus_errbuf *eb)
 {
     struct stratus_stream *s = p->s;
     struct stratus_index_iter *it = stratus_index_iter_new(s->idx);
     uint8_t key[STRATUS_IDX_KEY_MAX], *buf = NULL;
     size_t klen = stratus_index_key_range(key, p->stream_id, offset), total = 0, cap = 0;
     struct objreader r;
+    struct lendv lv = {0};
     int found = 0, rc = 0, full = 0;
 
     uint64_t hint_obj = 0, hint_pos = 0, stop_obj = 0, stop_pos = 0;
@@ -494,7 +628,11 @@ int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_byt
                 stop_pos = pos;
                 break;
             }
-            if (total + h.size > cap) {
+            if (segs) {
+                rc = objreader_lend(&r, pos, h.size, &lv, eb);
+                if (rc)
+                    goto out;
+            } else if (total + h.size > cap) {
                 size_t ncap = cap ? cap * 2 : 65536;
                 uint8_t *nb;
                 while (ncap < total + h.size)
@@ -507,9 +645,11 @@ int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_byt
                 buf = nb;
                 cap = ncap;
             }
-            rc = objreader_read(&r, pos, h.size, buf + total, eb);
-            if (rc)
-                goto out;
+            if (!segs) {
+                rc = objreader_read(&r, pos, h.size, buf + total, eb);
+                if (rc)
+                    goto out;
+            }
             total += h.size;
             pos += h.size;
             *next_offset = h.last + 1;
@@ -533,10 +673,15 @@ out:
     objreader_close(&r);
     if (rc) {
         free(buf);
+        stratus_lent_release(lv.v, lv.n);
         return rc;
     }
     *out = buf;
     *len = total;
+    if (segs) {
+        *segs = lv.v;
+        *nsegs = lv.n;
+    }
     return 0;
 }
 

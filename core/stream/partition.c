@@ -73,6 +73,11 @@ static void lc_unref(struct stratus_lc_batch *b)
     }
 }
 
+void stratus_lc_unref(void *ref)
+{
+    lc_unref(ref);
+}
+
 /* A batch with a copy of its bytes (data right after the struct). */
 static struct stratus_lc_batch *lc_batch_copy(const uint8_t *data, size_t len)
 {
@@ -840,6 +845,7 @@ int stratus_partition_read_lent(struct stratus_partition *p, int64_t offset, siz
                 v[i].data = b->data;
                 v[i].len = b->len;
                 v[i].ref = b;
+                v[i].unref = stratus_lc_unref;
             }
             *segs = v;
             *nsegs = (int)n;
@@ -853,7 +859,7 @@ int stratus_partition_read_lent(struct stratus_partition *p, int64_t offset, siz
 void stratus_lent_release(struct stratus_lent *segs, int nsegs)
 {
     for (int i = 0; i < nsegs; i++)
-        lc_unref(segs[i].ref);
+        segs[i].unref(segs[i].ref);
     free(segs);
 }
 
@@ -862,6 +868,7 @@ struct cold_job {
     int64_t offset;
     size_t max_bytes;
     int min_one;
+    int lend; /* lend the blocks' bytes (res.segs) instead of copying them */
     stratus_read_done_fn *done;
     void *arg;
 };
@@ -894,7 +901,8 @@ static void cold_job_run(void *arg)
         res.error = KAFKA_ERR_OFFSET_OUT_OF_RANGE;
     } else if (j->offset < res.high_watermark) {
         rc = stratus_coldread(p, j->offset, j->max_bytes, j->min_one, stop, &res.data,
-                              &res.len, &next, &sequential, &eb);
+                              &res.len, j->lend ? &res.segs : NULL, &res.nsegs, &next,
+                              &sequential, &eb);
         from_objects = res.len;
         /* Where the objects end below the high watermark the rest is in the log cache: it is
          * not appended here (a copy of up to max_bytes on this pool thread, into fresh memory);
@@ -928,8 +936,8 @@ static void cold_job_run(void *arg)
     free(j);
 }
 
-void stratus_partition_read_cold(struct stratus_partition *p, int64_t offset, size_t max_bytes,
-                                 int min_one, stratus_read_done_fn *done, void *arg)
+static void read_cold(struct stratus_partition *p, int64_t offset, size_t max_bytes, int min_one,
+                      int lend, stratus_read_done_fn *done, void *arg)
 {
     struct cold_job *j = xcalloc(1, sizeof *j);
 
@@ -938,6 +946,7 @@ void stratus_partition_read_cold(struct stratus_partition *p, int64_t offset, si
     j->offset = offset;
     j->max_bytes = max_bytes;
     j->min_one = min_one;
+    j->lend = lend;
     j->done = done;
     j->arg = arg;
     if (stratus_stream_submit(p->s, cold_job_run, j) != 0) {
@@ -950,6 +959,19 @@ void stratus_partition_read_cold(struct stratus_partition *p, int64_t offset, si
         stratus_partition_release(p);
         free(j);
     }
+}
+
+void stratus_partition_read_cold(struct stratus_partition *p, int64_t offset, size_t max_bytes,
+                                 int min_one, stratus_read_done_fn *done, void *arg)
+{
+    read_cold(p, offset, max_bytes, min_one, 0, done, arg);
+}
+
+void stratus_partition_read_cold_lent(struct stratus_partition *p, int64_t offset,
+                                      size_t max_bytes, int min_one, stratus_read_done_fn *done,
+                                      void *arg)
+{
+    read_cold(p, offset, max_bytes, min_one, 1, done, arg);
 }
 
 /* ---- offsets by time ---- */

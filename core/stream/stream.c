@@ -52,10 +52,13 @@ static char *path_join(const char *dir, const char *name)
 
 /* ---- I/O pool ---- */
 
+_Thread_local const struct stratus_stream *stratus_pool_of_thread;
+
 static void *pool_main(void *arg)
 {
     struct stratus_stream *s = arg;
     pthread_setname_np(pthread_self(), "io-pool"); /* top -H, perf, gdb */
+    stratus_pool_of_thread = s;
 
     pthread_mutex_lock(&s->pool_lock);
     for (;;) {

@@ -267,6 +267,10 @@ struct stratus_fetch_result {
     int64_t log_start_offset;
     uint8_t *data;             /* whole batches, malloc'd; the receiver owns and frees it */
     size_t len;
+    /* stratus_partition_read_cold_lent only: the batches as lent pieces instead of data
+     * (NULL when none or when data holds them; release with stratus_lent_release) */
+    struct stratus_lent *segs;
+    int nsegs;
 };
 
 /* @locality any, non-blocking. Reads whole batches starting with the one containing offset,
@@ -277,12 +281,14 @@ struct stratus_fetch_result {
 int stratus_partition_read(struct stratus_partition *p, int64_t offset, size_t max_bytes,
                            int min_one, struct stratus_fetch_result *res);
 
-/* One log-cache batch lent to a reader by stratus_partition_read_lent: data stays valid and
- * unchanged until stratus_lent_release(), even once the batch is evicted. */
+/* Bytes lent to a reader (a log-cache batch by stratus_partition_read_lent, a piece of a cold
+ * read's block by stratus_partition_read_cold_lent): data stays valid and unchanged until
+ * stratus_lent_release(), even once the batch is evicted or the block leaves the cache. */
 struct stratus_lent {
     const uint8_t *data;
     size_t len;
-    void *ref; /* the batch (for stratus_lent_release) */
+    void *ref;                  /* what holds the bytes */
+    void (*unref)(void *ref);   /* drops the reader's reference to it */
 };
 
 /* @locality any, non-blocking. stratus_partition_read without the copy: the batches read are
@@ -301,6 +307,12 @@ void stratus_lent_release(struct stratus_lent *segs, int nsegs);
 typedef void stratus_read_done_fn(void *arg, struct stratus_fetch_result *res);
 void stratus_partition_read_cold(struct stratus_partition *p, int64_t offset, size_t max_bytes,
                                  int min_one, stratus_read_done_fn *done, void *arg);
+/* The same without the copy out of the blocks read: what comes from objects is lent
+ * (res->segs, the receiver releases them; res->data stays NULL), what comes from the log
+ * cache instead is copied into res->data as above. */
+void stratus_partition_read_cold_lent(struct stratus_partition *p, int64_t offset,
+                                      size_t max_bytes, int min_one, stratus_read_done_fn *done,
+                                      void *arg);
 
 /* @locality worker. ListOffsets by timestamp, at record granularity as Kafka answers it: in the
  * first batch (from the log start) whose max timestamp is >= ts, the first record whose

@@ -146,6 +146,7 @@ struct stratus_job {
     void *arg;
 };
 
+struct cold_blk; /* coldread.c */
 struct stratus_stream {
     uint64_t uid;                    /* [const] unique among the streams of this process */
     struct stratus_stream_conf conf; /* strings point at the copies below */
@@ -182,6 +183,11 @@ struct stratus_stream {
     struct stratus_ra_slot *ra;        /* [ra_lock] */
     int nra;
     atomic_uint_fast64_t ra_blocks, ra_used;
+    /* coldread.c: the blocks held now (by a read, a thread, or a Fetch response they are lent
+     * to), found by key before the read-ahead slots and the cache */
+    pthread_mutex_t live_lock;
+    struct cold_blk **live; /* [live_lock] */
+    size_t nlive, live_cap; /* [live_lock] */
 
     /* uploader */
     pthread_t up_thread;
@@ -226,7 +232,13 @@ void stratus_topic_free_all(struct stratus_stream *s);
 /* References to every partition of the catalog (caller releases each, frees the array). */
 struct stratus_partition **stratus_topic_all_partitions(struct stratus_stream *s, size_t *n);
 
+/* ---- stream.c ---- */
+/* The stream whose I/O pool runs this thread (NULL on any other thread). */
+extern _Thread_local const struct stratus_stream *stratus_pool_of_thread;
+
 /* ---- partition.c ---- */
+/* stratus_lent.unref of a log-cache batch. */
+void stratus_lc_unref(void *ref);
 struct stratus_partition *stratus_partition_new(struct stratus_stream *s, const char *topic,
                                                 int32_t index, uint64_t stream_id,
                                                 int32_t leader_epoch);
@@ -316,13 +328,16 @@ void stratus_retention_wake(struct stratus_stream *s);
 /* ---- coldread.c ---- */
 /* Reads whole batches of p from objects (offset index, cache plugin, ranged GETs) starting
  * with the batch holding offset; *next_offset gets the offset after the last batch returned.
- * STRATUS_ENOTFOUND when no object holds the offset. *sequential (may be NULL) is set to 1
+ * STRATUS_ENOTFOUND when no object holds the offset. With segs, the batches are lent as pieces
+ * of the blocks read (*segs, *nsegs; *out stays NULL) instead of copied into *out.
+ * *sequential (may be NULL) is set to 1
  * when the read began where the partition's previous cold read stopped and stopped itself
  * before the data ran out: a consumer reading on, worth reading ahead for. Blocking, runs on
  * an I/O thread. */
 int stratus_coldread(struct stratus_partition *p, int64_t offset, size_t max_bytes, int min_one,
-                     int64_t hw, uint8_t **out, size_t *len, int64_t *next_offset,
-                     int *sequential, struct stratus_errbuf *eb);
+                     int64_t hw, uint8_t **out, size_t *len, struct stratus_lent **segs,
+                     int *nsegs, int64_t *next_offset, int *sequential,
+                     struct stratus_errbuf *eb);
 /* Read-ahead: loads the blocks the partition's next cold read from offset (max_bytes, below
  * hw) will need and that the last one did not, into the stream's read-ahead slots, where that
  * read takes them without a copy. Does nothing without slots or a stop hint at offset.

@@ -390,7 +390,7 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
                     lent = xrealloc(lent, caplent * sizeof *lent);
                 }
                 atomic_fetch_add_explicit(&lb->refs, 1, memory_order_relaxed);
-                lent[nlent++] = (struct stratus_lent){lb->data, lb->len, lb};
+                lent[nlent++] = (struct stratus_lent){lb->data, lb->len, lb, stratus_lc_unref};
                 sum += lb->len;
             }
         }
