@@ -8,17 +8,21 @@
  * where its previous read stopped (the partition's cold_* hint: no walk over the range's earlier
  * headers, each of which could cost a 1 MiB block copy out of the cache), and each thread keeps
  * its last block between reads. No partition lock is held during I/O; nothing here touches the
- * WAL. A block read from storage goes to a cache with insert_take (ABI 1.1) without a copy,
- * when the reader moves on from it (until then the reader keeps it); otherwise it is copied
- * in at once.
+ * WAL.
+ * Blocks are reference-counted (struct cold_blk): the read that loaded one, its thread (the
+ * last block it read) and, for Fetch, each response piece lent from it (no copy out of the
+ * block: the network thread sends from it). While held, a block is found by key (the stream's
+ * live list) before the read-ahead slots and the cache. When the last holder lets go, a block
+ * read from storage goes to a cache with insert_take (ABI 1.1) without a copy, on the I/O
+ * pool; a cache without insert_take got a copy when it was read.
  * Read-ahead: a consumer reading on (a read that began where the partition's last one stopped,
  * and stopped before the data ran out) gets the blocks of its next read loaded on the I/O pool
  * once its response has gone out, into a few stream-wide slots (conf.readahead_blocks). The
- * next read takes a loaded block from its slot without a copy (the reader's old buffer stays
- * as the slot's spare) and waits for one still loading instead of reading it twice. Without it
- * each fetch of a catch-up waited for its blocks at queue depth 1 while the disk sat idle
- * between fetches. A slot wanted while all are full recycles the oldest loaded block into
- * the cache (insert_take), so an unclaimed block is not lost.
+ * next read takes a loaded block from its slot without a copy and waits for one still loading
+ * instead of reading it twice. Without it each fetch of a catch-up waited for its blocks at
+ * queue depth 1 while the disk sat idle between fetches. A slot wanted while all are full
+ * recycles the oldest loaded block into the cache (insert_take), so an unclaimed block is not
+ * lost.
  * Time lookups (ListOffsets by timestamp) start at the range the time index ('X', index.c)
  * names: the first entry with timestamp >= ts is the first range whose max timestamp >= ts
  * (for -3, the last entry is the first range with the largest one), one seek whatever the
