@@ -24,6 +24,7 @@
 #include "util/log.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,7 +148,8 @@ static void observe_stream(struct stratus_observe *o, struct stratus_metrics_sin
          "Upload rounds that failed (retried at the next round)", (double)st.upload_failures);
     emit(s, G, "stratus_uploader_pending_bytes", "Data in the WAL waiting to be uploaded",
          (double)st.pending_upload_bytes);
-    emit(s, G, "stratus_log_cache_bytes", "Bytes of the hot tail held in memory",
+    emit(s, G, "stratus_log_cache_bytes",
+         "Memory held by the log cache: batches and the request frames they are kept in",
          (double)st.log_cache_bytes);
     emit(s, C, "stratus_log_cache_evictions_total", "Batches evicted from the log cache",
          (double)st.log_cache_evictions);
@@ -375,6 +377,49 @@ static void observe_process(struct stratus_metrics_sink *s)
              (double)rl.rlim_cur);
 }
 
+/* jemalloc's control interface, present when stratusd links jemalloc (CMakeLists.txt), NULL
+ * otherwise (a weak reference: the core library does not depend on it). */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
+
+/* The allocator's view of the heap, to tell memory the broker holds from memory the allocator
+ * keeps for reuse: jemalloc's stats (refreshed by writing its epoch), or glibc's mallinfo2. */
+static void observe_allocator(struct stratus_metrics_sink *s)
+{
+    static const char *const fam = "stratus_allocator_bytes";
+    static const char *const help = "Heap bytes by state: allocated (held by the broker), "
+                                    "active, resident, retained (jemalloc), free (glibc)";
+    if (mallctl) {
+        uint64_t epoch = 1;
+        size_t len = sizeof epoch;
+        if (mallctl("epoch", &epoch, &len, &epoch, len) != 0)
+            return;
+        static const char *const keys[][2] = {
+            {"stats.allocated", "allocated"}, {"stats.active", "active"},
+            {"stats.resident", "resident"},   {"stats.retained", "retained"},
+            {"stats.mapped", "mapped"},
+        };
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            size_t v = 0;
+            len = sizeof v;
+            if (mallctl(keys[i][0], &v, &len, NULL, 0) != 0)
+                continue;
+            char name[96];
+            snprintf(name, sizeof name, "%s{state=\"%s\"}", fam, keys[i][1]);
+            stratus_metrics_emit(s, G, fam, name, help, (double)v);
+        }
+        return;
+    }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 mi = mallinfo2();
+    char name[96];
+    snprintf(name, sizeof name, "%s{state=\"allocated\"}", fam);
+    stratus_metrics_emit(s, G, fam, name, help, (double)(mi.uordblks + mi.hblkhd));
+    snprintf(name, sizeof name, "%s{state=\"free\"}", fam);
+    stratus_metrics_emit(s, G, fam, name, help, (double)mi.fordblks);
+#endif
+}
+
 static void observe_collect(void *arg, struct stratus_metrics_sink *s)
 {
     struct stratus_observe *o = arg;
@@ -386,6 +431,7 @@ static void observe_collect(void *arg, struct stratus_metrics_sink *s)
     observe_cache(o, s);
     observe_groups(o, s);
     observe_process(s);
+    observe_allocator(s);
     stratus_metrics_emit(s, G, "stratus_build_info",
                          "stratus_build_info{version=\"" STRATUS_VERSION "\"}",
                          "Always 1; the version as a label", 1);

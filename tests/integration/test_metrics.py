@@ -341,6 +341,15 @@ def test_traffic(b):
     R.eq(lag, 100.0, "stratus_consumer_group_lag{group=mgroup} = 300 produced - 200 committed")
     R.check((value(f1, "stratus_process_resident_memory_bytes") or 0) > 1e6, "RSS reported")
     R.check((value(f1, "stratus_process_open_fds") or 0) > 5, "open fds reported")
+    # the allocator's view: jemalloc's stats when stratusd links it, glibc's mallinfo2 otherwise
+    # (sanitizer builds, whose own allocator leaves glibc's counters at zero)
+    alloc = value(f1, "stratus_allocator_bytes", state="allocated")
+    R.check(alloc is not None, "stratus_allocator_bytes{state=allocated} exported")
+    resident = value(f1, "stratus_allocator_bytes", state="resident")
+    if resident is not None:  # jemalloc
+        rss = value(f1, "stratus_process_resident_memory_bytes") or 0
+        R.check(1e6 < (alloc or 0) <= resident <= rss * 1.05 + 16e6,
+                f"jemalloc: allocated {alloc} <= resident {resident} <= RSS {rss}")
     R.eq(value(f1, "stratus_ready"), 1.0, "stratus_ready is 1")
     R.check(value(f1, "stratus_cache_misses_total") is not None, "cache counters exported")
     R.check(value(f1, "stratus_cold_read_bytes_total") is not None, "cold-read bytes exported")
