@@ -20,6 +20,7 @@
  * and stops the partition (ack_lost) until it is fenced or claimed again.
  * SPDX-License-Identifier: Apache-2.0
  */
+#include <malloc.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,8 @@ static struct stratus_lc_batch *lc_batch_copy(const uint8_t *data, size_t len)
     struct stratus_lc_batch *b = xmalloc(sizeof *b + len);
     b->data = (uint8_t *)(b + 1);
     b->owner = NULL;
+    b->len = (uint32_t)len;
+    b->mem = (uint32_t)malloc_usable_size(b);
     memcpy(b->data, data, len);
     return b;
 }
@@ -240,11 +243,13 @@ static void lc_push(struct stratus_partition *p, struct stratus_lc_batch *b)
     }
     atomic_init(&b->refs, 1);
     p->lc[p->lc_head + p->lc_n++] = b;
-    p->lc_bytes += b->len;
-    atomic_fetch_add(&p->s->lc_bytes, b->len);
+    p->lc_bytes += b->mem;
+    atomic_fetch_add(&p->s->lc_bytes, b->mem);
 }
 
-static void lc_pop(struct stratus_partition *p)
+/* Removes the oldest cached batch and returns it with the cache's reference, for the caller
+ * to drop (outside the lock when it drops many). */
+static struct stratus_lc_batch *lc_take(struct stratus_partition *p)
 {
     struct stratus_lc_batch *b = p->lc[p->lc_head];
 
@@ -252,11 +257,16 @@ static void lc_pop(struct stratus_partition *p)
     p->lc_n--;
     if (p->lc_up)
         p->lc_up--;
-    p->lc_bytes -= b->len;
-    atomic_fetch_sub(&p->s->lc_bytes, b->len);
-    lc_unref(b);
+    p->lc_bytes -= b->mem;
+    atomic_fetch_sub(&p->s->lc_bytes, b->mem);
     if (p->lc_n == 0)
         p->lc_head = 0;
+    return b;
+}
+
+static void lc_pop(struct stratus_partition *p)
+{
+    lc_unref(lc_take(p));
 }
 
 /* Position (relative to lc_head) of the first cached batch with last >= offset, or lc_n. */
@@ -276,18 +286,32 @@ static size_t lc_find(struct stratus_partition *p, int64_t offset)
 uint64_t stratus_partition_evict(struct stratus_partition *p, uint64_t want_bytes)
 {
     uint64_t freed = 0;
+    struct stratus_lc_batch **gone = NULL;
+    size_t ngone = 0, cap = 0;
 
+    /* The batches leave the cache under the lock and are freed after it: at a budget of
+     * gigabytes one eviction drops 10% of it, tens of thousands of frees, and every append and
+     * WAL completion of the partition waits for this lock. */
     pthread_mutex_lock(&p->lock);
-    while (p->lc_n && p->lc_up && p->lc[p->lc_head]->last < p->log_start) {
-        freed += p->lc[p->lc_head]->len;
-        lc_pop(p);
-    }
-    while (p->lc_n && p->lc_up && freed < want_bytes) {
-        freed += p->lc[p->lc_head]->len;
-        lc_pop(p);
-        atomic_fetch_add(&p->s->lc_evictions, 1);
+    for (;;) {
+        if (!p->lc_n || !p->lc_up)
+            break;
+        int expired = p->lc[p->lc_head]->last < p->log_start;
+        if (!expired && freed >= want_bytes)
+            break;
+        if (ngone == cap) {
+            cap = cap ? cap * 2 : 256;
+            gone = xrealloc(gone, cap * sizeof *gone);
+        }
+        gone[ngone] = lc_take(p);
+        freed += gone[ngone++]->mem;
+        if (!expired)
+            atomic_fetch_add(&p->s->lc_evictions, 1);
     }
     pthread_mutex_unlock(&p->lock);
+    for (size_t i = 0; i < ngone; i++)
+        lc_unref(gone[i]);
+    free(gone);
     return freed;
 }
 
@@ -461,7 +485,13 @@ void stratus_partition_append_owned(struct stratus_partition *p, uint8_t *record
         snprintf(res->msg, sizeof res->msg, "no record batch");
         return;
     }
-    /* Copy every batch outside the lock (or reference it inside owner). */
+    /* Copy every batch outside the lock (or reference it inside owner). A referenced batch
+     * is charged its share of the frame's allocation (its bytes times the frame's allocated
+     * size over the frame's length), so that the allocator's rounding of the frames the cache
+     * keeps alive counts against the budget (at 12 GiB, with a producer at 240 MB/s, the heap
+     * held 13.05 GB for 11.6 GB of cached bytes before). */
+    size_t frame_len = owner ? stratus_rcbuf_len(owner) : 0;
+    uint64_t frame_mem = owner ? stratus_rcbuf_footprint(owner) : 0;
     bs = xcalloc((size_t)nb, sizeof *bs);
     bis = xcalloc((size_t)nb, sizeof *bis);
     for (int i = 0; i < nb; i++) {
@@ -477,6 +507,8 @@ void stratus_partition_append_owned(struct stratus_partition *p, uint8_t *record
             bs[i]->data = records + pos;
             bs[i]->owner = owner;
             stratus_rcbuf_ref(owner);
+            bs[i]->mem = (uint32_t)(malloc_usable_size(bs[i]) +
+                                    ((uint64_t)bi.size * frame_mem + frame_len - 1) / frame_len);
         } else {
             bs[i] = lc_batch_copy(records + pos, (size_t)bi.size);
         }

@@ -33,7 +33,8 @@ struct stratus_stream_conf {
     const char *data_dir;          /* base directory */
     const char *index_path;        /* RocksDB directory (default DATA_DIR/index) */
     struct stratus_wal_conf wal;   /* wal.path default DATA_DIR/wal/stratus.wal */
-    uint64_t log_cache_bytes;      /* hot-tail budget over all partitions (default 512 MiB) */
+    uint64_t log_cache_bytes;      /* hot-tail memory budget over all partitions: batches and
+                                    * the request frames they are kept in (default 512 MiB) */
     uint64_t object_target_bytes;  /* upload when this much is pending (default 16 MiB) */
     int64_t upload_interval_ms;    /* ... or when the oldest pending data is this old (2000) */
     int io_threads;                /* cold-read / admin worker threads (default 4) */

@@ -36,6 +36,8 @@ struct stratus_lc_batch {
     int64_t max_ts;     /* the batch's maxTimestamp (after LogAppendTime) */
     uint64_t lsn;       /* LSN of the WAL record holding it, or STRATUS_LSN_NONE */
     uint32_t len;
+    uint32_t mem;       /* memory it holds, charged to the log cache's budget: this struct and
+                         * the copy (their allocation), or its share of the owner frame's */
     atomic_uint refs;   /* 1 while cached + 1 per reader it is lent to (partition.c) */
     uint8_t *data;      /* the batch: right after this struct, or inside owner */
     const void *owner;  /* the stratus_rcbuf (util/alloc.h) holding data (a request frame,

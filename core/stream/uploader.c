@@ -124,7 +124,7 @@ static void trim_wal(struct stratus_stream *s, struct stratus_partition **parts,
 /* One uploaded batch in the log cache, for evict_over_budget. */
 struct evict_ent {
     uint64_t lsn;  /* its WAL LSN; 0 for a batch recovered from another WAL (older) */
-    uint32_t len;
+    uint32_t mem;  /* what it is charged (stratus_lc_batch.mem) */
     uint32_t part; /* index in parts */
 };
 
@@ -138,14 +138,20 @@ static int evict_ent_cmp(const void *a, const void *b)
 
 static void evict_over_budget(struct stratus_stream *s, struct stratus_partition **parts, size_t n)
 {
-    /* Evict down to 90% of the budget, so that the next appends do not put the cache over it
-     * again at once (hysteresis). First drop what retention made unreadable; then the globally
-     * oldest uploaded batches, by WAL LSN (the order they were written in), whatever their
-     * partition, so that the data written last stays cached for the consumers reading it.
-     * (A share of the excess per partition, in proportion to what it held, also took the
-     * share of the partitions written last: in workload 2c, 256 MiB just written to 128
-     * partitions, ~30% of it was then read from objects.) */
-    uint64_t budget = s->conf.log_cache_bytes / 10 * 9;
+    /* Evict down to 90% of the budget, or 64 MiB under it when that is less, so that the next
+     * appends do not put the cache over it again at once (hysteresis). First drop what
+     * retention made unreadable; then the globally oldest uploaded batches, by WAL LSN (the
+     * order they were written in), whatever their partition, so that the data written last
+     * stays cached for the consumers reading it. (A share of the excess per partition, in
+     * proportion to what it held, also took the share of the partitions written last: in
+     * workload 2c, 256 MiB just written to 128 partitions, ~30% of it was then read from
+     * objects.) Only the oldest `excess` bytes of each partition can be among the globally
+     * oldest `excess` bytes, so only those are gathered and sorted, not every cached batch
+     * (at a budget of gigabytes, a scan of each partition's whole cache under its lock). */
+    uint64_t slack = s->conf.log_cache_bytes / 10;
+    if (slack > (64u << 20))
+        slack = 64u << 20;
+    uint64_t budget = s->conf.log_cache_bytes - slack;
     struct evict_ent *ents = NULL;
     size_t nents = 0, cap = 0;
 
@@ -154,19 +160,22 @@ static void evict_over_budget(struct stratus_stream *s, struct stratus_partition
     uint64_t used = atomic_load(&s->lc_bytes);
     if (used <= budget)
         return;
+    uint64_t excess = used - budget, freed = 0;
     /* The uploaded prefix of every partition (only the uploader raises lc_up; appends add at
      * the tail), then the oldest of them up to the excess. */
     for (size_t i = 0; i < n; i++) {
         struct stratus_partition *p = parts[i];
         pthread_mutex_lock(&p->lock);
-        if (nents + p->lc_up > cap) {
-            cap = (nents + p->lc_up) * 2 + 64;
-            ents = xrealloc(ents, cap * sizeof *ents);
-        }
-        for (size_t j = 0; j < p->lc_up; j++) {
+        uint64_t took = 0;
+        for (size_t j = 0; j < p->lc_up && took < excess; j++) {
             const struct stratus_lc_batch *lb = p->lc[p->lc_head + j];
+            if (nents == cap) {
+                cap = cap * 2 + 256;
+                ents = xrealloc(ents, cap * sizeof *ents);
+            }
             ents[nents++] = (struct evict_ent){
-                lb->lsn == STRATUS_LSN_NONE ? 0 : lb->lsn, lb->len, (uint32_t)i};
+                lb->lsn == STRATUS_LSN_NONE ? 0 : lb->lsn, lb->mem, (uint32_t)i};
+            took += lb->mem;
         }
         pthread_mutex_unlock(&p->lock);
     }
@@ -178,10 +187,9 @@ static void evict_over_budget(struct stratus_stream *s, struct stratus_partition
     /* per partition, the bytes of its batches to go: a prefix of its cache, in order (LSNs
      * grow along a partition's cache), which stratus_partition_evict() takes from its head */
     uint64_t *want = xcalloc(n, sizeof *want);
-    uint64_t excess = used - budget, freed = 0;
     for (size_t k = 0; k < nents && freed < excess; k++) {
-        want[ents[k].part] += ents[k].len;
-        freed += ents[k].len;
+        want[ents[k].part] += ents[k].mem;
+        freed += ents[k].mem;
     }
     for (size_t i = 0; i < n; i++)
         if (want[i])

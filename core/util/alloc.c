@@ -3,6 +3,7 @@
  */
 #include "alloc.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,7 +62,8 @@ void stratus_assert_fail(const char *what, const char *file, int line)
 /* The header before an rcbuf's bytes: 16 bytes, so the bytes keep malloc's alignment. */
 struct rcbuf_hdr {
     atomic_uint refs;
-    uint32_t pad[3];
+    uint32_t pad;
+    uint64_t len; /* the n it was created with */
 };
 
 static struct rcbuf_hdr *rcbuf_hdr(const void *buf)
@@ -77,7 +79,18 @@ unsigned char *stratus_rcbuf_new(size_t n)
     if (!h)
         return NULL;
     atomic_init(&h->refs, 1);
+    h->len = n;
     return (unsigned char *)(h + 1);
+}
+
+size_t stratus_rcbuf_len(const void *buf)
+{
+    return (size_t)rcbuf_hdr(buf)->len;
+}
+
+size_t stratus_rcbuf_footprint(const void *buf)
+{
+    return malloc_usable_size(rcbuf_hdr(buf));
 }
 
 void stratus_rcbuf_ref(const void *buf)

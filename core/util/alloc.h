@@ -20,6 +20,10 @@ char *xstrndup(const char *s, size_t n);
 unsigned char *stratus_rcbuf_new(size_t n);
 void stratus_rcbuf_ref(const void *buf);
 void stratus_rcbuf_unref(const void *buf);
+/* The n the buffer was created with, and the bytes of memory its allocation takes (the
+ * allocator's size class, header included): what holding it costs a cache's budget. */
+size_t stratus_rcbuf_len(const void *buf);
+size_t stratus_rcbuf_footprint(const void *buf);
 
 #define stratus_assert(cond)                                            \
     do {                                                                \

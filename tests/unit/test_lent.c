@@ -141,6 +141,17 @@ static void test_owned_and_lent(void)
     fx_be_put(want + 12, (uint64_t)(uint32_t)stratus_partition_leader_epoch(p), 4);
     fx_be_put(want + l1 + 12, (uint64_t)(uint32_t)stratus_partition_leader_epoch(p), 4);
     CHECK(memcmp(frame + 8, want, l1 + l2) == 0);
+    /* the cache is charged the frame's allocation (the allocator's rounding included), split
+     * between the batches by their share of the frame, plus the batches' own structs */
+    {
+        struct stratus_stream_stats st;
+        size_t foot = stratus_rcbuf_footprint(frame);
+        stratus_stream_get_stats(s, &st);
+        CHECK_EQ(stratus_rcbuf_len(frame), 8 + l1 + l2);
+        CHECK(foot >= 8 + l1 + l2);
+        CHECK(st.log_cache_bytes >= (uint64_t)(l1 + l2) * foot / (8 + l1 + l2) + 64);
+        CHECK(st.log_cache_bytes <= foot + 256);
+    }
     stratus_rcbuf_unref(frame); /* the request is done: the log cache holds the frame now */
 
     struct stratus_fetch_result fr;
