@@ -25,9 +25,14 @@
  * them back to the kernel a little at a time: the log cache and the produce frames churn
  * hundreds of MB/s through the same few hundred MB, and each page handed back was faulted in
  * and zeroed again by the next frame. Workload 1, 3 alternating pairs: 1.00 -> 0.87 CPU s per
- * GiB, half the page faults, peak RSS +10% (docs/benchmarks.md, round 14). Memory is still
- * reused inside the process, whose caches are bounded by the configuration. */
-const char *malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1";
+ * GiB, half the page faults, peak RSS +10% (docs/benchmarks.md, round 14).
+ * lg_extent_max_active_fit:20 lets any freed extent be split for a smaller request. jemalloc's
+ * default (6) reuses an extent only up to 64 times the request's size, so once the freed
+ * frames had merged into extents of tens of MB, the ~80 KiB frames never fitted them again:
+ * with nothing purged, the process mapped fresh memory all along (at a 512 MiB log cache,
+ * 535 MB allocated and 3.3 GB resident after 20 s of producing at 240 MB/s; 0.7 GB with it;
+ * docs/benchmarks.md, round 17). */
+const char *malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1,lg_extent_max_active_fit:20";
 
 /* The decay jemalloc runs with, for the first log line (-2 when it cannot say). */
 static long allocator_decay_ms(void)
