@@ -14,8 +14,10 @@
  * serve them all while the other threads idle.
  *
  * Frame handling: bytes are read into a 64 KiB buffer; each complete frame is copied out into
- * its own allocation (the request body must outlive the read buffer while parked); a frame
- * larger than the buffer is read straight into its own allocation. Frames are stratus_rcbufs
+ * its own allocation (the request body must outlive the read buffer while parked); a frame of
+ * BIG_FRAME bytes or more that is not all there yet is read straight into its own allocation,
+ * and after one the next read stops at HEAD_READ bytes, so that only the head of the next
+ * frame is copied when it is a large one too (a producer's connection). Frames are stratus_rcbufs
  * (util/alloc.h): produce's log-cache batches keep a reference instead of a copy. Each thread keeps two spent
  * large response buffers for the next Fetch responses (page faults, see NET_SPARE_BUFS).
  * SPDX-License-Identifier: Apache-2.0
@@ -48,6 +50,11 @@
 #include "util/sched.h"
 
 #define RBUF_SIZE (64 * 1024)
+/* A frame of this size or more, not all read yet, continues into its own allocation; after one,
+ * reads into the buffer stop at HEAD_READ bytes. Workload 1's produce frames (~80 KiB) were
+ * otherwise copied out of the buffer for most of their length: 64 KiB read with the header. */
+#define BIG_FRAME (16 * 1024)
+#define HEAD_READ (4 * 1024)
 /* Fetch responses run to tens of MiB; each one in a fresh buffer cost a page fault per 4 KiB
  * (mmap'd by malloc, grown by realloc): ~20% of the broker's CPU serving cached data. Each
  * thread keeps a few spent response buffers and hands them to the next Fetch requests. */
@@ -75,8 +82,9 @@ struct conn {
     char peer[NI_MAXHOST + NI_MAXSERV + 2];
     uint8_t *rbuf;
     size_t rlen;
-    uint8_t *big;      /* a frame larger than RBUF_SIZE being read into its own buffer */
+    uint8_t *big;      /* a frame of BIG_FRAME bytes or more being read into its own buffer */
     size_t big_len, big_have;
+    int after_big;     /* the last frame was read as big: read HEAD_READ bytes next */
     struct preq *head, *tail; /* requests in arrival order, not yet sent */
     int inflight;
     size_t woff;       /* bytes of head's response already written */
@@ -588,8 +596,8 @@ static void conn_process(struct conn *c)
             break;
         }
         if (c->rlen - off - 4 < (size_t)size) {
-            if ((size_t)size + 4 > RBUF_SIZE) {
-                /* Too large for the buffer: continue reading into its own allocation. */
+            if ((size_t)size >= BIG_FRAME) {
+                /* Large: continue reading into its own allocation. */
                 c->big = stratus_rcbuf_new((size_t)size);
                 if (!c->big) {
                     c->close_when_sent = 1;
@@ -607,6 +615,7 @@ static void conn_process(struct conn *c)
             c->close_when_sent = 1;
             break;
         }
+        c->after_big = 0;
         memcpy(frame, p + 4, (size_t)size);
         off += 4 + (size_t)size;
         conn_handle_frame(c, frame, (size_t)size);
@@ -643,7 +652,10 @@ static void conn_on_event(void *arg, uint32_t events)
             if (c->big) {
                 n = recv(c->fd, c->big + c->big_have, c->big_len - c->big_have, 0);
             } else {
-                n = recv(c->fd, c->rbuf + c->rlen, RBUF_SIZE - c->rlen, 0);
+                size_t room = RBUF_SIZE - c->rlen;
+                if (c->after_big && c->rlen < HEAD_READ)
+                    room = HEAD_READ - c->rlen;
+                n = recv(c->fd, c->rbuf + c->rlen, room, 0);
             }
             if (n == 0) {
                 /* Peer closed: answer nothing more; free what is done. */
@@ -666,6 +678,7 @@ static void conn_on_event(void *arg, uint32_t events)
                     size_t len = c->big_len;
                     c->big = NULL;
                     c->big_len = c->big_have = 0;
+                    c->after_big = 1;
                     conn_handle_frame(c, frame, len);
                     conn_process(c);
                 }
