@@ -38,7 +38,8 @@ class R:
             return rs[0] if rs else None
         out = {k: v for k, v in rs[-1].items() if k != "bench"}
         out["n"] = len(rs)
-        for k in ("cpu_s", "wall_s", "hwm_kb", "rss_kb", "objects", "cold_bytes"):
+        for k in ("cpu_s", "wall_s", "hwm_kb", "rss_kb", "heap_alloc_kb", "heap_resident_kb",
+                  "objects", "cold_bytes"):
             out[k] = median([r.get(k) for r in rs])
         keys = set()
         for r in rs:
@@ -206,18 +207,20 @@ def main():
     # ---- bench table
     w("## Runs (`stratus-bench`)")
     w("")
-    w("| target | workload | run | msgs/s | MB/s | latency | p50 | p99 | p99.9 | max | broker CPU s | CPU s/GiB | VmHWM MiB | objects | MB from objects |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("| target | workload | run | msgs/s | MB/s | latency | p50 | p99 | p99.9 | max | broker CPU s | CPU s/GiB | VmHWM MiB | heap MiB held / resident | objects | MB from objects |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in R_.recs:
         if r.get("kind") != "bench":
             continue
         b = r.get("bench") or {}
         cpg = cpu_per_gib(r) if r.get("cpu_s") is not None else None
-        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        heap = ("%.0f / %.0f" % (r["heap_alloc_kb"] / 1024.0, r["heap_resident_kb"] / 1024.0)
+                if r.get("heap_alloc_kb") and r.get("heap_resident_kb") else "—")
+        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             r["target"], r["wl"], r["run"], f(b.get("msgs_s"), "%.0f"), f(b.get("mb_s"), "%.1f"),
             b.get("lat_kind", ""), f(b.get("p50_ms"), "%.2f"), f(b.get("p99_ms"), "%.2f"),
             f(b.get("p999_ms"), "%.2f"), f(b.get("max_ms"), "%.2f"), f(r.get("cpu_s"), "%.2f"),
-            f(cpg, "%.2f"), f(r["hwm_kb"] / 1024.0 if r.get("hwm_kb") else None, "%.0f"),
+            f(cpg, "%.2f"), f(r["hwm_kb"] / 1024.0 if r.get("hwm_kb") else None, "%.0f"), heap,
             r.get("objects", ""),
             f(r["cold_bytes"] / 1e6 if r.get("cold_bytes") is not None and r["target"] == "stratus"
               else None, "%.0f")))
@@ -416,7 +419,9 @@ def main():
     w("")
     w("Notes: latency = produce() call to delivery report (produce) or send time in the payload")
     w("to the consumer's poll (e2e). CPU s/GiB = the broker's utime+stime over the run divided by")
-    w("the GiB the run moved. Object PUTs = files written under the storage-local directory")
+    w("the GiB the run moved. Heap = `stratus_allocator_bytes` at the end of the run: what the")
+    w("broker holds / what jemalloc keeps resident (far apart means the allocator is not reusing).")
+    w("Object PUTs = files written under the storage-local directory")
     w("(one per PUT). Workload 2 tail compares consumers keeping up with a flat-out producer on")
     w("the same two cores, so it is bounded by the producer; 2c reads 256 MiB just written (in")
     w("the log cache; the mock keeps about 5 MB per partition, hence 128 partitions) flat out,")

@@ -153,6 +153,9 @@ metric() { # NAME -> the broker's unlabelled metric NAME (0 when unreachable)
     | awk -v n="$1" '$1 == n {v = $2} END {printf "%d", v + 0}'
 }
 cold_bytes() { metric stratus_cold_read_bytes_total; } # bytes served from objects
+heap_kb() { # STATE -> the allocator's bytes in that state, in KiB (0 when not reported)
+  echo $(( $(metric "stratus_allocator_bytes{state=\"$1\"}") / 1024 ))
+}
 stratus_start() { # extra --set args...
   local t0; t0=$(now_ns)
   "$BUILD/stratusd" --config "$REPO/conf/stratus.ini" \
@@ -222,10 +225,12 @@ measure() {
   fi
   local res; res=$(printf '%s\n' "$out" | sed -n 's/^RESULT //p' | tail -1)
   [ -n "$res" ] || res='{}'
-  record "$(printf '{"kind":"bench","target":"%s","wl":"%s","run":"%s","cpu_s":%s,"wall_s":%s,"hwm_kb":%s,"rss_kb":%s,"objects":%s,"cold_bytes":%s,"bench":%s}' \
+  local ha=0 hr=0 # the heap at the end of the run: held by the broker / resident (jemalloc)
+  if [ "$target" = stratus ]; then ha=$(heap_kb allocated); hr=$(heap_kb resident); fi
+  record "$(printf '{"kind":"bench","target":"%s","wl":"%s","run":"%s","cpu_s":%s,"wall_s":%s,"hwm_kb":%s,"rss_kb":%s,"heap_alloc_kb":%s,"heap_resident_kb":%s,"objects":%s,"cold_bytes":%s,"bench":%s}' \
     "$target" "$wl" "$run" "$(awk "BEGIN{printf \"%.3f\", ($c1-$c0)/$TCK}")" \
     "$(awk "BEGIN{printf \"%.3f\", ($t1-$t0)/1e9}")" "$(hwm_kb "$pid")" "$(rss_kb "$pid")" \
-    "$((o1 - o0))" "$((k1 - k0))" "$res")"
+    "$ha" "$hr" "$((o1 - o0))" "$((k1 - k0))" "$res")"
   LAST="$res"
 }
 jget() { printf '%s' "$1" | jq -r "$2"; }
