@@ -1,6 +1,7 @@
 /* crc32c.h - CRC-32C (Castagnoli), as Kafka record batches and the WAL use it.
  * stratus_crc32c(0, buf, len) gives the checksum of buf; pass a previous result to continue.
- * Uses the SSE4.2 instruction when the CPU has it. Thread-safe.
+ * Uses the SSE4.2 instruction when the CPU has it, and carry-less multiply folding (AVX-512
+ * VPCLMULQDQ) for long inputs where it has that too. Thread-safe.
  * SPDX-License-Identifier: Apache-2.0
  */
 #ifndef STRATUS_UTIL_CRC32C_H
@@ -19,7 +20,14 @@ uint32_t stratus_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 /* The portable slice-by-8 path alone, same contract (tests compare it with the default). */
 uint32_t stratus_crc32c_sw(uint32_t crc, const void *buf, size_t len);
 
-/* 1 when stratus_crc32c uses the SSE4.2 instruction. */
-int stratus_crc32c_hw_available(void);
+/* The implementations, slowest first; stratus_crc32c uses the best the CPU has. */
+enum { STRATUS_CRC32C_SW = 0, STRATUS_CRC32C_SSE42 = 1, STRATUS_CRC32C_VPCLMUL = 2 };
+
+/* The path stratus_crc32c uses on this CPU (one of the values above). */
+int stratus_crc32c_path(void);
+
+/* The same contract through one path, for the tests; a path this CPU lacks falls back to the
+ * best one below it. */
+uint32_t stratus_crc32c_by(int path, uint32_t crc, const void *buf, size_t len);
 
 #endif
