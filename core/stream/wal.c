@@ -83,6 +83,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/bytes.h"
+#include "util/copy.h"
 #include "util/crc32c.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -1326,13 +1327,15 @@ uint32_t stratus_wal_copy_crc(unsigned char *dst, uint32_t crc, const struct iov
     for (int i = 0; i < iovcnt; i++) {
         if (!iov[i].iov_len)
             continue;
-        memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+        /* the buffer is next read by the device (O_DIRECT) or the object put: streaming
+         * stores, and any CRC to compute is read from the source, not the copy */
+        stratus_copy_nt(dst, iov[i].iov_base, iov[i].iov_len);
         /* a piece whose CRC the caller knows is joined in without reading it again; the result
          * is the CRC of the bytes, exactly as if computed over the copy */
         if (crcs && crcs[i] >= 0)
             crc = stratus_crc32c_combine(crc, (uint32_t)crcs[i], iov[i].iov_len);
         else
-            crc = stratus_crc32c(crc, dst, iov[i].iov_len);
+            crc = stratus_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
         dst += iov[i].iov_len;
     }
     return crc;
