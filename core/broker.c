@@ -41,6 +41,7 @@ struct broker_conf {
     int64_t network_threads;
     int64_t io_threads;
     int64_t readahead_blocks;
+    int cold_read_yield;
     int64_t sched_slice_us;
     uint64_t max_request_bytes;
     uint64_t fetch_max_bytes;
@@ -72,6 +73,9 @@ static const struct stratus_param broker_params[] = {
     STRATUS_PARAM_INT("readahead_blocks", "32", 0, struct broker_conf, readahead_blocks, 0, 4096,
                       "1 MiB blocks cold reads may hold read ahead of consumers reading on, "
                       "over all partitions (0 = no read-ahead)"),
+    STRATUS_PARAM_BOOL("cold_read_yield", "true", 0, struct broker_conf, cold_read_yield,
+                       "Fewer cold reads at once while they slow the WAL's writes down (objects "
+                       "on the WAL's disk); false = io_threads at once always"),
     STRATUS_PARAM_INT("sched_slice_us", "100", 0, struct broker_conf, sched_slice_us, 0, 100000,
                       "Scheduler slice asked for by the network and WAL threads, in us (Linux "
                       ">= 6.12; 0 = the kernel's; under 100 counts as 100)"),
@@ -612,6 +616,7 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     sc.upload_interval_ms = b->uc.interval_ms;
     sc.io_threads = (int)b->bc.io_threads;
     sc.readahead_blocks = (int)b->bc.readahead_blocks;
+    sc.cold_read_yield = b->bc.cold_read_yield;
     sc.retention_check_ms = b->bc.retention_check_interval_ms;
     sc.default_partitions = (int32_t)b->bc.num_partitions;
     sc.node_id = (int32_t)b->bc.node_id;

@@ -160,6 +160,11 @@ static void observe_stream(struct stratus_observe *o, struct stratus_metrics_sin
          "Blocks read ahead of sequential consumers", (double)st.readahead_blocks);
     emit(s, C, "stratus_cold_readahead_used_total",
          "Blocks read ahead that a cold read then took", (double)st.readahead_used);
+    emit(s, G, "stratus_cold_read_limit",
+         "Storage reads cold reads may make at once now (lowered while they slow the WAL)",
+         (double)st.cold_read_limit);
+    emit(s, C, "stratus_cold_read_waits_total",
+         "Cold storage reads that waited for that limit", (double)st.cold_read_waits);
     emit(s, C, "stratus_retention_deleted_objects_total", "Objects deleted by retention",
          (double)st.retention_deleted_objects);
 }

@@ -385,8 +385,13 @@ static void ra_load(struct stratus_stream *s, const char *okey, uint64_t boff)
             stratus_cache_buf_free(old);
     }
     buf = stratus_cache_buf_alloc(STRATUS_BLOCK_SIZE);
-    rc = buf ? stratus_storage_get(s->st, okey, boff, STRATUS_BLOCK_SIZE, buf, &got, &eb)
-             : STRATUS_ENOMEM;
+    if (buf) {
+        stratus_coldgate_enter(&s->gate);
+        rc = stratus_storage_get(s->st, okey, boff, STRATUS_BLOCK_SIZE, buf, &got, &eb);
+        stratus_coldgate_leave(&s->gate);
+    } else {
+        rc = STRATUS_ENOMEM;
+    }
     pthread_mutex_lock(&s->ra_lock);
     if (rc == 0 && got > 0) {
         sl->buf = buf;
@@ -431,7 +436,9 @@ static int objreader_load(struct objreader *r, uint64_t boff, struct stratus_err
             len > 0 && len <= STRATUS_BLOCK_SIZE) {
             got = len;
         } else {
+            stratus_coldgate_enter(&s->gate);
             rc = stratus_storage_get(s->st, r->key, boff, STRATUS_BLOCK_SIZE, buf, &got, eb);
+            stratus_coldgate_leave(&s->gate);
             if (rc == 0 && got == 0)
                 rc = stratus_errf(eb, STRATUS_ECORRUPT, "%s: read past the end at %llu", r->key,
                                   (unsigned long long)boff);

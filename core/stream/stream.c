@@ -247,6 +247,11 @@ int stratus_stream_open(const struct stratus_stream_conf *conf, struct stratus_s
     }
     pthread_cond_init(&s->pool_cond, NULL);
     stratus_coldread_ra_init(s);
+    stratus_coldgate_init(&s->gate, s->conf.io_threads, s->conf.cold_read_yield);
+    if (!s->conf.wal.object_storage) { /* the file WAL reports its writes to the gate */
+        s->conf.wal.write_observer = stratus_coldgate_wal_write;
+        s->conf.wal.write_observer_arg = &s->gate;
+    }
 
     rc = mkdir_p(s->data_dir, eb);
     if (rc == 0 && wal_dir)
@@ -327,6 +332,7 @@ void stratus_stream_close(struct stratus_stream *s)
     stratus_coldread_ra_free(s); /* no I/O thread left to use the slots */
     if (s->wal)
         stratus_wal_close(s->wal); /* runs the last completions: partitions are still alive */
+    stratus_coldgate_destroy(&s->gate); /* the WAL's writes no longer report to it */
     stratus_topic_free_all(s);
     stratus_index_close(s->idx);
     pthread_cond_destroy(&s->pool_cond);
@@ -370,6 +376,7 @@ void stratus_stream_get_stats(struct stratus_stream *s, struct stratus_stream_st
     out->cold_read_bytes = atomic_load(&s->cold_read_bytes);
     out->readahead_blocks = atomic_load(&s->ra_blocks);
     out->readahead_used = atomic_load(&s->ra_used);
+    stratus_coldgate_stats(&s->gate, &out->cold_read_limit, &out->cold_read_waits);
     out->retention_deleted_objects = atomic_load(&s->retention_deleted_objects);
     if (s->wal)
         stratus_wal_get_stats(s->wal, &out->wal);

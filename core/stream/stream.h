@@ -40,6 +40,8 @@ struct stratus_stream_conf {
     int io_threads;                /* cold-read / admin worker threads (default 4) */
     int readahead_blocks;          /* cold-read blocks (1 MiB) read ahead of sequential
                                     * consumers, held at most at once (0 = no read-ahead) */
+    int cold_read_yield;           /* 1 = fewer cold reads at once while they slow the WAL's
+                                    * writes down (coldgate.h); 0 = io_threads always */
     int64_t retention_check_ms;    /* how often retention runs (default 30000) */
     int32_t default_partitions;    /* num.partitions for auto-created topics (default 1) */
     int32_t node_id;
@@ -451,6 +453,8 @@ struct stratus_stream_stats {
     uint64_t pending_upload_bytes;
     uint64_t cold_reads, cold_read_bytes;
     uint64_t readahead_blocks, readahead_used; /* blocks read ahead; of them taken by a read */
+    int cold_read_limit;      /* storage reads cold reads may make at once now (coldgate.h) */
+    uint64_t cold_read_waits; /* cold storage reads that waited for that limit */
     uint64_t retention_deleted_objects;
     struct stratus_wal_stats wal;
 };

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "coldgate.h"
 #include "index/index.h"
 #include "stream.h"
 
@@ -179,6 +180,8 @@ struct stratus_stream {
     atomic_uint_fast64_t objects_uploaded, object_bytes_uploaded, upload_failures;
     atomic_uint_fast64_t cold_reads, cold_read_bytes, retention_deleted_objects;
 
+    /* cold reads in flight, limited while they slow the WAL down (coldgate.h) */
+    struct stratus_coldgate gate;
     /* cold-read read-ahead (coldread.c): conf.readahead_blocks slots */
     pthread_mutex_t ra_lock;
     pthread_cond_t ra_cond;            /* a slot left the loading state */

@@ -131,6 +131,8 @@ struct stratus_wal {
     uint32_t delay_us;
     int loop_writes;         /* loop threads write the batches they start (wal_kick) */
     struct stratus_metric *write_hist; /* borrowed, may be NULL */
+    void (*write_observer)(void *arg, int64_t start_us, int64_t dt_us); /* may be NULL */
+    void *write_observer_arg;
 
     /* superblock state, guarded by sb_mu (and mu for the copies writers read) */
     pthread_mutex_t sb_mu;
@@ -490,6 +492,8 @@ int stratus_wal_open(const struct stratus_wal_conf *conf, struct stratus_wal **o
     wal->delay_us = conf->batch_delay_us;
     wal->loop_writes = !conf->writers_only && !conf->batch_delay_us;
     wal->write_hist = conf->write_hist;
+    wal->write_observer = conf->write_observer;
+    wal->write_observer_arg = conf->write_observer_arg;
     pthread_mutex_init(&wal->mu, NULL);
     pthread_mutex_init(&wal->sb_mu, NULL);
     pthread_cond_init(&wal->work_cv, NULL);
@@ -1102,6 +1106,8 @@ static void wal_write_batch(struct stratus_wal *wal, struct wal_batch *b, int gi
         int w = wal_pwrite_all(wal->fd, b->buf, phys, WAL_SB_AREA + b->start % wal->ring);
         int s = w == 0 ? wal_sync(wal) : 0;
         int64_t dt = stratus_mono_us() - t0;
+        if (wal->write_observer)
+            wal->write_observer(wal->write_observer_arg, t0, dt);
         pthread_mutex_lock(&wal->mu);
         if (w != 0 || s < 0) {
             LOG_ERROR("wal", "write %s lsn=%llu len=%zu failed: %s", wal->path,

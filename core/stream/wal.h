@@ -59,6 +59,11 @@ struct stratus_wal_conf {
      * no hand-off to a writer and back. Batches past 64 KiB, a full ring and batch_delay_us
      * stay with the writers. */
     int writers_only;
+    /* Told of every group commit write of the file WAL after it finishes, on the thread that
+     * made it: when it began (stratus_mono_us) and how long it took. Must not block
+     * (coldgate.c uses it to keep cold reads from slowing the WAL down). NULL = none. */
+    void (*write_observer)(void *arg, int64_t start_us, int64_t dt_us);
+    void *write_observer_arg;
 };
 
 /* Completion of one append: err is 0 when durable, or a STRATUS_E* code when the write
