@@ -409,7 +409,7 @@ def main():
     rp = R_.value("startup", "replay_mb_s")
     if rp is not None:
         bar("WAL replay >= 500 MB/s", "%s MB/s (%s MB; start-up %s ms vs %s ms empty)" % (
-            rp, f((R_.value("startup", "replay_bytes") or 0) / 1e6, "%.0f"),
+            f(rp, "%.1f"), f((R_.value("startup", "replay_bytes") or 0) / 1e6, "%.0f"),
             R_.value("startup", "replay_start_ms"), st), rp >= 500)
     w("")
     w("| bar | measured | result |")
