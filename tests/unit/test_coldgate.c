@@ -6,6 +6,7 @@
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "stream/coldgate.h"
@@ -25,14 +26,14 @@ static void writes(struct stratus_coldgate *g, int64_t *t, int n, int64_t dt_us)
 
 struct waiter {
     struct stratus_coldgate *g;
-    volatile int entered;
+    atomic_int entered;
 };
 
 static void *enter_thread(void *arg)
 {
     struct waiter *w = arg;
     stratus_coldgate_enter(w->g);
-    w->entered = 1;
+    atomic_store(&w->entered, 1);
     stratus_coldgate_leave(w->g);
     return NULL;
 }
@@ -88,17 +89,18 @@ int main(void)
     g.limit = 1;
     g.last_write_us = stratus_mono_us(); /* the WAL is writing: the limit stands */
     stratus_coldgate_enter(&g);
-    struct waiter w = {&g, 0};
+    struct waiter w = {.g = &g};
+    atomic_init(&w.entered, 0);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, enter_thread, &w), 0);
     usleep(30000);
-    CHECK_EQ(w.entered, 0);
+    CHECK_EQ(atomic_load(&w.entered), 0);
     pthread_mutex_lock(&g.mu);
     g.last_write_us = stratus_mono_us();
     pthread_mutex_unlock(&g.mu);
     stratus_coldgate_leave(&g);
     pthread_join(th, NULL);
-    CHECK_EQ(w.entered, 1);
+    CHECK_EQ(atomic_load(&w.entered), 1);
     stratus_coldgate_stats(&g, &limit, &waits);
     CHECK_EQ(limit, 1);
     CHECK_EQ(waits, 1u);
