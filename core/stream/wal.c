@@ -65,7 +65,9 @@
  * loop (a network thread) that starts a batch wakes no writer; it asks its loop to run
  * wal_kick at the end of the iteration, which writes the batch from that thread if it is
  * still small, no write is in flight and nobody holds the WAL, and delivers the completions
- * there (no partition lock is held at that point). Otherwise the writers take it as above;
+ * there (no partition lock is held at that point); like a writer it then goes round and
+ * writes the small batch other threads filled meanwhile (up to WAL_LOOP_ROUNDS writes), not
+ * waking a writer for it. Otherwise the writers take it as above;
  * close() also waits for a loop thread's write in progress.
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -97,6 +99,7 @@
 #define WAL_REC_MAGIC 0x4C415753u
 #define WAL_READ_WINDOW (4u << 20)
 #define WAL_ISSUE_MIN (64u * 1024) /* see wal_writer_main */
+#define WAL_LOOP_ROUNDS 4 /* batches a loop thread writes back to back in one wal_kick */
 
 enum { WAL_T_DATA = 1, WAL_T_PAD = 2, WAL_T_WRAP = 3, WAL_T_GEN = 4 };
 enum { WAL_B_OPEN, WAL_B_SEALED, WAL_B_INFLIGHT, WAL_B_DONE };
@@ -1141,20 +1144,25 @@ static void wal_kick(void *arg)
     struct stratus_wal *wal = arg;
 
     pthread_mutex_lock(&wal->mu);
-    struct wal_batch *b = wal->next_issue;
-    if (b && b->state == WAL_B_OPEN && b->used > 0 && b->used < WAL_ISSUE_MIN &&
-        wal->inflight == 0 && wal->holds == 0 && !wal->closing && !wal->failed) {
+    /* Like a writer, this thread goes round after its write and takes the batch that filled
+     * meanwhile (other network threads' appends), if it is still small and unheld: handing
+     * it to an idle writer instead costs that writer's wake-up, which on busy cores is the
+     * tail of the produce latency. Bounded, so that this thread's own sockets are read. */
+    for (int round = 0; round < WAL_LOOP_ROUNDS; round++) {
+        struct wal_batch *b = wal->next_issue;
+        if (!b || b->state != WAL_B_OPEN || b->used == 0 || b->used >= WAL_ISSUE_MIN ||
+            wal->inflight != 0 || wal->holds != 0 || wal->closing || wal->failed)
+            break;
         wal_batch_seal(wal, b, 0);
-        if (b->end - wal->replay_lsn <= wal->ring) {
-            wal->next_issue = b->next;
-            b->state = WAL_B_INFLIGHT;
-            wal->inflight++;
-            wal->st.loop_writes++;
-            wal_write_batch(wal, b, 0);
-            if (wal->closing || wal->failed)
-                wal_wake_all(wal);
-        }
-        /* else the ring is full: a writer waits for trim() (woken below) */
+        if (b->end - wal->replay_lsn > wal->ring)
+            break; /* the ring is full: a writer waits for trim() (woken below) */
+        wal->next_issue = b->next;
+        b->state = WAL_B_INFLIGHT;
+        wal->inflight++;
+        wal->st.loop_writes++;
+        wal_write_batch(wal, b, 0);
+        if (wal->closing || wal->failed)
+            wal_wake_all(wal);
     }
     /* what this thread does not write (held, bigger, behind a write in flight that a loop
      * thread made, or the ring full) needs a writer */
