@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,11 @@ struct local_conf {
     char *path;
     int fsync;
     int direct_io;
+    /* Puts hold it shared from making a key's directory until their temp file is in it (a
+     * directory with a file in it cannot be pruned); deletes hold it exclusive while they
+     * prune the directories they emptied. Within one process a put then never loses its
+     * directory to a delete; another process sharing the directory is met by the retries. */
+    pthread_rwlock_t prune;
 };
 
 static const struct stratus_param local_params[] = {
@@ -78,6 +84,11 @@ struct local {
     int rootfd; /* O_DIRECTORY */
     int fsync;
     int direct_io;
+    /* Puts hold it shared from making a key's directory until their temp file is in it (a
+     * directory with a file in it cannot be pruned); deletes hold it exclusive while they
+     * prune the directories they emptied. Within one process a put then never loses its
+     * directory to a delete; another process sharing the directory is met by the retries. */
+    pthread_rwlock_t prune;
 };
 
 /* ---- helpers ----------------------------------------------------------------------------- */
@@ -336,6 +347,7 @@ static void local_close(void *inst)
         return;
     if (l->rootfd >= 0)
         close(l->rootfd);
+    pthread_rwlock_destroy(&l->prune);
     free(l->root);
     free(l);
 }
@@ -353,6 +365,7 @@ static int local_open(const struct stratus_host *host, const void *confp, void *
     if (!l)
         return stratus_errf(eb, STRATUS_ENOMEM, "out of memory");
     l->rootfd = -1;
+    pthread_rwlock_init(&l->prune, NULL);
     l->host = host;
     l->fsync = conf->fsync;
     l->direct_io = conf->direct_io;
@@ -423,20 +436,27 @@ static int local_put(void *inst, const char *key, const void *data, size_t len,
         return rc;
     stratus_put_opts_read(opts, &if_absent, &if_match);
     base = local_split(key, dir);
-    /* A concurrent delete may remove the directory between mkdir and the temp file: retry. */
+    /* A delete in another process may remove the directory between mkdir and the temp
+     * file: retry (in this one, the prune lock keeps it). */
+    pthread_rwlock_rdlock(&l->prune);
     for (int attempt = 0;; attempt++) {
         dfd = local_open_dir(l, dir, 1, eb);
-        if (dfd < 0)
+        if (dfd < 0) {
+            pthread_rwlock_unlock(&l->prune);
             return dfd;
+        }
         fd = local_create_temp(dfd, tmp);
         if (fd >= 0)
             break;
         int e = errno;
         close(dfd);
-        if (e != ENOENT || attempt == 8)
+        if (e != ENOENT || attempt == 8) {
+            pthread_rwlock_unlock(&l->prune);
             return stratus_errf(eb, local_errno(e), "create temp in %s/%s: %s", l->root, dir,
                                 strerror(e));
+        }
     }
+    pthread_rwlock_unlock(&l->prune);
     if (local_write_data(l, fd, data, len) < 0) {
         rc = stratus_errf(eb, local_errno(errno), "write %s: %s", key, strerror(errno));
         goto out_unlink_tmp;
@@ -636,6 +656,7 @@ static int local_del_one(struct local *l, const char *key, struct stratus_errbuf
         fsync(dfd);
     close(dfd);
     /* Remove the directories this left empty; ENOTEMPTY (or a racing put) stops the walk. */
+    pthread_rwlock_wrlock(&l->prune);
     while (dir[0]) {
         if (unlinkat(l->rootfd, dir, AT_REMOVEDIR) < 0)
             break;
@@ -644,6 +665,7 @@ static int local_del_one(struct local *l, const char *key, struct stratus_errbuf
             break;
         *slash = '\0';
     }
+    pthread_rwlock_unlock(&l->prune);
     return 0;
 }
 
