@@ -308,6 +308,10 @@ int stratus_pstate_load(struct stratus_partition *p, struct stratus_errbuf *eb);
 void *stratus_uploader_main(void *arg);
 int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb);
 void stratus_uploader_wake(struct stratus_stream *s);
+/* The order in which a round takes parts (reordered in place, stable): by role (resigning and
+ * recovering, owned, the rest), then by the WAL position of the oldest batch not uploaded
+ * (uploader.c says why). Takes each partition's lock in turn. */
+void stratus_uploader_order(struct stratus_partition **parts, size_t n);
 /* Asks the uploader thread for one round and waits for it; returns the round's result
  * (STRATUS_ECLOSED when the uploader is stopping). @locality worker. */
 int stratus_uploader_run_round(struct stratus_stream *s, struct stratus_errbuf *eb);

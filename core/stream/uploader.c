@@ -218,28 +218,58 @@ static int next_object_id(struct stratus_stream *s, uint64_t *oid, struct stratu
     return 0;
 }
 
-/* Uploaded partitions come first: resigning and recovering ones (a hand-over or a recovery
- * waits for them), then owned ones, then the rest. Reorders parts in place (stable). Each
- * partition's role is read once: a role that changes between passes (a hand-over finishing)
- * would otherwise place a partition twice or not at all. */
-static void order_partitions(struct stratus_partition **parts, size_t n)
+/* The order in which a round takes partitions (when their pending data is more than one object
+ * holds, the ones at the end wait for the next round). Resigning and recovering ones first (a
+ * hand-over or a recovery waits for them), then owned ones, then the rest; within a rank, the
+ * one whose oldest pending batch is oldest in the WAL first (recovered batches, which are in
+ * no WAL of ours, before all). The WAL is trimmed only up to the oldest batch not uploaded, so
+ * a round that takes partitions in a fixed order while it is behind leaves the same ones
+ * behind every round: their first batch holds the trim back until the ring is full and every
+ * produce waits (seen beside a catch-up reader: 438 MB of the 512 MiB ring in use with 90 MB
+ * pending). Oldest first, each round moves the trim point. Each partition's role and oldest
+ * LSN are read once; reorders parts in place (stable). */
+struct part_order {
+    uint64_t lsn; /* oldest pending batch's; 0 recovered; UINT64_MAX nothing pending */
+    size_t at;
+    int rank;
+};
+
+static int part_order_cmp(const void *a, const void *b)
+{
+    const struct part_order *x = a, *y = b;
+
+    if (x->rank != y->rank)
+        return x->rank < y->rank ? -1 : 1;
+    if (x->lsn != y->lsn)
+        return x->lsn < y->lsn ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+void stratus_uploader_order(struct stratus_partition **parts, size_t n)
 {
     struct stratus_partition **tmp = xcalloc(n ? n : 1, sizeof *tmp);
-    unsigned char *rank = xcalloc(n ? n : 1, 1);
-    size_t k = 0;
+    struct part_order *ord = xcalloc(n ? n : 1, sizeof *ord);
 
     for (size_t i = 0; i < n; i++) {
-        int r = atomic_load(&parts[i]->role);
-        rank[i] = (r == STRATUS_ROLE_RESIGNING || r == STRATUS_ROLE_RECOVERING) ? 0
-                  : r == STRATUS_ROLE_OWNER                                     ? 1
-                                                                                : 2;
+        struct stratus_partition *p = parts[i];
+        int r = atomic_load(&p->role);
+        ord[i].rank = (r == STRATUS_ROLE_RESIGNING || r == STRATUS_ROLE_RECOVERING) ? 0
+                      : r == STRATUS_ROLE_OWNER                                     ? 1
+                                                                                    : 2;
+        ord[i].at = i;
+        ord[i].lsn = UINT64_MAX;
+        pthread_mutex_lock(&p->lock);
+        if (p->lc_up < p->lc_n) {
+            uint64_t lsn = p->lc[p->lc_head + p->lc_up]->lsn;
+            ord[i].lsn = lsn == STRATUS_LSN_NONE ? 0 : lsn;
+        }
+        pthread_mutex_unlock(&p->lock);
     }
-    for (unsigned char pass = 0; pass < 3; pass++)
-        for (size_t i = 0; i < n; i++)
-            if (rank[i] == pass)
-                tmp[k++] = parts[i];
+    qsort(ord, n, sizeof *ord, part_order_cmp);
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = parts[ord[i].at];
     memcpy(parts, tmp, n * sizeof *parts);
-    free(rank);
+    free(ord);
     free(tmp);
 }
 
@@ -356,7 +386,7 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
 
     stratus_wal_get_stats(s->wal, &ws); /* before the scan: see trim_wal */
     parts = stratus_topic_all_partitions(s, &n);
-    order_partitions(parts, n);
+    stratus_uploader_order(parts, n);
     tk = xcalloc(n ? n : 1, sizeof *tk);
     /* the previous round's buffer: no fresh 32+ MiB allocation (page faults) per object, and
      * it stays 4 KiB-aligned for O_DIRECT puts */

@@ -18,6 +18,7 @@
 #include "plugin/plugin.h"
 #include "proto/kerr.h"
 #include "stream/stream.h"
+#include "stream/stream_int.h"
 #include "stream_fixture.h"
 #include "test.h"
 #include "util/clock.h"
@@ -907,6 +908,60 @@ static void test_evict_oldest_first(void)
     g_small = 0;
 }
 
+/* ---- upload order ---- */
+
+/* A round takes the partitions whose oldest data not uploaded is oldest in the WAL first (the
+ * WAL is trimmed only up to that data): written p2, p0, p3 in that order and p1 not at all,
+ * they come p2, p0, p3, p1; once everything is uploaded, in their own order. */
+static void test_upload_order(void)
+{
+    struct stratus_stream *s = open_stream();
+    struct stratus_partition *ps[4], *ord[4];
+    struct expect e[4];
+    struct stratus_errbuf eb = {{0}};
+    char msg[256];
+    const int written[3] = {2, 0, 3};
+    int before;
+
+    memset(e, 0, sizeof e);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_EQ(stratus_stream_create_topic(s, "order", 4, NULL, 0, 0, NULL, msg, sizeof msg),
+             KAFKA_ERR_NONE);
+    for (int i = 0; i < 4; i++)
+        ps[i] = stratus_stream_partition(s, "order", i);
+    before = fx_acks_done();
+    for (int k = 0; k < 3; k++)
+        append_many(ps[written[k]], &e[written[k]], 5, 500 + (uint32_t)k, stratus_wall_ms());
+    CHECK(fx_acks_wait(before + 15, FX_ACK_MS));
+    memcpy(ord, ps, sizeof ord);
+    stratus_uploader_order(ord, 4);
+    CHECK(ord[0] == ps[2]);
+    CHECK(ord[1] == ps[0]);
+    CHECK(ord[2] == ps[3]);
+    CHECK(ord[3] == ps[1]);
+    /* p0 gets more: its oldest batch is still older than p3's */
+    before = fx_acks_done();
+    append_many(ps[0], &e[0], 3, 900, stratus_wall_ms());
+    CHECK(fx_acks_wait(before + 3, FX_ACK_MS));
+    memcpy(ord, ps, sizeof ord);
+    stratus_uploader_order(ord, 4);
+    CHECK(ord[0] == ps[2] && ord[1] == ps[0] && ord[2] == ps[3] && ord[3] == ps[1]);
+    CHECK_EQ(stratus_stream_flush(s, &eb), 0);
+    memcpy(ord, ps, sizeof ord);
+    stratus_uploader_order(ord, 4);
+    for (int i = 0; i < 4; i++)
+        CHECK(ord[i] == ps[i]);
+    for (int i = 0; i < 4; i++) {
+        check_read_all(ps[i], &e[i], 0);
+        stratus_partition_release(ps[i]);
+        free(e[i].buf);
+    }
+    CHECK_EQ(stratus_stream_delete_topic(s, "order", msg, sizeof msg), KAFKA_ERR_NONE);
+    stratus_stream_close(s);
+}
+
 /* ---- read-ahead ---- */
 
 static struct expect g_ra[2];
@@ -1135,6 +1190,7 @@ int main(void)
     test_replay();
     test_budget();
     test_evict_oldest_first();
+    test_upload_order();
     test_retention_and_time();
     test_readahead();
     fx_env_close();
