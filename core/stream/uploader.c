@@ -37,6 +37,8 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#define UPLOAD_RETRY_MS 1000 /* the pause after a failed round */
+
 struct taken {
     struct stratus_partition *p;
     size_t count;    /* batches taken (follow the uploaded prefix) */
@@ -660,6 +662,10 @@ void *stratus_uploader_main(void *arg)
     struct stratus_stream *s = arg;
     pthread_setname_np(pthread_self(), "uploader"); /* top -H, perf, gdb */
     int64_t tick = s->conf.upload_interval_ms / 4;
+    /* After a failed round the next waits UPLOAD_RETRY_MS, whatever wakes the thread: every
+     * produce wakes it, and with the store refusing (a full disk) rounds came every 25 ms,
+     * each copying a whole object for nothing. The storage plugin already retried the put. */
+    int64_t retry_at = 0;
 
     if (tick < 5)
         tick = 5;
@@ -671,13 +677,15 @@ void *stratus_uploader_main(void *arg)
         struct stratus_errbuf eb = {{0}};
         int rc;
 
-        if (!upload_due(s)) {
+        int64_t now = stratus_mono_ms();
+        if (!upload_due(s) || now < retry_at) {
+            int64_t wait = now < retry_at && retry_at - now < tick ? retry_at - now : tick;
             pthread_mutex_unlock(&s->up_lock);
             idle_upkeep(s);
             pthread_mutex_lock(&s->up_lock);
-            if (upload_due(s) || s->up_stop)
+            if ((upload_due(s) && stratus_mono_ms() >= retry_at) || s->up_stop)
                 continue;
-            cond_wait_ms(&s->up_cond, &s->up_lock, tick);
+            cond_wait_ms(&s->up_cond, &s->up_lock, wait);
             continue;
         }
         req = s->flush_req;
@@ -691,8 +699,7 @@ void *stratus_uploader_main(void *arg)
                 memcpy(s->flush_msg, eb.msg, sizeof s->flush_msg);
         }
         pthread_cond_broadcast(&s->up_done_cond);
-        if (rc && !s->up_stop)
-            cond_wait_ms(&s->up_cond, &s->up_lock, 1000); /* back off after a failure */
+        retry_at = rc ? stratus_mono_ms() + UPLOAD_RETRY_MS : 0;
     }
     pthread_mutex_unlock(&s->up_lock);
     return NULL;

@@ -467,6 +467,22 @@ def test_dead_storage():
     cons.close()
     R.eq(n, 300, "consumers still read everything (from the log cache)")
 
+    # A failed round is followed by a 1 s pause, however often produces wake the uploader:
+    # 2 s of small produces (each wakes it) make at most ~3 more failed rounds, not one per
+    # wake (before, a round every ~25 ms, each building a whole object for nothing).
+    fails0 = value(parse_prom(scrape(port)[0]), "stratus_uploader_failures_total") or 0
+    t0 = time.monotonic()
+    prod = KafkaProducer(bootstrap_servers=b.bootstrap, acks=1, linger_ms=0)
+    while time.monotonic() - t0 < 2.0:
+        prod.send("dead-t", b"w" * 100).get(timeout=10)
+        time.sleep(0.01)
+    prod.close()
+    dt = time.monotonic() - t0
+    fails1 = value(parse_prom(scrape(port)[0]), "stratus_uploader_failures_total") or 0
+    R.check(1 <= fails1 - fails0 <= dt + 2,
+            "failed rounds paced at 1 s while produces wake the uploader: %d in %.1f s"
+            % (fails1 - fails0, dt))
+
     # Fill the 16 MiB ring: the produce that finds it full waits for an upload that cannot
     # come, and is answered REQUEST_TIMED_OUT at its TimeoutMs instead of never.
     c = kwire.Conn(b.host, b.port, timeout=60)
