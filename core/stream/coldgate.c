@@ -33,8 +33,10 @@ void stratus_coldgate_destroy(struct stratus_coldgate *g)
     pthread_mutex_destroy(&g->mu);
 }
 
-void stratus_coldgate_enter(struct stratus_coldgate *g)
+int stratus_coldgate_enter(struct stratus_coldgate *g)
 {
+    int limited;
+
     pthread_mutex_lock(&g->mu);
     int waited = 0;
     for (;;) {
@@ -58,7 +60,9 @@ void stratus_coldgate_enter(struct stratus_coldgate *g)
     }
     g->waits += (uint64_t)waited;
     g->inflight++;
+    limited = g->enabled && g->limit < g->max;
     pthread_mutex_unlock(&g->mu);
+    return limited;
 }
 
 void stratus_coldgate_leave(struct stratus_coldgate *g)

@@ -39,8 +39,10 @@ void stratus_coldgate_init(struct stratus_coldgate *g, int max, int enabled);
 void stratus_coldgate_destroy(struct stratus_coldgate *g);
 
 /* Around each storage read of a cold read or read-ahead: enter waits while the limit is
- * reached; leave must follow every enter. Any thread. */
-void stratus_coldgate_enter(struct stratus_coldgate *g);
+ * reached; leave must follow every enter. Any thread. Returns 1 when the limit was below the
+ * pool's size as the read entered (cold reads are slowing the WAL down: coldread.c then reads
+ * in smaller pieces), else 0. */
+int stratus_coldgate_enter(struct stratus_coldgate *g);
 void stratus_coldgate_leave(struct stratus_coldgate *g);
 
 /* The WAL's write observer (struct stratus_wal_conf.write_observer): a write that began at

@@ -962,6 +962,83 @@ static void test_upload_order(void)
     stratus_stream_close(s);
 }
 
+/* ---- cold reads in pieces ---- */
+
+/* Storage gets and bytes since *a (updated to now). */
+static void gets_since(struct stratus_storage_opstats *a, uint64_t *calls, uint64_t *bytes)
+{
+    struct stratus_storage_opstats b[STRATUS_SOP__COUNT];
+
+    stratus_storage_stats(fx_env.st, b);
+    *calls = b[STRATUS_SOP_GET].calls - a->calls;
+    *bytes = b[STRATUS_SOP_GET].bytes - a->bytes;
+    *a = b[STRATUS_SOP_GET];
+}
+
+/* While the cold-read gate holds reads below the pool's size (they slow the WAL), blocks come
+ * from storage in 256 KiB pieces; unlimited, one get per block. The bytes are the same either
+ * way, the object's last, partial block included. */
+static void test_cold_pieces(void)
+{
+    struct stratus_stream_conf c;
+    struct stratus_stream *s;
+    struct stratus_partition *p;
+    struct stratus_storage_opstats a[STRATUS_SOP__COUNT];
+    struct stratus_errbuf eb = {{0}};
+    struct expect e;
+    char msg[256];
+    uint64_t calls = 0, bytes = 0;
+    int before;
+
+    memset(&e, 0, sizeof e);
+    fx_stream_conf(&c);
+    c.cold_read_yield = 1;
+    c.readahead_blocks = 0; /* every get is the read's own */
+    s = fx_stream_open(&c, NULL);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_EQ(stratus_stream_create_topic(s, "pieces", 1, NULL, 0, 0, NULL, msg, sizeof msg),
+             KAFKA_ERR_NONE);
+    p = stratus_stream_partition(s, "pieces", 0);
+    before = fx_acks_done();
+    append_many(p, &e, 2000, 4242, stratus_wall_ms()); /* ~2.8 MB: 2 blocks and a part */
+    CHECK(fx_acks_wait(before + 2000, FX_ACK_MS));
+    CHECK_EQ(stratus_stream_flush(s, &eb), 0);
+    CHECK(e.len > (2u << 20));
+
+    /* limited: the WAL counts as busy (no idle reset) and one read at a time */
+    stratus_storage_stats(fx_env.st, a);
+    a[0] = a[STRATUS_SOP_GET];
+    pthread_mutex_lock(&s->gate.mu);
+    s->gate.limit = 1;
+    s->gate.last_write_us = INT64_MAX / 2;
+    pthread_mutex_unlock(&s->gate.mu);
+    check_read_all(p, &e, 1);
+    gets_since(&a[0], &calls, &bytes);
+    CHECK(calls > 0 && bytes >= e.len);
+    CHECK(calls > 0 && bytes / calls <= (256u << 10));
+    CHECK(calls >= 4 * (e.len >> 20));
+    fprintf(stderr, "limited: %llu gets, %llu bytes\n", (unsigned long long)calls,
+            (unsigned long long)bytes);
+
+    /* unlimited: one get per block */
+    pthread_mutex_lock(&s->gate.mu);
+    s->gate.limit = s->gate.max;
+    s->gate.last_write_us = 0;
+    pthread_mutex_unlock(&s->gate.mu);
+    check_read_all(p, &e, 1);
+    gets_since(&a[0], &calls, &bytes);
+    CHECK(calls > 0 && bytes / calls > (256u << 10));
+    fprintf(stderr, "unlimited: %llu gets, %llu bytes\n", (unsigned long long)calls,
+            (unsigned long long)bytes);
+
+    stratus_partition_release(p);
+    free(e.buf);
+    CHECK_EQ(stratus_stream_delete_topic(s, "pieces", msg, sizeof msg), KAFKA_ERR_NONE);
+    stratus_stream_close(s);
+}
+
 /* ---- read-ahead ---- */
 
 static struct expect g_ra[2];
@@ -1193,6 +1270,7 @@ int main(void)
     test_upload_order();
     test_retention_and_time();
     test_readahead();
+    test_cold_pieces();
     fx_env_close();
     TEST_REPORT();
 }
