@@ -954,7 +954,8 @@ static void test_upload_order(void)
     for (int i = 0; i < 4; i++)
         CHECK(ord[i] == ps[i]);
     for (int i = 0; i < 4; i++) {
-        check_read_all(ps[i], &e[i], 0);
+        if (e[i].len) /* p1 holds nothing */
+            check_read_all(ps[i], &e[i], 0);
         stratus_partition_release(ps[i]);
         free(e[i].buf);
     }
