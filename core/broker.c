@@ -112,6 +112,7 @@ struct wal_conf {
     uint64_t max_pending;
     int buffered;
     int writers_only;
+    int in_place;
     char *type;
     int64_t object_interval_ms;
     uint64_t object_max_size;
@@ -134,6 +135,9 @@ static const struct stratus_param wal_params[] = {
     STRATUS_PARAM_BOOL("writers_only", "false", 0, struct wal_conf, writers_only,
                        "Only the WAL's writer threads write (by default a network thread "
                        "writes the small group commit it starts while the disk is idle)"),
+    STRATUS_PARAM_BOOL("in_place", "true", 0, struct wal_conf, in_place,
+                       "Write produce data of 64 KiB or more to the WAL straight from the "
+                       "request's buffer (false: copy it into the WAL's buffers first)"),
     STRATUS_PARAM_STR("type", "local", 0, struct wal_conf, type,
                       "local (a file on this machine) or object (WAL objects in [storage])"),
     STRATUS_PARAM_MS("object_interval", "150ms", 0, struct wal_conf, object_interval_ms, 10,
@@ -608,6 +612,7 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     sc.wal.max_pending_bytes = b->wc.max_pending;
     sc.wal.force_buffered = b->wc.buffered;
     sc.wal.writers_only = b->wc.writers_only;
+    sc.wal.copy_always = !b->wc.in_place;
     sc.wal.write_hist = stratus_metrics_histogram(
         "stratus_wal_write_duration_seconds",
         "WAL write latency: a group commit's write and sync (local), or its PUT (object)");

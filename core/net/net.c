@@ -598,7 +598,8 @@ static void conn_process(struct conn *c)
         if (c->rlen - off - 4 < (size_t)size) {
             if ((size_t)size >= BIG_FRAME) {
                 /* Large: continue reading into its own allocation. */
-                c->big = stratus_rcbuf_new((size_t)size);
+                /* 512-aligned: the WAL writes large batches out of it in place */
+                c->big = stratus_rcbuf_new_aligned((size_t)size, STRATUS_FRAME_ALIGN);
                 if (!c->big) {
                     c->close_when_sent = 1;
                     break;

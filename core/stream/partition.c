@@ -654,7 +654,10 @@ void stratus_partition_append_owned(struct stratus_partition *p, uint8_t *record
     ctx->arg = arg;
     stratus_partition_ref(p);
     /* Under the partition lock, so that LSN order is offset order within the partition. */
-    rc = stratus_wal_append_crc(s->wal, iov, crcs, 2 * nb + 1, append_wal_done, ctx, &lsn);
+    /* the batches lie back to back in the request frame (owner): a large run of them goes to
+     * the WAL's write straight from it, without a copy (stratus_wal_append_ref) */
+    rc = stratus_wal_append_ref(s->wal, iov, crcs, 2 * nb + 1, 1, owner, append_wal_done, ctx,
+                                &lsn);
     if (rc) {
         pthread_mutex_unlock(&p->lock);
         atomic_fetch_sub(&p->refs, 1); /* the ref taken for ctx; p is still referenced */

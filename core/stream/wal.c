@@ -30,6 +30,14 @@
  *     24 u64 generation of the run that wrote it (GEN: u64 prev_end follows in the skipped part
  *        -- see below -- and is covered by its crc)
  *   A DATA record occupies 32 + align32(len) bytes (the tail padding is zero).
+ *   A REF record (type 5) holds the same kind of payload, head || data, laid out so that the
+ *   data can be written straight from the memory it arrived in (an aligned request frame):
+ *     32 u32 head_len   36 u32 data_len   40 u32 skip   44 u32 zero
+ *     48 the head bytes, then zeros up to the next 512-aligned LSN S
+ *     S  the span: whole 512-byte blocks of that memory around the data; data = span[skip..]
+ *   len = the bytes after the 32-byte header, so the record ends at S + span length, itself
+ *   512-aligned; the crc covers the header (crc zero), the sub-header, the head and the data,
+ *   not the span's other bytes. Replay returns head || data as for DATA.
  *   Every write ("batch") starts on a BLK boundary and ends on one: its tail is a PAD record
  *   reaching the next boundary (the gap is always 0 or >= 32 bytes). When the next record would
  *   cross the end of the ring, the batch ends with a WRAP record reaching the end of the lap and
@@ -75,6 +83,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,17 +110,35 @@
 #define WAL_ISSUE_MIN (64u * 1024) /* see wal_writer_main */
 #define WAL_LOOP_ROUNDS 4 /* batches a loop thread writes back to back in one wal_kick */
 
-enum { WAL_T_DATA = 1, WAL_T_PAD = 2, WAL_T_WRAP = 3, WAL_T_GEN = 4 };
+#define WAL_REF_ALIGN 512u     /* a reference record's span: LSN, length and memory alignment */
+#define WAL_REF_SUB 16u        /* its sub-header after the record header */
+#define WAL_REF_MIN (64u * 1024) /* smaller data is copied: the span's rounding is not worth it */
+#define WAL_MAX_REFS 64        /* reference records per batch (two iovecs each in the write) */
+
+enum { WAL_T_DATA = 1, WAL_T_PAD = 2, WAL_T_WRAP = 3, WAL_T_GEN = 4, WAL_T_REF = 5 };
 enum { WAL_B_OPEN, WAL_B_SEALED, WAL_B_INFLIGHT, WAL_B_DONE };
+
+/* A reference record's span: len bytes at ptr (inside owner, an aligned rcbuf the batch holds a
+ * reference to) written in place where buf's bytes reach offset bat. */
+struct wal_ref {
+    uint32_t bat;
+    uint32_t len;
+    const unsigned char *ptr;
+    const void *owner;
+};
 
 /* One aligned write. Owned by the wal's queue; fields guarded by mu except buf contents. */
 struct wal_batch {
     struct wal_batch *next;
     uint64_t start;    /* LSN, BLK-aligned */
     uint64_t end;      /* logical end once sealed (BLK-aligned or a lap end) */
-    uint32_t used;     /* bytes placed from start */
+    uint32_t used;     /* LSN bytes placed from start */
+    uint32_t lcap;     /* LSN bytes the batch may span (max_write, or its one larger record) */
+    uint32_t bused;    /* bytes placed in buf: used less the spans of its reference records */
     uint32_t cap;      /* buffer size */
     unsigned char *buf;
+    struct wal_ref *refs; /* reference records' spans, in LSN order (WAL_MAX_REFS; lazily) */
+    int nrefs;
     int state;
     int wrap;          /* sealed with a WRAP record up to the lap end */
     int copiers;       /* appenders still copying into buf */
@@ -133,6 +160,7 @@ struct stratus_wal {
     uint64_t max_pending;
     uint32_t delay_us;
     int loop_writes;         /* loop threads write the batches they start (wal_kick) */
+    int refs_ok;             /* large data from aligned rcbufs is written in place (REF) */
     struct stratus_metric *write_hist; /* borrowed, may be NULL */
     void (*write_observer)(void *arg, int64_t start_us, int64_t dt_us); /* may be NULL */
     void *write_observer_arg;
@@ -181,6 +209,12 @@ static uint64_t wal_rec_total(uint64_t len)
     return WAL_HDR + wal_align_up(len, 32);
 }
 
+/* A REF record at lsn with head_len head bytes: where its span starts (relative to lsn). */
+static uint64_t wal_ref_head_area(uint64_t lsn, uint64_t head_len)
+{
+    return wal_align_up(lsn + WAL_HDR + WAL_REF_SUB + head_len, WAL_REF_ALIGN) - lsn;
+}
+
 /* Fills a record header at p and returns the crc seed (header with a zero crc field). */
 static void wal_hdr_fill(unsigned char *p, uint64_t lsn, uint32_t len, uint16_t type, uint64_t gen)
 {
@@ -208,6 +242,31 @@ static int wal_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
         p += n;
         len -= (size_t)n;
         off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* pwritev of every byte of v[0..n) (consumed as it goes); 0 or -errno. */
+static int wal_pwritev_all(int fd, struct iovec *v, int n, uint64_t off)
+{
+    while (n > 0) {
+        ssize_t w = pwritev(fd, v, n > IOV_MAX ? IOV_MAX : n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (w == 0)
+            return -EIO;
+        off += (uint64_t)w;
+        while (n > 0 && (size_t)w >= v->iov_len) {
+            w -= (ssize_t)v->iov_len;
+            v++, n--;
+        }
+        if (n > 0) {
+            v->iov_base = (unsigned char *)v->iov_base + w;
+            v->iov_len -= (size_t)w;
+        }
     }
     return 0;
 }
@@ -336,6 +395,23 @@ static int wal_sb_parse(const unsigned char *p, struct wal_sb *sb)
 }
 
 /* ---- open ------------------------------------------------------------------------------ */
+
+/* The alignment O_DIRECT writes to the WAL need of memory and offsets (statx's DIOALIGN), or
+ * 512 where the kernel does not say (a write it refuses anyway goes through a bounce buffer,
+ * wal_write_out); 1 for buffered writes. */
+static uint32_t wal_dio_align(const struct stratus_wal *wal)
+{
+    if (!wal->direct)
+        return 1;
+#ifdef STATX_DIOALIGN
+    struct statx stx;
+    if (statx(wal->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+        (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_mem_align)
+        return stx.stx_dio_mem_align > stx.stx_dio_offset_align ? stx.stx_dio_mem_align
+                                                                : stx.stx_dio_offset_align;
+#endif
+    return WAL_REF_ALIGN;
+}
 
 static int wal_open_fd(const char *path, int direct)
 {
@@ -541,6 +617,7 @@ int stratus_wal_open(const struct stratus_wal_conf *conf, struct stratus_wal **o
     }
     if (conf->force_buffered)
         LOG_WARN("wal", "%s: buffered writes + fdatasync (force_buffered)", wal->path);
+    wal->refs_ok = !conf->copy_always && wal_dio_align(wal) <= WAL_REF_ALIGN;
     wal->durable_lsn = wal->next_start = wal->scan_end = wal->replay_lsn;
     wal->st.direct_io = wal->direct;
     *out = wal;
@@ -810,6 +887,11 @@ static int wal_check(struct stratus_wal *wal, struct wal_reader *r, uint64_t pos
             return 0;
         *total = WAL_HDR + 32;
         break;
+    case WAL_T_REF:
+        if (*len <= WAL_REF_SUB || *len > wal->ring / 2 || (pos + WAL_HDR + *len) % WAL_REF_ALIGN)
+            return 0;
+        *total = WAL_HDR + (uint64_t)*len;
+        break;
     default:
         return 0;
     }
@@ -825,6 +907,26 @@ static int wal_check(struct stratus_wal *wal, struct wal_reader *r, uint64_t pos
             return err;
         crc = stratus_crc32c(crc, p, *type == WAL_T_DATA ? *len : 32);
         *payload = p;
+    } else if (*type == WAL_T_REF) {
+        /* the whole record in one read: the head is moved next to the data in place below */
+        unsigned char *p = (unsigned char *)(uintptr_t)wal_read(wal, r, off + WAL_HDR, *len, &err);
+        if (!p)
+            return err;
+        uint64_t head = get_le32(p), data = get_le32(p + 4), skip = get_le32(p + 8);
+        uint64_t area = wal_ref_head_area(pos, head);
+        if (get_le32(p + 12) != 0 || data == 0 || area > *total ||
+            skip + data > *total - area)
+            return 0;
+        unsigned char *d = p - WAL_HDR + area + skip;
+        crc = stratus_crc32c(crc, p, WAL_REF_SUB + head);
+        crc = stratus_crc32c(crc, d, data);
+        if (crc != want)
+            return 0;
+        /* d - head >= p + WAL_REF_SUB (area >= header + sub-header + head): inside the record */
+        memmove(d - head, p + WAL_REF_SUB, head);
+        *payload = d - head;
+        *len = (uint32_t)(head + data);
+        return 1;
     }
     return crc == want;
 }
@@ -881,7 +983,7 @@ static int wal_scan(struct stratus_wal *wal, stratus_wal_replay_fn *fn, void *ar
         if (v != 1)
             break;
         chain_gen = gen;
-        if (type == WAL_T_DATA && pos >= wal->trim_lsn) {
+        if ((type == WAL_T_DATA || type == WAL_T_REF) && pos >= wal->trim_lsn) {
             nrec++;
             nbytes += len;
             if (fn) {
@@ -955,17 +1057,22 @@ static void wal_batch_free(struct stratus_wal *wal, struct wal_batch *b)
 {
     if (b->buf)
         wal_buf_put(wal, b->buf, b->cap);
+    for (int i = 0; i < b->nrefs; i++)
+        stratus_rcbuf_unref(b->refs[i].owner);
+    free(b->refs);
     free(b->comps);
     free(b);
 }
 
-/* A new open batch at next_start with room for need bytes; NULL on OOM. Caller holds mu. */
-static struct wal_batch *wal_batch_new(struct stratus_wal *wal, uint64_t need)
+/* A new open batch at next_start with room for need LSN bytes, bneed of them in its buffer
+ * (less than need for a reference record); NULL on OOM. Caller holds mu. */
+static struct wal_batch *wal_batch_new(struct stratus_wal *wal, uint64_t need, uint64_t bneed)
 {
     struct wal_batch *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
-    b->cap = need > wal->max_write ? (uint32_t)wal_align_up(need, WAL_BLK) : wal->max_write;
+    b->lcap = need > wal->max_write ? (uint32_t)wal_align_up(need, WAL_BLK) : wal->max_write;
+    b->cap = bneed > wal->max_write ? (uint32_t)wal_align_up(bneed, WAL_BLK) : wal->max_write;
     b->buf = wal_buf_get(wal, b->cap);
     if (!b->buf) {
         free(b);
@@ -998,13 +1105,14 @@ static void wal_batch_seal(struct stratus_wal *wal, struct wal_batch *b, int wra
 }
 
 /* Writes the PAD or WRAP header closing b (no appender touches b any more). Returns the
- * number of bytes to write. */
+ * number of bytes to write (LSN bytes from b->start: the spans of its reference records
+ * included). */
 static size_t wal_batch_finish(struct stratus_wal *wal, struct wal_batch *b)
 {
     uint64_t fill_end = b->start + b->used;
     size_t phys = (size_t)(b->end - b->start);
     if (fill_end < b->end) {
-        unsigned char *h = b->buf + b->used;
+        unsigned char *h = b->buf + b->bused;
         uint32_t skip = (uint32_t)(b->end - fill_end - WAL_HDR);
         wal_hdr_fill(h, fill_end, skip, b->wrap ? WAL_T_WRAP : WAL_T_PAD, wal->gen);
         put_le32(h + 4, stratus_crc32c(0, h, WAL_HDR));
@@ -1091,6 +1199,50 @@ static void wal_deliver(struct stratus_wal *wal)
         wal_wake_all(wal);
 }
 
+/* Writes phys LSN bytes of b at its place in the ring: its buffer, with the spans of its
+ * reference records in between, in one pwritev. Where the device refuses that memory's
+ * alignment (EINVAL), the pieces go through one aligned bounce buffer instead and later
+ * appends copy. 0 or -errno. */
+static int wal_write_out(struct stratus_wal *wal, struct wal_batch *b, size_t phys)
+{
+    uint64_t off = WAL_SB_AREA + b->start % wal->ring;
+    if (b->nrefs == 0)
+        return wal_pwrite_all(wal->fd, b->buf, phys, off);
+    struct iovec v[2 * WAL_MAX_REFS + 1];
+    int n = 0;
+    size_t lpos = 0, bpos = 0;
+    for (int i = 0; i < b->nrefs; i++) {
+        const struct wal_ref *r = &b->refs[i];
+        if (r->bat > bpos)
+            v[n++] = (struct iovec){b->buf + bpos, r->bat - bpos};
+        lpos += r->bat - bpos;
+        v[n++] = (struct iovec){(void *)(uintptr_t)r->ptr, r->len};
+        lpos += r->len;
+        bpos = r->bat;
+    }
+    if (phys > lpos)
+        v[n++] = (struct iovec){b->buf + bpos, phys - lpos};
+    struct iovec keep[2 * WAL_MAX_REFS + 1];
+    memcpy(keep, v, (size_t)n * sizeof *v);
+    int rc = wal_pwritev_all(wal->fd, v, n, off);
+    if (rc != -EINVAL)
+        return rc;
+    unsigned char *bounce = NULL;
+    if (posix_memalign((void **)&bounce, WAL_BLK, wal_align_up(phys, WAL_BLK)) != 0)
+        return -ENOMEM;
+    for (int i = 0, at = 0; i < n; at += (int)keep[i].iov_len, i++)
+        memcpy(bounce + at, keep[i].iov_base, keep[i].iov_len);
+    rc = wal_pwrite_all(wal->fd, bounce, phys, off);
+    free(bounce);
+    pthread_mutex_lock(&wal->mu);
+    if (wal->refs_ok && rc == 0)
+        LOG_WARN("wal", "%s: writes from request buffers refused (EINVAL): copying from now on",
+                 wal->path);
+    wal->refs_ok = 0;
+    pthread_mutex_unlock(&wal->mu);
+    return rc;
+}
+
 /* Writes b (taken off next_issue, INFLIGHT and counted in inflight by the caller), or gives
  * it up with give_up, then completes it and delivers what is done. Caller holds mu; it is
  * released around the write and the completions. */
@@ -1106,7 +1258,7 @@ static void wal_write_batch(struct stratus_wal *wal, struct wal_batch *b, int gi
         pthread_mutex_unlock(&wal->mu);
         size_t phys = wal_batch_finish(wal, b);
         int64_t t0 = stratus_mono_us();
-        int w = wal_pwrite_all(wal->fd, b->buf, phys, WAL_SB_AREA + b->start % wal->ring);
+        int w = wal_write_out(wal, b, phys);
         int s = w == 0 ? wal_sync(wal) : 0;
         int64_t dt = stratus_mono_us() - t0;
         if (wal->write_observer)
@@ -1196,7 +1348,7 @@ static void *wal_writer_main(void *arg)
                 continue;
             }
             int64_t now = stratus_mono_us();
-            if (wal->delay_us && !wal->closing && !wal->failed && b->used < b->cap / 2 &&
+            if (wal->delay_us && !wal->closing && !wal->failed && b->used < b->lcap / 2 &&
                 now < b->opened_us + wal->delay_us) {
                 int64_t until = b->opened_us + wal->delay_us;
                 struct timespec ts;
@@ -1281,7 +1433,7 @@ int stratus_wal_start(struct stratus_wal *wal, struct stratus_errbuf *eb)
         wal_bound_push(wal, head);
     }
     wal->durable_lsn = wal->next_start = head;
-    struct wal_batch *b = wal_batch_new(wal, WAL_BLK);
+    struct wal_batch *b = wal_batch_new(wal, WAL_BLK, WAL_BLK);
     if (!b) {
         pthread_mutex_unlock(&wal->mu);
         pthread_mutex_unlock(&wal->sb_mu);
@@ -1291,7 +1443,7 @@ int stratus_wal_start(struct stratus_wal *wal, struct stratus_errbuf *eb)
     memset(b->buf + WAL_HDR, 0, 32);
     put_le64(b->buf + WAL_HDR, prev_end);
     put_le32(b->buf + 4, stratus_crc32c(0, b->buf, 2 * WAL_HDR));
-    b->used = 2 * WAL_HDR;
+    b->used = b->bused = 2 * WAL_HDR;
     wal->started = 1;
     wal->threads = xcalloc((size_t)wal->nwriters, sizeof *wal->threads);
     for (int i = 0; i < wal->nwriters; i++) {
@@ -1355,16 +1507,73 @@ uint32_t stratus_wal_copy_crc(unsigned char *dst, uint32_t crc, const struct iov
     return crc;
 }
 
-static int wal_append(struct stratus_wal *wal, const struct iovec *iov, const int64_t *crcs,
-                      int iovcnt, stratus_wal_done_fn *done, void *arg, uint64_t *lsn_out)
+/* The CRC-32C of the iovcnt pieces continued from crc, joining in crcs[i] >= 0 (crcs may be
+ * NULL) without reading those pieces. */
+static uint32_t wal_crc_pieces(uint32_t crc, const struct iovec *iov, const int64_t *crcs,
+                               int iovcnt)
 {
-    uint64_t len;
+    for (int i = 0; i < iovcnt; i++) {
+        if (crcs && crcs[i] >= 0)
+            crc = stratus_crc32c_combine(crc, (uint32_t)crcs[i], iov[i].iov_len);
+        else
+            crc = stratus_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+    }
+    return crc;
+}
+
+/* Whether pieces [nhead, iovcnt) can go as a REF record's data, written in place from owner:
+ * at least WAL_REF_MIN bytes, back to back in memory, inside an rcbuf aligned for it. Fills
+ * *span and *span_len (the whole blocks around them) and *skip. */
+static int wal_ref_fits(const struct stratus_wal *wal, const struct iovec *iov, int iovcnt,
+                        int nhead, const void *owner, const unsigned char **span,
+                        uint32_t *span_len, uint32_t *skip)
+{
+    if (!owner || nhead < 0 || nhead >= iovcnt || stratus_rcbuf_align(owner) < WAL_REF_ALIGN)
+        return 0;
+    const unsigned char *data = iov[nhead].iov_base, *end = data;
+    for (int i = nhead; i < iovcnt; i++) {
+        if (iov[i].iov_len && (const unsigned char *)iov[i].iov_base != end)
+            return 0;
+        end += iov[i].iov_len;
+    }
+    const unsigned char *o = owner;
+    size_t room = wal_align_up(stratus_rcbuf_len(owner), WAL_REF_ALIGN);
+    if ((size_t)(end - data) < WAL_REF_MIN || data < o || end > o + stratus_rcbuf_len(owner) ||
+        (size_t)(end - data) > wal->ring / 4)
+        return 0;
+    size_t from = (size_t)(data - o) / WAL_REF_ALIGN * WAL_REF_ALIGN;
+    size_t to = wal_align_up((size_t)(end - o), WAL_REF_ALIGN);
+    if (to > room)
+        return 0;
+    *span = o + from;
+    *span_len = (uint32_t)(to - from);
+    *skip = (uint32_t)((size_t)(data - o) - from);
+    return 1;
+}
+
+/* Appends one record: a DATA record with every piece copied, or (owner set and the pieces
+ * from nhead on fitting wal_ref_fits) a REF record with the first nhead copied and the rest
+ * written in place from owner, which the batch then holds until its write is done. */
+static int wal_append(struct stratus_wal *wal, const struct iovec *iov, const int64_t *crcs,
+                      int iovcnt, int nhead, const void *owner, stratus_wal_done_fn *done,
+                      void *arg, uint64_t *lsn_out)
+{
+    uint64_t len, head = 0, total, btotal, reserve = 0;
     struct wal_batch *b;
+    const unsigned char *span = NULL;
+    uint32_t span_len = 0, skip = 0;
     int rc = stratus_wal_append_len(iov, iovcnt, done, &len);
 
     if (rc != 0)
         return rc;
-    uint64_t total = wal_rec_total(len);
+    int ref = wal_ref_fits(wal, iov, iovcnt, nhead, owner, &span, &span_len, &skip);
+    if (ref)
+        for (int i = 0; i < nhead; i++)
+            head += iov[i].iov_len;
+    /* a REF record's size depends on where it lands (its span starts 512-aligned): the most
+     * it can take counts against the ceilings */
+    total = ref ? WAL_HDR + WAL_REF_SUB + head + WAL_REF_ALIGN + span_len : wal_rec_total(len);
+    btotal = ref ? total - span_len : total;
 
     pthread_mutex_lock(&wal->mu);
     if (wal->closing || !wal->started) {
@@ -1383,38 +1592,67 @@ static int wal_append(struct stratus_wal *wal, const struct iovec *iov, const in
         rc = STRATUS_ENOMEM;
         goto out;
     }
+    if (ref && !wal->refs_ok)
+        ref = 0, total = btotal = wal_rec_total(len);
     b = wal->open;
     if (b) {
         uint64_t at = b->start + b->used;
+        if (ref) {
+            total = wal_ref_head_area(at, head) + span_len;
+            btotal = total - span_len;
+        }
+        /* a batch holding REF records keeps a block of its buffer free for the closing PAD or
+         * WRAP (its buffer offsets no longer track its LSNs) */
+        reserve = ref || b->nrefs ? WAL_BLK : 0;
         /* full first: a WRAP header always fits after a record that did (total >= 64) */
-        if (b->used + total > b->cap)
+        if (b->used + total > b->lcap || b->bused + btotal + reserve > b->cap ||
+            (ref && b->nrefs == WAL_MAX_REFS))
             wal_batch_seal(wal, b, 0), b = NULL;
         else if (at + total > wal_lap_end(wal, b->start))
             wal_batch_seal(wal, b, 1), b = NULL;
     }
     if (!b) {
+        if (ref) {
+            total = wal_ref_head_area(wal->next_start, head) + span_len;
+            btotal = total - span_len;
+        }
         if (wal->next_start % wal->ring + total > wal->ring) {
             /* the record cannot start here: a batch holding only a WRAP record */
-            b = wal_batch_new(wal, WAL_BLK);
+            b = wal_batch_new(wal, WAL_BLK, WAL_BLK);
             if (!b) {
                 rc = STRATUS_ENOMEM;
                 goto out;
             }
             wal_batch_seal(wal, b, 1);
+            if (ref) { /* the next lap starts block-aligned, as next_start was */
+                total = wal_ref_head_area(wal->next_start, head) + span_len;
+                btotal = total - span_len;
+            }
         }
-        b = wal_batch_new(wal, total);
+        b = wal_batch_new(wal, total, btotal + (ref ? WAL_BLK : 0));
         if (!b) {
             rc = STRATUS_ENOMEM;
             goto out;
         }
     }
     rc = stratus_wal_comps_reserve(&b->comps, b->ncomp, &b->capcomp);
+    if (rc == 0 && ref && !b->refs) {
+        b->refs = calloc(WAL_MAX_REFS, sizeof *b->refs);
+        rc = b->refs ? 0 : STRATUS_ENOMEM;
+    }
     if (rc != 0)
         goto out;
     int was_empty = b->used == 0;
-    uint32_t at = b->used;
+    uint32_t at = b->used, bat = b->bused;
     uint64_t lsn = b->start + at;
     b->used += (uint32_t)total;
+    b->bused += (uint32_t)btotal;
+    if (ref) {
+        stratus_rcbuf_ref(owner);
+        b->refs[b->nrefs++] = (struct wal_ref){b->bused, span_len, span, owner};
+        wal->st.ref_records++;
+        wal->st.ref_bytes += len - head;
+    }
     b->copiers++;
     b->bytes += total;
     b->comps[b->ncomp++] = (struct stratus_wal_comp){done, arg, lsn};
@@ -1435,10 +1673,23 @@ static int wal_append(struct stratus_wal *wal, const struct iovec *iov, const in
     pthread_mutex_unlock(&wal->mu);
 
     /* copy and checksum outside the lock: the writer waits for copiers before issuing */
-    unsigned char *h = b->buf + at, *p = h + WAL_HDR;
-    wal_hdr_fill(h, lsn, (uint32_t)len, WAL_T_DATA, gen);
-    uint32_t crc = stratus_wal_copy_crc(p, stratus_crc32c(0, h, WAL_HDR), iov, crcs, iovcnt);
-    memset(p + len, 0, (size_t)(total - WAL_HDR - len));
+    unsigned char *h = b->buf + bat, *p = h + WAL_HDR;
+    uint32_t crc;
+    if (ref) {
+        wal_hdr_fill(h, lsn, (uint32_t)(total - WAL_HDR), WAL_T_REF, gen);
+        put_le32(p, (uint32_t)head);
+        put_le32(p + 4, (uint32_t)(len - head));
+        put_le32(p + 8, skip);
+        put_le32(p + 12, 0);
+        crc = stratus_crc32c(stratus_crc32c(0, h, WAL_HDR), p, WAL_REF_SUB);
+        crc = stratus_wal_copy_crc(p + WAL_REF_SUB, crc, iov, crcs, nhead);
+        memset(p + WAL_REF_SUB + head, 0, (size_t)(btotal - WAL_HDR - WAL_REF_SUB - head));
+        crc = wal_crc_pieces(crc, iov + nhead, crcs ? crcs + nhead : NULL, iovcnt - nhead);
+    } else {
+        wal_hdr_fill(h, lsn, (uint32_t)len, WAL_T_DATA, gen);
+        crc = stratus_wal_copy_crc(p, stratus_crc32c(0, h, WAL_HDR), iov, crcs, iovcnt);
+        memset(p + len, 0, (size_t)(total - WAL_HDR - len));
+    }
     put_le32(h + 4, crc);
     if (lsn_out)
         *lsn_out = lsn;
@@ -1456,7 +1707,7 @@ int stratus_wal_append(struct stratus_wal *wal, const struct iovec *iov, int iov
 {
     if (wal->obj)
         return stratus_walobj_append(wal->obj, iov, NULL, iovcnt, done, arg, lsn_out);
-    return wal_append(wal, iov, NULL, iovcnt, done, arg, lsn_out);
+    return wal_append(wal, iov, NULL, iovcnt, 0, NULL, done, arg, lsn_out);
 }
 
 int stratus_wal_append_crc(struct stratus_wal *wal, const struct iovec *iov, const int64_t *crcs,
@@ -1464,7 +1715,16 @@ int stratus_wal_append_crc(struct stratus_wal *wal, const struct iovec *iov, con
 {
     if (wal->obj)
         return stratus_walobj_append(wal->obj, iov, crcs, iovcnt, done, arg, lsn_out);
-    return wal_append(wal, iov, crcs, iovcnt, done, arg, lsn_out);
+    return wal_append(wal, iov, crcs, iovcnt, 0, NULL, done, arg, lsn_out);
+}
+
+int stratus_wal_append_ref(struct stratus_wal *wal, const struct iovec *iov, const int64_t *crcs,
+                           int iovcnt, int nhead, const void *owner, stratus_wal_done_fn *done,
+                           void *arg, uint64_t *lsn_out)
+{
+    if (wal->obj)
+        return stratus_walobj_append(wal->obj, iov, crcs, iovcnt, done, arg, lsn_out);
+    return wal_append(wal, iov, crcs, iovcnt, nhead, owner, done, arg, lsn_out);
 }
 
 void stratus_wal_hold(struct stratus_wal *wal)

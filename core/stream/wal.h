@@ -64,6 +64,9 @@ struct stratus_wal_conf {
      * (coldgate.c uses it to keep cold reads from slowing the WAL down). NULL = none. */
     void (*write_observer)(void *arg, int64_t start_us, int64_t dt_us);
     void *write_observer_arg;
+    /* 1 = copy every record into the WAL's own buffers. By default stratus_wal_append_ref's
+     * large data is written straight from the request buffer it arrived in (no copy). */
+    int copy_always;
 };
 
 /* Completion of one append: err is 0 when durable, or a STRATUS_E* code when the write
@@ -105,6 +108,17 @@ int stratus_wal_append_crc(struct stratus_wal *wal, const struct iovec *iov, con
                            int iovcnt, stratus_wal_done_fn *done, void *arg,
                            uint64_t *lsn_out /* OUT, may be NULL */);
 
+/* @locality any. stratus_wal_append_crc, where pieces nhead.. (the data: at least 64 KiB,
+ * back to back in memory) lie inside owner, an rcbuf made by stratus_rcbuf_new_aligned(n,
+ * 512): they are then not copied but written to the file straight from owner's memory (a REF
+ * record, wal.c), which the WAL holds a reference to until the write is done, so the data
+ * must not change after this call. Anything else (no owner, small or scattered data, the
+ * object WAL, conf->copy_always, a device needing more alignment) is copied as by
+ * stratus_wal_append_crc. Replay returns the record exactly as for a copied one. */
+int stratus_wal_append_ref(struct stratus_wal *wal, const struct iovec *iov, const int64_t *crcs,
+                           int iovcnt, int nhead, const void *owner, stratus_wal_done_fn *done,
+                           void *arg, uint64_t *lsn_out /* OUT, may be NULL */);
+
 /* @locality any. Group commit hint: between hold and release (a few appends in a row, e.g.
  * one produce request's partitions; never across a wait) a batch under 64 KiB is not issued,
  * so the appends share one write instead of the first going out alone. Larger batches still
@@ -128,6 +142,7 @@ struct stratus_wal_stats {
      * was parsed, or read in place (the first, records larger than a window) */
     uint64_t replay_reads_ahead, replay_reads_inline;
     uint64_t loop_writes; /* of writes, those made by the loop thread that filled the batch */
+    uint64_t ref_records, ref_bytes; /* appends written in place (REF), and their data bytes */
 };
 void stratus_wal_get_stats(struct stratus_wal *wal, struct stratus_wal_stats *out);
 

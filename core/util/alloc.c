@@ -59,16 +59,24 @@ void stratus_assert_fail(const char *what, const char *file, int line)
     abort();
 }
 
-/* The header before an rcbuf's bytes: 16 bytes, so the bytes keep malloc's alignment. */
+/* The header before an rcbuf's bytes: 16 bytes, so the bytes keep malloc's alignment. An
+ * aligned rcbuf's bytes start align bytes into its allocation, the header just before them. */
 struct rcbuf_hdr {
     atomic_uint refs;
-    uint32_t pad;
-    uint64_t len; /* the n it was created with */
+    uint32_t align; /* 0: plain (the allocation starts at the header); else the bytes' alignment */
+    uint64_t len;   /* the n it was created with */
 };
 
 static struct rcbuf_hdr *rcbuf_hdr(const void *buf)
 {
     return (struct rcbuf_hdr *)(void *)((unsigned char *)(uintptr_t)buf - sizeof(struct rcbuf_hdr));
+}
+
+/* The start of buf's allocation. */
+static void *rcbuf_base(const void *buf)
+{
+    struct rcbuf_hdr *h = rcbuf_hdr(buf);
+    return h->align ? (void *)((unsigned char *)(uintptr_t)buf - h->align) : (void *)h;
 }
 
 unsigned char *stratus_rcbuf_new(size_t n)
@@ -79,8 +87,27 @@ unsigned char *stratus_rcbuf_new(size_t n)
     if (!h)
         return NULL;
     atomic_init(&h->refs, 1);
+    h->align = 0;
     h->len = n;
     return (unsigned char *)(h + 1);
+}
+
+unsigned char *stratus_rcbuf_new_aligned(size_t n, size_t align)
+{
+    void *base = NULL;
+    if (align < sizeof(struct rcbuf_hdr) || (align & (align - 1)) || align > UINT32_MAX ||
+        n > SIZE_MAX - 2 * align)
+        return NULL;
+    size_t room = (n + align - 1) / align * align;
+    if (posix_memalign(&base, align, align + room) != 0)
+        return NULL;
+    unsigned char *buf = (unsigned char *)base + align;
+    struct rcbuf_hdr *h = rcbuf_hdr(buf);
+    atomic_init(&h->refs, 1);
+    h->align = (uint32_t)align;
+    h->len = n;
+    memset(buf + n, 0, room - n); /* whole aligned blocks may be written out (the WAL) */
+    return buf;
 }
 
 size_t stratus_rcbuf_len(const void *buf)
@@ -88,9 +115,14 @@ size_t stratus_rcbuf_len(const void *buf)
     return (size_t)rcbuf_hdr(buf)->len;
 }
 
+size_t stratus_rcbuf_align(const void *buf)
+{
+    return rcbuf_hdr(buf)->align;
+}
+
 size_t stratus_rcbuf_footprint(const void *buf)
 {
-    return malloc_usable_size(rcbuf_hdr(buf));
+    return malloc_usable_size(rcbuf_base(buf));
 }
 
 void stratus_rcbuf_ref(const void *buf)
@@ -104,5 +136,5 @@ void stratus_rcbuf_unref(const void *buf)
         return;
     struct rcbuf_hdr *h = rcbuf_hdr(buf);
     if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
-        free(h);
+        free(rcbuf_base(buf));
 }

@@ -24,6 +24,14 @@ void stratus_rcbuf_unref(const void *buf);
  * allocator's size class, header included): what holding it costs a cache's budget. */
 size_t stratus_rcbuf_len(const void *buf);
 size_t stratus_rcbuf_footprint(const void *buf);
+/* An rcbuf whose bytes start on an align boundary (a power of two >= 16) and are followed by
+ * zeros up to the next one, all inside the allocation: whole aligned blocks around any bytes
+ * of it can be handed to an O_DIRECT write (the WAL's reference records). align() returns
+ * the alignment it was created with, 0 for stratus_rcbuf_new's. */
+unsigned char *stratus_rcbuf_new_aligned(size_t n, size_t align);
+/* The alignment of large request frames (net.c): the 512-byte block of O_DIRECT writes. */
+#define STRATUS_FRAME_ALIGN 512
+size_t stratus_rcbuf_align(const void *buf);
 
 #define stratus_assert(cond)                                            \
     do {                                                                \

@@ -6,7 +6,8 @@
  * the WAL and checks that the records are consecutive, intact, in order, without duplicates,
  * that every acknowledged record is there, and that no kept record was lost. Ten rounds on
  * the same file, so later rounds also recover from earlier crashes (stale writes of a dead run
- * past its restart point must never come back).
+ * past its restart point must never come back). One record in 32 is a large one written in
+ * place from an aligned frame (a REF record).
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <errno.h>
@@ -20,11 +21,12 @@
 
 #include "stream/wal.h"
 #include "test.h"
+#include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
 
 #define ROUNDS 10
-#define RING (8u << 20)
+#define RING (16u << 20)
 #define WINDOW 200 /* records kept un-trimmed behind the acknowledged ones */
 #define LSN_SLOTS 4096
 
@@ -33,10 +35,17 @@ struct msg {
     uint64_t type, value;
 };
 
+/* One record in 32 is large (64-160 KiB) and goes in place from an aligned frame (a REF
+ * record, as produce's large batches do); the rest are up to 20 KB and copied. */
+static int rec_big(uint64_t seq)
+{
+    return seq % 32 == 7;
+}
+
 static uint32_t rec_len(uint64_t seq)
 {
     uint64_t x = seq * 0x9E3779B97F4A7C15ull;
-    return 16 + (uint32_t)((x >> 40) % 20000);
+    return rec_big(seq) ? 65600 + (uint32_t)((x >> 40) % 98304) : 16 + (uint32_t)((x >> 40) % 20000);
 }
 
 static size_t rec_make(unsigned char *buf, uint64_t seq)
@@ -120,7 +129,7 @@ static int child_main(const char *path, int fd)
     struct stratus_errbuf eb;
     struct scan s = {0};
     static uint64_t lsn_of[LSN_SLOTS];
-    static unsigned char buf[20100];
+    static unsigned char buf[170000];
     struct stratus_wal_conf conf = conf_for(path);
 
     g_pipe = fd;
@@ -132,8 +141,20 @@ static int child_main(const char *path, int fd)
     uint64_t seq = s.n ? s.last + 1 : 0, kept = s.n ? s.first : 0;
     for (;;) {
         size_t len = rec_make(buf, seq);
-        struct iovec iov = {buf, len};
-        int rc = stratus_wal_append(wal, &iov, 1, child_done, (void *)(uintptr_t)seq, &lsn_of[seq % LSN_SLOTS]);
+        int rc;
+        if (rec_big(seq)) { /* head copied, the rest written from the frame */
+            size_t at = 1 + seq % 500;
+            unsigned char *frame = stratus_rcbuf_new_aligned(at + len, 512);
+            memcpy(frame + at, buf + 12, len - 12);
+            struct iovec iov[2] = {{buf, 12}, {frame + at, len - 12}};
+            rc = stratus_wal_append_ref(wal, iov, NULL, 2, 1, frame, child_done,
+                                        (void *)(uintptr_t)seq, &lsn_of[seq % LSN_SLOTS]);
+            stratus_rcbuf_unref(frame);
+        } else {
+            struct iovec iov = {buf, len};
+            rc = stratus_wal_append(wal, &iov, 1, child_done, (void *)(uintptr_t)seq,
+                                    &lsn_of[seq % LSN_SLOTS]);
+        }
         if (rc == 0) {
             seq++;
         } else if (rc == STRATUS_ENOMEM) {
