@@ -132,6 +132,9 @@ static void observe_stream(struct stratus_observe *o, struct stratus_metrics_sin
     emit(s, C, "stratus_wal_loop_writes_total",
          "WAL writes made by the network thread that started the group commit",
          (double)w->loop_writes);
+    emit(s, C, "stratus_wal_in_place_bytes_total",
+         "Appended bytes the WAL wrote straight from the request buffers (wal.in_place)",
+         (double)w->ref_bytes);
     emit(s, G, "stratus_wal_pending_bytes", "Appends queued and not yet written to the WAL",
          (double)w->pending_bytes);
     uint64_t used = w->head_lsn > w->trim_lsn ? w->head_lsn - w->trim_lsn : 0;

@@ -273,6 +273,14 @@ def test_traffic(b):
         prod.send(topic, b"v" * 500 + str(i).encode())
     prod.flush(30)
     prod.close()
+    # one large batch (~200 KB to one partition of another topic): the WAL writes it from the
+    # request's buffer
+    prod = KafkaProducer(bootstrap_servers=b.bootstrap, acks=1, linger_ms=500,
+                         batch_size=1 << 20)
+    for i in range(200):
+        prod.send(topic + "-big", b"w" * 1000, partition=0)
+    prod.flush(30)
+    prod.close()
     cons = KafkaConsumer(topic, bootstrap_servers=b.bootstrap, group_id="mgroup",
                          auto_offset_reset="earliest", enable_auto_commit=False,
                          consumer_timeout_ms=8000)
@@ -322,6 +330,9 @@ def test_traffic(b):
     moved("stratus_topic_bytes_out_total")
     R.check(total(f1, "stratus_topic_records_in_total") >= 300, "records in counts 300 records")
     moved("stratus_wal_append_bytes_total")
+    inpl = total(f1, "stratus_wal_in_place_bytes_total")
+    R.check(inpl >= 64 * 1024, "stratus_wal_in_place_bytes_total counts the large batch "
+            "written in place (%s bytes)" % inpl)
     moved("stratus_wal_write_duration_seconds", "stratus_wal_write_duration_seconds_count")
     moved("stratus_uploader_objects_total")
     moved("stratus_uploader_bytes_total")
