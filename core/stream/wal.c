@@ -13,8 +13,11 @@
  *
  *   Superblock (one slot, rest of the block zero). Two slots alternate (slot = seq % 2) so a
  *   torn superblock write always leaves the previous one intact; open() takes the valid slot
- *   with the highest seq.
- *     0  u64 magic "STRWALSB"     8  u32 version (1)         12 u32 block size (4096)
+ *   with the highest seq. Version 2 says the ring may hold REF records (below), which builds
+ *   before them cannot read: they refuse a WAL whose slots are both version 2 instead of
+ *   stopping their replay at the first REF record. A run that may write REF records (or
+ *   replayed one) writes version 2, into both slots at start; otherwise version 1.
+ *     0  u64 magic "STRWALSB"     8  u32 version (1 or 2)    12 u32 block size (4096)
  *     16 u64 ring_size            24 u64 trim_lsn: records with LSN < trim_lsn are freed
  *     32 u64 replay_lsn: where replay starts parsing, a batch boundary <= trim_lsn
  *     40 u64 generation: bumped (durably) by every start(), before its first write
@@ -85,6 +88,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -104,7 +108,8 @@
 #define WAL_SB_AREA (2 * (uint64_t)WAL_BLK)
 #define WAL_HDR 32u
 #define WAL_SB_MAGIC 0x42534C4157525453ull /* "STRWALSB" little-endian */
-#define WAL_SB_VERSION 1u
+#define WAL_SB_VERSION 1u     /* no REF record in the ring */
+#define WAL_SB_VERSION_REF 2u /* the ring may hold REF records */
 #define WAL_REC_MAGIC 0x4C415753u
 #define WAL_READ_WINDOW (4u << 20)
 #define WAL_ISSUE_MIN (64u * 1024) /* see wal_writer_main */
@@ -160,7 +165,10 @@ struct stratus_wal {
     uint64_t max_pending;
     uint32_t delay_us;
     int loop_writes;         /* loop threads write the batches they start (wal_kick) */
-    int refs_ok;             /* large data from aligned rcbufs is written in place (REF) */
+    /* atomic: superblock writes read them under sb_mu only */
+    atomic_int refs_ok;      /* large data from aligned rcbufs is written in place (REF) */
+    atomic_int live_refs;    /* the ring may hold REF records of an earlier run or of this
+                                one before refs_ok went off (the superblock says version 2) */
     struct stratus_metric *write_hist; /* borrowed, may be NULL */
     void (*write_observer)(void *arg, int64_t start_us, int64_t dt_us); /* may be NULL */
     void *write_observer_arg;
@@ -353,7 +361,7 @@ static int wal_sb_write(struct stratus_wal *wal, uint64_t trim, uint64_t replay,
     uint64_t seq = wal->sb_seq + 1;
     memset(p, 0, WAL_BLK);
     put_le64(p, WAL_SB_MAGIC);
-    put_le32(p + 8, WAL_SB_VERSION);
+    put_le32(p + 8, wal->refs_ok || wal->live_refs ? WAL_SB_VERSION_REF : WAL_SB_VERSION);
     put_le32(p + 12, WAL_BLK);
     put_le64(p + 16, wal->ring);
     put_le64(p + 24, trim);
@@ -382,7 +390,8 @@ static int wal_sb_parse(const unsigned char *p, struct wal_sb *sb)
                 return -1;
         return 0;
     }
-    if (get_le32(p + 8) != WAL_SB_VERSION || get_le32(p + 12) != WAL_BLK)
+    uint32_t version = get_le32(p + 8);
+    if ((version != WAL_SB_VERSION && version != WAL_SB_VERSION_REF) || get_le32(p + 12) != WAL_BLK)
         return -1;
     sb->ring = get_le64(p + 16);
     sb->trim = get_le64(p + 24);
@@ -983,6 +992,8 @@ static int wal_scan(struct stratus_wal *wal, stratus_wal_replay_fn *fn, void *ar
         if (v != 1)
             break;
         chain_gen = gen;
+        if (type == WAL_T_REF)
+            wal->live_refs = 1;
         if ((type == WAL_T_DATA || type == WAL_T_REF) && pos >= wal->trim_lsn) {
             nrec++;
             nbytes += len;
@@ -1238,6 +1249,7 @@ static int wal_write_out(struct stratus_wal *wal, struct wal_batch *b, size_t ph
     if (wal->refs_ok && rc == 0)
         LOG_WARN("wal", "%s: writes from request buffers refused (EINVAL): copying from now on",
                  wal->path);
+    wal->live_refs = 1; /* the ones already written stay until trimmed */
     wal->refs_ok = 0;
     pthread_mutex_unlock(&wal->mu);
     return rc;
@@ -1420,6 +1432,8 @@ int stratus_wal_start(struct stratus_wal *wal, struct stratus_errbuf *eb)
     if (prev_end == head && head != wal->scan_end)
         replay = head; /* nothing valid between the old replay point and head */
     rc = wal_sb_write(wal, wal->trim_lsn, replay, wal->gen + 1);
+    if (rc == 0 && (wal->refs_ok || wal->live_refs))
+        rc = wal_sb_write(wal, wal->trim_lsn, replay, wal->gen + 1); /* both slots version 2 */
     if (rc != 0) {
         pthread_mutex_unlock(&wal->sb_mu);
         return stratus_errf(eb, STRATUS_EIO, "wal: superblock write %s: %s", wal->path,

@@ -818,6 +818,20 @@ static int append_framed(struct stratus_wal *wal, uint32_t id, uint32_t len, uin
     return rc;
 }
 
+/* The version fields of the two superblock slots. */
+static void sb_versions(const char *path, uint32_t v[2])
+{
+    unsigned char b[12];
+    int fd = open(path, O_RDONLY);
+    v[0] = v[1] = 0;
+    if (fd < 0)
+        return;
+    for (int i = 0; i < 2; i++)
+        if (pread(fd, b, sizeof b, (off_t)i * 4096) == (ssize_t)sizeof b)
+            memcpy(&v[i], b + 8, 4);
+    close(fd);
+}
+
 /* The LSN of the first byte of the data of REF record id (wal.c's layout). */
 static uint64_t ref_data_lsn(const struct ref_ids *r, uint32_t id)
 {
@@ -879,6 +893,12 @@ static void test_ref_records(const char *dir, int copy_always, int buffered)
     CHECK(st.head_lsn > 4ull * (16u << 20));
     uint64_t trim = st.trim_lsn;
     stratus_wal_close(wal);
+    /* a ring that may hold REF records says so in both superblock slots (version 2: builds
+     * before REF records refuse it rather than stop their replay at the first one) */
+    uint32_t v[2];
+    sb_versions(g_path, v);
+    CHECK_EQ(v[0], copy_always ? 1u : 2u);
+    CHECK_EQ(v[1], copy_always ? 1u : 2u);
 
     /* every record after the trim point comes back intact, in order, at its LSN */
     uint32_t first = 0;
@@ -914,6 +934,15 @@ static void test_ref_records(const char *dir, int copy_always, int buffered)
         CHECK_EQ(c.ids[c.n - 1], last - 1);
     collect_free(&c);
     stratus_wal_close(wal);
+    /* copying from now on does not make the REF records still in the ring readable by an
+     * older build: version 2 stays */
+    conf.copy_always = 1;
+    wal = wal_up(&conf, &c);
+    stratus_wal_close(wal);
+    collect_free(&c);
+    sb_versions(g_path, v);
+    CHECK_EQ(v[0], 2u);
+    CHECK_EQ(v[1], 2u);
 out:
     tracker_fini(&t);
     unlink(g_path);
