@@ -67,6 +67,15 @@ const struct stratus_param *stratus_storage_core_params(void);
 int stratus_storage_put(struct stratus_storage *st, const char *key, const void *data, size_t len,
                         const struct stratus_put_opts *opts, char *etag_out /* 128 or NULL */,
                         struct stratus_errbuf *eb);
+/* Puts the concatenation of n pieces as one object. A plugin with putv (ABI 1.2) gets the
+ * pieces as they are; for any other the pieces are joined into one buffer for its put.
+ * Counted as a put. */
+int stratus_storage_putv(struct stratus_storage *st, const char *key,
+                         const struct stratus_iov *iov, size_t n,
+                         const struct stratus_put_opts *opts, char *etag_out /* 128 or NULL */,
+                         struct stratus_errbuf *eb);
+/* 1 when the plugin takes pieces itself (putv), so that a caller gains by not joining them. */
+int stratus_storage_has_putv(const struct stratus_storage *st);
 int stratus_storage_get(struct stratus_storage *st, const char *key, uint64_t off, size_t len,
                         void *dst, size_t *got, struct stratus_errbuf *eb);
 int stratus_storage_head(struct stratus_storage *st, const char *key,

@@ -14,6 +14,7 @@
  * SPDX-License-Identifier: Apache-2.0
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,19 +301,79 @@ static int storage_put_thunk(struct stratus_storage *st, void *args, struct stra
     return st->ops->put(st->inst, a->key, a->data, a->len, a->opts, a->etag_out, eb);
 }
 
+/* opts, or (a caller that zeroed the struct and set a field) a copy in *tmp with the size set,
+ * so that the plugin reads the fields. */
+static const struct stratus_put_opts *put_opts_sized(const struct stratus_put_opts *opts,
+                                                     struct stratus_put_opts *tmp)
+{
+    if (!opts || opts->size != 0)
+        return opts;
+    *tmp = *opts;
+    tmp->size = sizeof *tmp;
+    return tmp;
+}
+
 int stratus_storage_put(struct stratus_storage *st, const char *key, const void *data, size_t len,
                         const struct stratus_put_opts *opts, char *etag_out,
                         struct stratus_errbuf *eb)
 {
     struct stratus_put_opts sized;
-    if (opts && opts->size == 0) {
-        /* A caller that zeroed the struct and set a field: give the plugin the size. */
-        sized = *opts;
-        sized.size = sizeof sized;
-        opts = &sized;
-    }
+    opts = put_opts_sized(opts, &sized);
     struct storage_put_args a = {key, data, len, opts, etag_out};
     int rc = storage_run(st, STRATUS_SOP_PUT, storage_put_thunk, &a, eb);
+    if (rc == 0)
+        storage_add_bytes(st, STRATUS_SOP_PUT, len);
+    return rc;
+}
+
+int stratus_storage_has_putv(const struct stratus_storage *st)
+{
+    return st->plugin &&
+           st->plugin->plugin_ops_size >=
+               offsetof(struct stratus_storage_ops, putv) + sizeof st->ops->putv &&
+           st->ops->putv != NULL;
+}
+
+struct storage_putv_args {
+    const char *key;
+    const struct stratus_iov *iov;
+    size_t n;
+    const struct stratus_put_opts *opts;
+    char *etag_out;
+};
+
+static int storage_putv_thunk(struct stratus_storage *st, void *args, struct stratus_errbuf *eb)
+{
+    struct storage_putv_args *a = args;
+    return st->ops->putv(st->inst, a->key, a->iov, a->n, a->opts, a->etag_out, eb);
+}
+
+int stratus_storage_putv(struct stratus_storage *st, const char *key,
+                         const struct stratus_iov *iov, size_t n,
+                         const struct stratus_put_opts *opts, char *etag_out,
+                         struct stratus_errbuf *eb)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += iov[i].len;
+    if (!stratus_storage_has_putv(st)) { /* join them for put */
+        unsigned char *buf = malloc(len ? len : 1), *w = buf;
+        if (!buf)
+            return stratus_errf(eb, STRATUS_ENOMEM, "put %s: out of memory joining %zu bytes",
+                                key, len);
+        for (size_t i = 0; i < n; i++) {
+            if (iov[i].len)
+                memcpy(w, iov[i].base, iov[i].len);
+            w += iov[i].len;
+        }
+        int rc = stratus_storage_put(st, key, buf, len, opts, etag_out, eb);
+        free(buf);
+        return rc;
+    }
+    struct stratus_put_opts sized;
+    opts = put_opts_sized(opts, &sized);
+    struct storage_putv_args a = {key, iov, n, opts, etag_out};
+    int rc = storage_run(st, STRATUS_SOP_PUT, storage_putv_thunk, &a, eb);
     if (rc == 0)
         storage_add_bytes(st, STRATUS_SOP_PUT, len);
     return rc;

@@ -420,6 +420,59 @@ out_free:
     free(out);
 }
 
+/* putv (ABI 1.2, or the broker joining the pieces for put): pieces as the uploader gives them
+ * (bases and lengths on STRATUS_IOV_ALIGN but the last length, over 512 KiB and more than 64
+ * pieces), then unaligned ones, an empty one, a small object and if_absent. */
+static void case_putv(void)
+{
+    const size_t A = STRATUS_IOV_ALIGN, cap = 4u << 20;
+    struct stratus_errbuf eb = {{0}};
+    struct stratus_iov iov[200];
+    struct stratus_put_opts o = {.size = sizeof o, .if_absent = 1};
+    unsigned char *src = NULL, *want = malloc(cap), *out = malloc(cap + 16);
+    size_t n = 0, len = 0, got = 0, at = 0;
+    int rc;
+    if (posix_memalign((void **)&src, 4096, cap) != 0 || !want || !out) {
+        EXPECT(0, "out of memory for putv buffers");
+        goto out_free;
+    }
+    fill(src, cap, 9);
+    for (unsigned i = 0; i < 150; i++) { /* aligned pieces of 1..40 blocks, out of order */
+        size_t l = A * (1 + i * 7 % 40), off = (size_t)(i * 2654435761u % (cap / A - 41)) * A;
+        iov[n++] = (struct stratus_iov){src + off, l};
+    }
+    iov[n++] = (struct stratus_iov){src + 3, 0};           /* empty */
+    iov[n++] = (struct stratus_iov){src + 1001, 77777};    /* unaligned */
+    iov[n++] = (struct stratus_iov){src + 4096, 3 * A};    /* aligned again */
+    iov[n++] = (struct stratus_iov){src + 5, 1234};        /* the tail */
+    for (size_t i = 0; i < n; i++) {
+        memcpy(want + len, iov[i].base, iov[i].len);
+        len += iov[i].len;
+    }
+    rc = stratus_storage_putv(st, key("putv/big"), iov, n, NULL, NULL, &eb);
+    EXPECT_RC(rc, 0, "putv", eb);
+    rc = get_all(key("putv/big"), out, cap + 16, &got, &eb);
+    EXPECT(rc == 0 && got == len, "get after putv: rc %d got %zu, want %zu", rc, got, len);
+    for (at = 0; at < len && at < got && out[at] == want[at]; at++)
+        ;
+    EXPECT(at == len, "get after putv: content differs at byte %zu of %zu", at, len);
+    /* a small object of two pieces, and if_absent */
+    iov[0] = (struct stratus_iov){src, A};
+    iov[1] = (struct stratus_iov){src + 7 * A, 100};
+    rc = stratus_storage_putv(st, key("putv/small"), iov, 2, &o, NULL, &eb);
+    EXPECT_RC(rc, 0, "putv small, if_absent", eb);
+    rc = get_all(key("putv/small"), out, cap, &got, &eb);
+    EXPECT(rc == 0 && got == A + 100 && memcmp(out, src, A) == 0 &&
+               memcmp(out + A, src + 7 * A, 100) == 0,
+           "get after small putv: rc %d got %zu", rc, got);
+    rc = stratus_storage_putv(st, key("putv/small"), iov, 2, &o, NULL, &eb);
+    EXPECT_RC(rc, STRATUS_EEXIST, "putv if_absent on an existing key", eb);
+out_free:
+    free(src);
+    free(want);
+    free(out);
+}
+
 /* Deletes everything under the run's prefix; the store must then list nothing there. */
 static int cleanup_cb(void *arg, const struct stratus_object_info *info)
 {
@@ -529,6 +582,7 @@ int main(int argc, char **argv)
     run("del", case_del);
     run("list_order_and_paging", case_list);
     run("deep_keys", case_deep_keys);
+    run("putv", case_putv);
     if (!quick)
         run("large_object_64MiB", case_large);
     run("cleanup", case_cleanup);

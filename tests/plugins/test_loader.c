@@ -50,7 +50,7 @@ static void expect_refused(const char *name, int want_kind, const char *reason)
 static void test_refusals(void)
 {
     expect_refused("bad_major", 0, "ABI major 2, this broker speaks 1");
-    expect_refused("future_minor", 0, "built for ABI 1.99, newer than this broker's 1.1");
+    expect_refused("future_minor", 0, "built for ABI 1.99, newer than this broker's 1.2");
     expect_refused("bad_sig", 0, "not binary compatible: build signature \"ilp32,be\"");
     expect_refused("no_entry", 0, "no stratus_plugin_entry symbol: not a Stratus plugin");
     expect_refused("missing_op", 0, "required storage op 'put' is NULL");

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define STRATUS_ABI_MAJOR 1
-#define STRATUS_ABI_MINOR 1
+#define STRATUS_ABI_MINOR 2
 
 /* Facts of the build that change the binary layout; the loader strcmp()s them. */
 #if defined(__LP64__) || defined(_LP64)

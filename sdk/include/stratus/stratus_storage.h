@@ -57,6 +57,16 @@ struct stratus_object_info {
  * other value to stop (list() then returns that value). `info` is borrowed for the call. */
 typedef int stratus_list_fn(void *arg, const struct stratus_object_info *info);
 
+/* The alignment of the pieces the uploader gives putv (bases and lengths, but the last
+ * length): the sector size, enough for O_DIRECT on most disks. */
+#define STRATUS_IOV_ALIGN 512u
+
+/* One piece of an object given to putv (ABI 1.2): len bytes at base. */
+struct stratus_iov {
+    const void *base;
+    size_t len;
+};
+
 struct stratus_storage_ops {
     uint32_t ops_size; /* sizeof(struct stratus_storage_ops) */
     /* ---- ABI 1.0, required ---- */
@@ -84,6 +94,14 @@ struct stratus_storage_ops {
     int (*list)(void *inst, const char *prefix, const char *start_after, stratus_list_fn *cb,
                 void *arg, struct stratus_errbuf *eb);
     /* ---- ABI 1.1 and later: append below, never reorder ---- */
+    /* ABI 1.2, optional (NULL: the host joins the pieces into one buffer and calls put).
+     * Like put, with the object given as the concatenation of n pieces, borrowed for the
+     * call and unchanged during it. The uploader passes pieces whose bases and lengths are
+     * multiples of STRATUS_IOV_ALIGN, except the last piece's length, so that a plugin can
+     * hand them to the disk or the network without joining them first. */
+    int (*putv)(void *inst, const char *key, const struct stratus_iov *iov, size_t n,
+                const struct stratus_put_opts *opts /* may be NULL */, char *etag_out,
+                struct stratus_errbuf *eb);
 };
 
 #ifdef __cplusplus
