@@ -163,6 +163,7 @@ static const struct stratus_param index_params[] = {
 struct upload_conf {
     uint64_t object_size;
     int64_t interval_ms;
+    int in_place;
 };
 
 static const struct stratus_param upload_params[] = {
@@ -170,6 +171,9 @@ static const struct stratus_param upload_params[] = {
                        1073741824, "Upload when this much data is pending"),
     STRATUS_PARAM_MS("interval", "2s", 0, struct upload_conf, interval_ms, 10, INT64_MAX,
                      "... or when the oldest pending data is this old"),
+    STRATUS_PARAM_BOOL("in_place", "false", 0, struct upload_conf, in_place,
+                       "Put batches of 64 KiB or more from where they were received, "
+                       "without copying them into the object (storage plugins with putv)"),
     STRATUS_PARAM_END,
 };
 
@@ -618,6 +622,7 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
         "WAL write latency: a group commit's write and sync (local), or its PUT (object)");
     sc.log_cache_bytes = b->bc.log_cache_size;
     sc.object_target_bytes = b->uc.object_size;
+    sc.upload_in_place = b->uc.in_place;
     sc.upload_interval_ms = b->uc.interval_ms;
     sc.io_threads = (int)b->bc.io_threads;
     sc.readahead_blocks = (int)b->bc.readahead_blocks;

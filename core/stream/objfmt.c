@@ -3,12 +3,19 @@
  *
  * An object, all integers little-endian:
  *   data blocks   for each range, the partition's consecutive record batches, raw (as the
- *                 producer sent them, base offsets assigned), back to back
+ *                 producer sent them, base offsets assigned), back to back; ranges follow
+ *                 each other, or (gather mode, below) zero padding up to a 512-byte boundary
+ *                 lies between them, which no range covers
  *   index block   u32 range count, then per range (48 bytes): u64 stream id, i64 base offset,
  *                 i64 last offset, i64 max timestamp, u64 position, u32 length, u32 batches
  *   footer (24)   u64 index position, u32 index length, u32 crc32c of the index block,
  *                 u32 magic "SSO1" (0x53534f31), u16 version (1), u16 flags (0)
  * Keys: "data/<hh>/<id as 16 hex>.sso" where hh is the low byte of crc32c(id) in hex.
+ * Gather mode (the uploader, with a storage plugin that has putv) builds the same format as
+ * pieces: a large batch's whole 512-byte blocks stay where the batch is, its partial first and
+ * last blocks are copied into the builder's buffer next to the small batches, and a batch whose
+ * address does not line up (mod 512) with where its range ends in the object starts a new range
+ * of the same stream after padding. So a stream may have several ranges in one object.
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "objfmt.h"
@@ -70,11 +77,18 @@ int stratus_objfmt_reserve(struct stratus_objfmt_builder *b, size_t bytes)
 void stratus_objfmt_init(struct stratus_objfmt_builder *b)
 {
     memset(b, 0, sizeof *b);
+    b->bp_open = SIZE_MAX;
+}
+
+void stratus_objfmt_set_gather(struct stratus_objfmt_builder *b)
+{
+    b->gather = 1;
 }
 
 void stratus_objfmt_init_buf(struct stratus_objfmt_builder *b, uint8_t *buf, size_t cap)
 {
     memset(b, 0, sizeof *b);
+    b->bp_open = SIZE_MAX;
     if (buf && cap && (uintptr_t)buf % OBJFMT_ALIGN == 0) {
         b->buf = buf;
         b->cap = cap;
@@ -99,6 +113,19 @@ void stratus_objfmt_begin_range(struct stratus_objfmt_builder *b, uint64_t strea
     b->open = 1;
 }
 
+/* Counts a batch of len bytes into range r. */
+static void range_add(struct stratus_objfmt_range *r, size_t len, int64_t base_offset,
+                      int64_t last_offset, int64_t max_timestamp)
+{
+    if (r->batches == 0)
+        r->base_offset = base_offset;
+    r->last_offset = last_offset;
+    if (max_timestamp > r->max_timestamp)
+        r->max_timestamp = max_timestamp;
+    r->length += (uint32_t)len;
+    r->batches++;
+}
+
 int stratus_objfmt_add_batch(struct stratus_objfmt_builder *b, const uint8_t *batch, size_t len,
                              int64_t base_offset, int64_t last_offset, int64_t max_timestamp)
 {
@@ -109,15 +136,156 @@ int stratus_objfmt_add_batch(struct stratus_objfmt_builder *b, const uint8_t *ba
     r = &b->ranges[b->nranges - 1];
     if ((uint64_t)r->length + len > UINT32_MAX || grow(b, len) != 0)
         return STRATUS_ENOMEM;
+    if (b->gather) {
+        if (b->bp_open == SIZE_MAX)
+            b->bp_open = b->len; /* aligned: see close_piece */
+        if (r->batches == 0)
+            r->position = b->pos;
+        b->pos += len;
+    }
     stratus_copy_nt(b->buf + b->len, batch, len); /* the object is only read by its put */
     b->len += len;
+    range_add(r, len, base_offset, last_offset, max_timestamp);
+    return 0;
+}
+
+/* The index block of b's ranges at p. */
+static void write_index(const struct stratus_objfmt_builder *b, uint8_t *p)
+{
+    put_le32(p, (uint32_t)b->nranges);
+    p += 4;
+    for (size_t i = 0; i < b->nranges; i++, p += STRATUS_OBJFMT_RANGE_SIZE) {
+        const struct stratus_objfmt_range *r = &b->ranges[i];
+        put_le64(p, r->stream_id);
+        put_le64(p + 8, (uint64_t)r->base_offset);
+        put_le64(p + 16, (uint64_t)r->last_offset);
+        put_le64(p + 24, (uint64_t)r->max_timestamp);
+        put_le64(p + 32, r->position);
+        put_le32(p + 40, r->length);
+        put_le32(p + 44, r->batches);
+    }
+}
+
+static void write_footer(uint8_t *p, uint64_t ipos, uint32_t ilen, uint32_t icrc)
+{
+    put_le64(p, ipos);
+    put_le32(p + 8, ilen);
+    put_le32(p + 12, icrc);
+    put_le32(p + 16, STRATUS_OBJFMT_MAGIC);
+    p[20] = STRATUS_OBJFMT_VERSION;
+    p[21] = 0;
+    p[22] = 0;
+    p[23] = 0;
+}
+
+/* Gather mode: appends a piece. */
+static void add_piece(struct stratus_objfmt_builder *b, const uint8_t *ext, size_t off,
+                      size_t len)
+{
+    if (b->npieces == b->pcap) {
+        b->pcap = b->pcap ? b->pcap * 2 : 64;
+        b->pieces = xrealloc(b->pieces, b->pcap * sizeof *b->pieces);
+    }
+    b->pieces[b->npieces++] = (struct stratus_objfmt_piece){ext, off, len};
+}
+
+/* Gather mode: ends the buffer piece being filled, which the callers leave a multiple of the
+ * alignment long (so b->len, where the next one starts, stays aligned). */
+static void close_piece(struct stratus_objfmt_builder *b)
+{
+    if (b->bp_open == SIZE_MAX)
+        return;
+    if (b->len > b->bp_open)
+        add_piece(b, NULL, b->bp_open, b->len - b->bp_open);
+    b->bp_open = SIZE_MAX;
+}
+
+int stratus_objfmt_add_inplace(struct stratus_objfmt_builder *b, const uint8_t *batch, size_t len,
+                               int64_t base_offset, int64_t last_offset, int64_t max_timestamp)
+{
+    const size_t A = STRATUS_IOV_ALIGN;
+    size_t head = (A - (uintptr_t)batch % A) % A, pad = 0, tail;
+    const uint8_t *body, *body_end;
+    struct stratus_objfmt_range *r;
+
+    if (!b->gather || len < head + A)
+        return stratus_objfmt_add_batch(b, batch, len, base_offset, last_offset, max_timestamp);
+    if (!b->open || !b->nranges)
+        return STRATUS_EINVAL;
+    body = batch + head;
+    body_end = batch + (((uintptr_t)batch + len) / A * A - (uintptr_t)batch);
+    tail = (size_t)(batch + len - body_end);
+    r = &b->ranges[b->nranges - 1];
+    if (r->batches && (b->pos + head) % A != 0) { /* cannot follow on: a new range */
+        uint64_t sid = r->stream_id;
+        stratus_objfmt_end_range(b);
+        stratus_objfmt_begin_range(b, sid);
+        r = &b->ranges[b->nranges - 1];
+    }
     if (r->batches == 0)
-        r->base_offset = base_offset;
-    r->last_offset = last_offset;
-    if (max_timestamp > r->max_timestamp)
-        r->max_timestamp = max_timestamp;
-    r->length += (uint32_t)len;
-    r->batches++;
+        pad = (A - (b->pos + head) % A) % A;
+    if ((uint64_t)r->length + len > UINT32_MAX || grow(b, pad + head + tail) != 0)
+        return STRATUS_ENOMEM;
+    /* the partial first block: copied to the end of a buffer piece that ends aligned */
+    if (pad + head) {
+        if (b->bp_open == SIZE_MAX)
+            b->bp_open = b->len;
+        memset(b->buf + b->len, 0, pad);
+        b->len += pad;
+        b->pos += pad;
+    }
+    if (r->batches == 0)
+        r->position = b->pos;
+    if (head) {
+        memcpy(b->buf + b->len, batch, head);
+        b->len += head;
+        b->pos += head;
+    }
+    close_piece(b);
+    add_piece(b, body, 0, (size_t)(body_end - body));
+    b->pos += (uint64_t)(body_end - body);
+    if (tail) { /* the partial last block starts the next buffer piece */
+        b->bp_open = b->len;
+        memcpy(b->buf + b->len, body_end, tail);
+        b->len += tail;
+        b->pos += tail;
+    }
+    range_add(r, len, base_offset, last_offset, max_timestamp);
+    return 0;
+}
+
+int stratus_objfmt_finish_pieces(struct stratus_objfmt_builder *b, const struct stratus_iov **iov,
+                                 size_t *n, uint64_t *len)
+{
+    size_t ilen;
+    uint64_t ipos;
+    uint8_t *p;
+
+    if (!b->gather)
+        return STRATUS_EINVAL;
+    stratus_objfmt_end_range(b);
+    ilen = 4 + b->nranges * STRATUS_OBJFMT_RANGE_SIZE;
+    if (ilen > UINT32_MAX || grow(b, ilen + STRATUS_OBJFMT_FOOTER_SIZE) != 0)
+        return STRATUS_ENOMEM;
+    if (b->bp_open == SIZE_MAX)
+        b->bp_open = b->len;
+    ipos = b->pos;
+    p = b->buf + b->len;
+    write_index(b, p);
+    b->len += ilen;
+    write_footer(b->buf + b->len, ipos, (uint32_t)ilen, stratus_crc32c(0, p, ilen));
+    b->len += STRATUS_OBJFMT_FOOTER_SIZE;
+    b->pos += ilen + STRATUS_OBJFMT_FOOTER_SIZE;
+    close_piece(b);
+    free(b->iov);
+    b->iov = xcalloc(b->npieces ? b->npieces : 1, sizeof *b->iov);
+    for (size_t i = 0; i < b->npieces; i++) {
+        const struct stratus_objfmt_piece *pc = &b->pieces[i];
+        b->iov[i] = (struct stratus_iov){pc->ext ? pc->ext : b->buf + pc->off, pc->len};
+    }
+    *iov = b->iov;
+    *n = b->npieces;
+    *len = b->pos;
     return 0;
 }
 
@@ -138,30 +306,13 @@ int stratus_objfmt_finish(struct stratus_objfmt_builder *b, uint8_t **out, size_
     ilen = 4 + b->nranges * STRATUS_OBJFMT_RANGE_SIZE;
     if (ilen > UINT32_MAX || grow(b, ilen + STRATUS_OBJFMT_FOOTER_SIZE) != 0)
         return STRATUS_ENOMEM;
+    if (b->gather)
+        return STRATUS_EINVAL;
     ipos = b->len;
     p = b->buf + b->len;
-    put_le32(p, (uint32_t)b->nranges);
-    p += 4;
-    for (size_t i = 0; i < b->nranges; i++, p += STRATUS_OBJFMT_RANGE_SIZE) {
-        const struct stratus_objfmt_range *r = &b->ranges[i];
-        put_le64(p, r->stream_id);
-        put_le64(p + 8, (uint64_t)r->base_offset);
-        put_le64(p + 16, (uint64_t)r->last_offset);
-        put_le64(p + 24, (uint64_t)r->max_timestamp);
-        put_le64(p + 32, r->position);
-        put_le32(p + 40, r->length);
-        put_le32(p + 44, r->batches);
-    }
+    write_index(b, p);
     b->len += ilen;
-    p = b->buf + b->len;
-    put_le64(p, ipos);
-    put_le32(p + 8, (uint32_t)ilen);
-    put_le32(p + 12, stratus_crc32c(0, b->buf + ipos, ilen));
-    put_le32(p + 16, STRATUS_OBJFMT_MAGIC);
-    p[20] = STRATUS_OBJFMT_VERSION;
-    p[21] = 0;
-    p[22] = 0;
-    p[23] = 0;
+    write_footer(b->buf + b->len, ipos, (uint32_t)ilen, stratus_crc32c(0, p, ilen));
     b->len += STRATUS_OBJFMT_FOOTER_SIZE;
     *out = b->buf;
     *len = b->len;
@@ -175,6 +326,8 @@ void stratus_objfmt_free(struct stratus_objfmt_builder *b)
 {
     free(b->buf);
     free(b->ranges);
+    free(b->pieces);
+    free(b->iov);
     memset(b, 0, sizeof *b);
 }
 

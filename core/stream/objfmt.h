@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "stratus/stratus_err.h"
+#include "stratus/stratus_storage.h"
 
 #define STRATUS_OBJFMT_MAGIC 0x53534f31u /* "SSO1" */
 #define STRATUS_OBJFMT_VERSION 1
@@ -26,6 +27,13 @@ struct stratus_objfmt_range {
     uint32_t batches;
 };
 
+/* A piece of an object in gather mode: len bytes at ext (the caller's memory), or, ext NULL,
+ * at offset off of the builder's buffer (which may move while it grows). */
+struct stratus_objfmt_piece {
+    const uint8_t *ext;
+    size_t off, len;
+};
+
 /* Builds an object. The builder owns its buffer until stratus_objfmt_finish hands it over. */
 struct stratus_objfmt_builder {
     uint8_t *buf;
@@ -34,6 +42,13 @@ struct stratus_objfmt_builder {
     size_t nranges, rcap;
     int open; /* a range is being filled */
     size_t out_cap; /* after finish: the allocated size of the buffer handed out */
+    /* gather mode (stratus_objfmt_set_gather) */
+    int gather;
+    uint64_t pos;    /* the object's length so far */
+    size_t bp_open;  /* offset in buf of the buffer piece being filled, or SIZE_MAX */
+    struct stratus_objfmt_piece *pieces;
+    size_t npieces, pcap;
+    struct stratus_iov *iov; /* after stratus_objfmt_finish_pieces */
 };
 
 void stratus_objfmt_init(struct stratus_objfmt_builder *b);
@@ -52,6 +67,28 @@ void stratus_objfmt_begin_range(struct stratus_objfmt_builder *b, uint64_t strea
 int stratus_objfmt_add_batch(struct stratus_objfmt_builder *b, const uint8_t *batch, size_t len,
                              int64_t base_offset, int64_t last_offset, int64_t max_timestamp);
 void stratus_objfmt_end_range(struct stratus_objfmt_builder *b);
+
+/* Gather mode, set right after init: the object is built as pieces for a gather put
+ * (stratus_storage_putv) instead of in one buffer. stratus_objfmt_add_batch still copies into
+ * the buffer; stratus_objfmt_add_inplace leaves a batch's aligned middle where it is. Every
+ * piece but the last starts and ends on STRATUS_IOV_ALIGN (in the object and in memory), so
+ * that storage-local writes them all with O_DIRECT, straight from where they are. */
+void stratus_objfmt_set_gather(struct stratus_objfmt_builder *b);
+/* Gather mode: appends a batch like stratus_objfmt_add_batch, referencing the whole
+ * STRATUS_IOV_ALIGN blocks inside it, which must stay unchanged until the object is put; its
+ * partial first and last blocks are copied. When the batch's place in memory does not line up
+ * with the end of the range in the object, the range ends and a new one of the same stream
+ * starts at the batch, after zero padding (so a stream may have several ranges in an object:
+ * its ranges are b->ranges[first..nranges), first read before the first add). A batch with no
+ * whole block is copied. Same return codes. */
+int stratus_objfmt_add_inplace(struct stratus_objfmt_builder *b, const uint8_t *batch, size_t len,
+                               int64_t base_offset, int64_t last_offset,
+                               int64_t max_timestamp);
+/* Gather mode: like stratus_objfmt_finish, but iov and n get the object's pieces (owned by the
+ * builder, valid until stratus_objfmt_free, the buffer's pieces until it grows) and *len its
+ * length. The buffer stays the builder's. */
+int stratus_objfmt_finish_pieces(struct stratus_objfmt_builder *b, const struct stratus_iov **iov,
+                                 size_t *n, uint64_t *len);
 /* Writes the index block and the footer; *out (4 KiB-aligned, free()-able, now the caller's;
  * b->out_cap is its allocated size) and *len get the
  * object. The ranges stay in b->ranges until stratus_objfmt_free. */

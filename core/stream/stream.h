@@ -37,6 +37,8 @@ struct stratus_stream_conf {
                                     * the request frames they are kept in (default 512 MiB) */
     uint64_t object_target_bytes;  /* upload when this much is pending (default 16 MiB) */
     int64_t upload_interval_ms;    /* ... or when the oldest pending data is this old (2000) */
+    int upload_in_place;           /* large batches go to storage from where they are, not
+                                    * copied into the object (uploader.c; single node only) */
     int io_threads;                /* cold-read / admin worker threads (default 4) */
     int readahead_blocks;          /* cold-read blocks (1 MiB) read ahead of sequential
                                     * consumers, held at most at once (0 = no read-ahead) */

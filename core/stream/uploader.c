@@ -5,9 +5,12 @@
  * upload_interval_ms old, when the log cache is over its budget, or on flush. It takes, under
  * each partition's lock, a reference on each durable batch not yet uploaded (a prefix of each
  * partition's pending batches) and copies them, after the lock, into one object (objfmt.c;
- * the buffer is kept from round to round),
+ * the buffer is kept from round to round) - or, in gather mode (conf.upload_in_place, a
+ * storage plugin with putv, single node), builds the object as pieces in which batches of
+ * 64 KiB or more stay where they were received, referenced until the put is done,
  * allocates the object id from the index counter BEFORE the put, puts it through
- * stratus_storage_put (which retries), then commits every range to the offset index (with its
+ * stratus_storage_put or _putv (which retry), then commits every range to the offset index
+ * (a partition may have several ranges in a gather-mode object; with its
  * time index entry when it raises the stream's running maximum timestamp, see index.c) and the
  * object to the objects table in ONE synced write batch. Only then are the batches marked
  * uploaded (evictable), and the WAL trimmed up to the lowest LSN still needed by data not yet
@@ -39,11 +42,17 @@
 
 #define UPLOAD_RETRY_MS 1000 /* the pause after a failed round */
 
+/* Batches of UPLOAD_INPLACE_MIN bytes or more are put from where they are (gather mode) */
+#define UPLOAD_INPLACE_MIN (64u * 1024)
+
 struct taken {
     struct stratus_partition *p;
     size_t count;    /* batches taken (follow the uploaded prefix) */
     uint64_t bytes;
-    size_t range;    /* index in the builder's ranges, or SIZE_MAX */
+    size_t range;    /* index in the builder's ranges of its first, or SIZE_MAX */
+    size_t nranges;  /* its ranges: one, or in gather mode several */
+    struct stratus_lent *lent; /* gather mode: the batches, referenced until the put is done */
+    size_t nlent;
     uint64_t gen;    /* p->own_gen when taken */
     int committed;   /* its range is committed (index, or metastore in cluster mode) */
 };
@@ -55,16 +64,18 @@ void stratus_uploader_wake(struct stratus_stream *s)
     pthread_mutex_unlock(&s->up_lock);
 }
 
-/* Adds to ib the time index entry of range r when it raises the stream's running maximum (its
- * last 'X' entry). The caller holds meta_lock, under which every 'X' writer runs. */
+/* Adds to ib the time index entries of ranges r[0..n) of one stream, in offset order, that
+ * raise the stream's running maximum (its last 'X' entry, then each other). The caller holds
+ * meta_lock, under which every 'X' writer runs. */
 static int time_index_add(struct stratus_stream *s, struct stratus_index_batch *ib,
-                          const struct stratus_index_range *r, struct stratus_errbuf *eb)
+                          const struct stratus_index_range *r, size_t n,
+                          struct stratus_errbuf *eb)
 {
     struct stratus_index_time_run run;
     int rc = stratus_index_time_run_load(s->idx, r->stream_id, &run, eb);
 
-    if (rc == 0)
-        stratus_index_time_step(ib, &run, r);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        stratus_index_time_step(ib, &run, &r[i]);
     return rc;
 }
 
@@ -275,11 +286,11 @@ void stratus_uploader_order(struct stratus_partition **parts, size_t n)
     free(tmp);
 }
 
-/* The index range of taken range t of object oid. */
-static struct stratus_index_range taken_range(const struct stratus_objfmt_builder *b,
-                                              const struct taken *t, uint64_t oid)
+/* The index range of range ri of object oid. */
+static struct stratus_index_range taken_range(const struct stratus_objfmt_builder *b, size_t ri,
+                                              uint64_t oid)
 {
-    const struct stratus_objfmt_range *r = &b->ranges[t->range];
+    const struct stratus_objfmt_range *r = &b->ranges[ri];
     return (struct stratus_index_range){.stream_id = r->stream_id,
                                         .base_offset = r->base_offset,
                                         .last_offset = r->last_offset,
@@ -312,7 +323,7 @@ static int cluster_commit(struct stratus_stream *s, const struct stratus_objfmt_
         struct stratus_partition *p = tk[i].p;
         if (!tk[i].count)
             continue;
-        ranges[m] = taken_range(b, &tk[i], o->object_id);
+        ranges[m] = taken_range(b, tk[i].range, o->object_id); /* one: no gather mode */
         pthread_mutex_lock(&p->lock);
         if (p->deleted || p->own_gen != tk[i].gen ||
             atomic_load(&p->role) == STRATUS_ROLE_NONE) {
@@ -380,6 +391,13 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
     uint64_t limit = max_object_bytes(s), total = 0, oid = 0;
     int64_t started = stratus_mono_ms();
     int cluster = STRATUS_CLUSTER(s);
+    /* Gather mode: the object is put as pieces, large batches from where they are, so that
+     * storage-local's O_DIRECT write reads them there and nothing copies them (their copy
+     * into one buffer was 19% of the broker's CPU in workload 1: cold memory, received long
+     * before). Not in cluster mode, whose commit takes one range per partition. */
+    int gather = !cluster && s->conf.upload_in_place && stratus_storage_has_putv(s->st);
+    const struct stratus_iov *iov = NULL;
+    size_t niov = 0;
     size_t max_streams = s->conf.max_streams_per_object > 0
                              ? (size_t)s->conf.max_streams_per_object
                              : SIZE_MAX;
@@ -393,6 +411,8 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
     /* the previous round's buffer: no fresh 32+ MiB allocation (page faults) per object, and
      * it stays 4 KiB-aligned for O_DIRECT puts */
     stratus_objfmt_init_buf(&b, s->up_buf, s->up_cap);
+    if (gather)
+        stratus_objfmt_set_gather(&b);
     s->up_buf = NULL;
     s->up_cap = 0;
     /* Room for what is pending (up to the limit, plus one batch past it and the index), grown
@@ -441,19 +461,28 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
                 stratus_objfmt_begin_range(&b, p->stream_id);
                 tk[i].range = b.nranges - 1;
             }
-            if (stratus_objfmt_add_batch(&b, lb->data, lb->len, lb->base, lb->last,
-                                         lb->max_ts) != 0)
+            if ((gather && lb->len >= UPLOAD_INPLACE_MIN
+                     ? stratus_objfmt_add_inplace(&b, lb->data, lb->len, lb->base, lb->last,
+                                                  lb->max_ts)
+                     : stratus_objfmt_add_batch(&b, lb->data, lb->len, lb->base, lb->last,
+                                                lb->max_ts)) != 0)
                 break; /* out of memory: the rest waits for the next object */
             tk[i].count++;
             tk[i].bytes += lb->len;
             total += lb->len;
         }
-        if (nlent) {
+        if (nlent && gather) { /* the object references them until the put is done */
+            tk[i].lent = lent;
+            tk[i].nlent = nlent;
+            lent = NULL;
+        } else if (nlent) {
             stratus_lent_release(lent, (int)nlent); /* frees the array too */
             lent = NULL;
         }
-        if (tk[i].count)
+        if (tk[i].count) {
             stratus_objfmt_end_range(&b);
+            tk[i].nranges = b.nranges - tk[i].range;
+        }
     }
     if (total == 0)
         goto trim;
@@ -461,7 +490,13 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
     rc = next_object_id(s, &oid, eb);
     if (rc)
         goto fail;
-    rc = stratus_objfmt_finish(&b, &obj, &objlen);
+    if (gather) {
+        uint64_t glen = 0;
+        rc = stratus_objfmt_finish_pieces(&b, &iov, &niov, &glen);
+        objlen = (size_t)glen;
+    } else {
+        rc = stratus_objfmt_finish(&b, &obj, &objlen);
+    }
     if (rc) {
         rc = stratus_errf(eb, rc, "building object: out of memory");
         goto fail;
@@ -472,9 +507,16 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
         if (rc)
             goto fail;
     }
-    rc = stratus_storage_put(s->st, okey, obj, objlen, NULL, NULL, eb);
+    rc = gather ? stratus_storage_putv(s->st, okey, iov, niov, NULL, NULL, eb)
+                : stratus_storage_put(s->st, okey, obj, objlen, NULL, NULL, eb);
     if (rc)
         goto fail;
+    for (size_t i = 0; i < n; i++) { /* put: the batches are no longer referenced by it */
+        if (tk[i].nlent)
+            stratus_lent_release(tk[i].lent, (int)tk[i].nlent);
+        tk[i].lent = NULL;
+        tk[i].nlent = 0;
+    }
 
     if (cluster) {
         /* The metastore's transaction is the commit. When its outcome is unknown the object
@@ -505,16 +547,20 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
         snprintf(o.key, sizeof o.key, "%s", okey);
         pthread_mutex_lock(&s->meta_lock);
         for (size_t i = 0; i < n; i++) {
-            struct stratus_index_range ir;
-            uint8_t rv[STRATUS_IDX_RANGE_VALUE_SIZE];
+            struct stratus_index_range *ir;
             int deleted;
             if (!tk[i].committed)
                 continue;
-            ir = taken_range(&b, &tk[i], oid);
-            stratus_index_range_encode(&ir, rv);
-            klen = stratus_index_key_range(key, ir.stream_id, ir.last_offset);
-            stratus_index_batch_put(ib, key, klen, rv, sizeof rv);
-            rc = time_index_add(s, ib, &ir, eb);
+            ir = xcalloc(tk[i].nranges, sizeof *ir);
+            for (size_t j = 0; j < tk[i].nranges; j++) {
+                uint8_t rv[STRATUS_IDX_RANGE_VALUE_SIZE];
+                ir[j] = taken_range(&b, tk[i].range + j, oid);
+                stratus_index_range_encode(&ir[j], rv);
+                klen = stratus_index_key_range(key, ir[j].stream_id, ir[j].last_offset);
+                stratus_index_batch_put(ib, key, klen, rv, sizeof rv);
+            }
+            rc = time_index_add(s, ib, ir, tk[i].nranges, eb);
+            free(ir);
             if (rc && !cluster) { /* nothing committed: the object is garbage, as below */
                 const char *keys[1] = {okey};
                 struct stratus_errbuf eb2;
@@ -527,7 +573,7 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
             deleted = tk[i].p->deleted;
             pthread_mutex_unlock(&tk[i].p->lock);
             if (deleted) { /* deleted meanwhile: make sure retention collects the range */
-                klen = stratus_index_key_delstream(key, ir.stream_id);
+                klen = stratus_index_key_delstream(key, tk[i].p->stream_id);
                 stratus_index_batch_put(ib, key, klen, "", 0);
             } else { /* the producer state travels with the data (producer.c) */
                 stratus_pstate_snapshot(tk[i].p, ib);
@@ -596,8 +642,11 @@ out:
         free(obj);
     }
     stratus_objfmt_free(&b);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (tk[i].nlent)
+            stratus_lent_release(tk[i].lent, (int)tk[i].nlent);
         stratus_partition_release(parts[i]);
+    }
     free(parts);
     free(tk);
     return rc;

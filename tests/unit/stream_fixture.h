@@ -303,8 +303,9 @@ FX_UNUSED static void fx_env_close(void)
 }
 
 /* The engine settings the tests start from: data in <dir>/data, a 64 MiB buffered WAL,
- * uploads only on flush (10 min interval, 64 MiB object target), a 256 MiB log cache, two I/O
- * threads, retention checked hourly. */
+ * uploads only on flush (10 min interval, 64 MiB object target) as pieces (upload_in_place,
+ * as upload.in_place = true: every test's objects go through it; the broker's default copies),
+ * a 256 MiB log cache, two I/O threads, retention checked hourly. */
 FX_UNUSED static void fx_stream_conf(struct stratus_stream_conf *c)
 {
     memset(c, 0, sizeof *c);
@@ -313,6 +314,7 @@ FX_UNUSED static void fx_stream_conf(struct stratus_stream_conf *c)
     c->wal.force_buffered = 1;
     c->upload_interval_ms = 600000;
     c->object_target_bytes = 64ull << 20;
+    c->upload_in_place = 1;
     c->log_cache_bytes = 256ull << 20;
     c->io_threads = 2;
     c->retention_check_ms = 3600000;

@@ -151,6 +151,104 @@ int main(void)
         free(src);
     }
 
+    /* gather mode: an object of pieces, copied batches and batches left in place mixed, in
+     * several streams; joined, it parses, and every range holds exactly its batches */
+    {
+        const size_t A = STRATUS_IOV_ALIGN, big = 8u << 20;
+        uint8_t *src = NULL, *joined = malloc(big), *want[3];
+        size_t wlen[3] = {0}, jl = 0, niov = 0, inplace_bytes = 0;
+        const struct stratus_iov *iov = NULL;
+        uint64_t glen = 0;
+        int aligned = 1, zeros = 1;
+        CHECK_EQ(posix_memalign((void **)&src, 4096, big), 0);
+        for (size_t i = 0; i < big; i++)
+            src[i] = (uint8_t)(i * 2654435761u >> 13);
+        stratus_objfmt_init(&b);
+        stratus_objfmt_set_gather(&b);
+        size_t at = 0;
+        int64_t off[3] = {0};
+        for (int s = 0; s < 3; s++) {
+            want[s] = malloc(big);
+            stratus_objfmt_begin_range(&b, 100 + (uint64_t)s);
+            for (int k = 0; k < 12; k++) {
+                /* sizes: small (copied), large in place at odd and aligned addresses, one
+                 * exactly a block at an aligned address, one under two blocks unaligned */
+                size_t sz = k % 3 == 0 ? 100 + (size_t)k * 37
+                            : k == 4 ? A
+                            : k == 7 ? A + 300
+                            : 70000 + (size_t)k * 4099;
+                size_t skew = k % 4 == 1 ? 0 : (size_t)(k * 61 % A);
+                at = (at + A - 1) / A * A + skew;
+                CHECK_EQ(stratus_objfmt_add_inplace(&b, src + at, sz, off[s], off[s] + 1,
+                                                    (int64_t)k * (s + 1)), 0);
+                memcpy(want[s] + wlen[s], src + at, sz);
+                wlen[s] += sz;
+                off[s] += 2;
+                at += sz + 4096;
+            }
+            stratus_objfmt_end_range(&b);
+        }
+        CHECK_EQ(stratus_objfmt_finish_pieces(&b, &iov, &niov, &glen), 0);
+        CHECK(niov > 3);
+        for (size_t i = 0; i < niov; i++) {
+            if (i + 1 < niov)
+                aligned &= (uintptr_t)iov[i].base % A == 0 && iov[i].len % A == 0;
+            if ((const uint8_t *)iov[i].base >= src && (const uint8_t *)iov[i].base < src + big)
+                inplace_bytes += iov[i].len; /* referenced, not copied */
+            memcpy(joined + jl, iov[i].base, iov[i].len);
+            jl += iov[i].len;
+        }
+        CHECK(aligned);
+        CHECK_EQ(jl, glen);
+        CHECK(inplace_bytes > 3 * 6 * 60000);
+        CHECK_EQ(stratus_objfmt_parse_footer(joined + jl - STRATUS_OBJFMT_FOOTER_SIZE, jl, &ipos,
+                                             &ilen, &icrc, &eb), 0);
+        CHECK_EQ(stratus_objfmt_parse_index(joined + ipos, ilen, icrc, ipos, &r, &n, &eb), 0);
+        CHECK(n > 3); /* streams split where a batch did not line up */
+        {
+            size_t got[3] = {0}, prev_end = 0;
+            int64_t next[3] = {0}, maxts[3] = {0};
+            uint32_t nb[3] = {0};
+            int ok = 1;
+            for (size_t i = 0; i < n; i++) {
+                int s = (int)(r[i].stream_id - 100);
+                if (s < 0 || s > 2 || r[i].base_offset != next[s]) {
+                    ok = 0;
+                    break;
+                }
+                ok &= memcmp(joined + r[i].position, want[s] + got[s], r[i].length) == 0;
+                for (size_t z = prev_end; z < r[i].position; z++) /* padding is zeros */
+                    zeros &= joined[z] == 0;
+                prev_end = r[i].position + r[i].length;
+                got[s] += r[i].length;
+                next[s] = r[i].last_offset + 1;
+                nb[s] += r[i].batches;
+                if (r[i].max_timestamp > maxts[s])
+                    maxts[s] = r[i].max_timestamp;
+            }
+            for (int s = 0; s < 3; s++)
+                ok &= got[s] == wlen[s] && next[s] == 24 && nb[s] == 12 &&
+                      maxts[s] == 11 * (s + 1);
+            CHECK(ok);
+            CHECK(zeros);
+        }
+        free(r);
+        /* finish is for the other mode, add_inplace without gather copies */
+        CHECK_EQ(stratus_objfmt_finish(&b, &obj, &len), STRATUS_EINVAL);
+        stratus_objfmt_free(&b);
+        stratus_objfmt_init(&b);
+        stratus_objfmt_begin_range(&b, 1);
+        CHECK_EQ(stratus_objfmt_add_inplace(&b, src + 3, 100000, 0, 0, 0), 0);
+        CHECK_EQ(stratus_objfmt_finish(&b, &obj, &len), 0);
+        CHECK(memcmp(obj, src + 3, 100000) == 0);
+        free(obj);
+        stratus_objfmt_free(&b);
+        for (int s = 0; s < 3; s++)
+            free(want[s]);
+        free(joined);
+        free(src);
+    }
+
     stratus_objfmt_key(0x1234, key, sizeof key);
     CHECK(strncmp(key, "data/", 5) == 0);
     CHECK_EQ(strlen(key), 5 + 3 + 16 + 4);

@@ -1259,6 +1259,87 @@ static void test_readahead(void)
     }
 }
 
+/* Gather mode (upload_in_place, on in the fixture): batches of 64 KiB or more go into the
+ * object from where the log cache holds them, at whatever address the allocator gave them,
+ * and start a new range of their partition when they do not line up. After a restart every
+ * byte reads back from the objects, and offset_for_time finds the first record at or after a
+ * time, also where timestamps go back (the time index is stepped over all of a partition's
+ * ranges in the object, in offset order). */
+static void test_upload_inplace(void)
+{
+    static uint8_t buf[400000];
+    struct expect *e = calloc(2, sizeof *e);
+    int64_t ts0 = 1700000000000, ts[2][60], mx[2][60];
+    struct stratus_partition *ps[2];
+    struct stratus_stream_stats st;
+    struct stratus_errbuf eb = {{0}};
+    char msg[256];
+    int before, nb = 60;
+    struct stratus_stream *s = open_stream();
+
+    CHECK(s != NULL && e != NULL);
+    if (!s || !e)
+        return;
+    CHECK_EQ(stratus_stream_create_topic(s, "gather", 2, NULL, 0, 0, NULL, msg, sizeof msg),
+             KAFKA_ERR_NONE);
+    for (int i = 0; i < 2; i++)
+        ps[i] = stratus_stream_partition(s, "gather", i);
+    before = fx_acks_done();
+    for (int i = 0; i < nb; i++) {
+        for (int k = 0; k < 2; k++) {
+            int large = (i + k) % 4 != 0;
+            int nrec = large ? 17 + (i * 7 + k) % 70 : 1 + i % 4;
+            size_t vlen = large ? 3000 + (size_t)(i * 13 % 1000) : 100;
+            struct stratus_append_result r;
+            ts[k][i] = ts0 + (i % 5 == 4 ? (i - 3) : i) * 1000; /* some go back in time */
+            mx[k][i] = ts[k][i] + nrec - 1;
+            size_t len = build_batch(buf, nrec, ts[k][i], vlen, (uint32_t)(i * 2 + k));
+            stratus_partition_append(ps[k], buf, len, &r, fx_on_done, NULL);
+            CHECK_EQ(r.error, KAFKA_ERR_NONE);
+            expect_add(&e[k], buf, len, r.base_offset, stratus_partition_leader_epoch(ps[k]));
+            e[k].next += nrec;
+        }
+    }
+    CHECK(fx_acks_wait(before + 2 * nb, FX_ACK_MS));
+    CHECK_EQ(stratus_stream_flush(s, &eb), 0);
+    stratus_stream_get_stats(s, &st);
+    CHECK_EQ(st.upload_failures, 0);
+    CHECK_EQ(st.pending_upload_bytes, 0);
+    for (int i = 0; i < 2; i++)
+        stratus_partition_release(ps[i]);
+    stratus_stream_close(s);
+
+    s = open_stream();
+    CHECK(s != NULL);
+    if (!s) {
+        free(e);
+        return;
+    }
+    for (int k = 0; k < 2; k++) {
+        int ok = 1;
+        ps[k] = stratus_stream_partition(s, "gather", k);
+        check_read_all(ps[k], &e[k], 1);
+        for (int j = 0; j < nb; j += 3) { /* the first record with a timestamp >= ts[k][j] */
+            int64_t t = ts[k][j], off = -2, got_ts = 0, want = -1;
+            for (int i = 0; i < nb && want < 0; i++)
+                if (mx[k][i] >= t)
+                    want = e[k].offsets[i] + (ts[k][i] >= t ? 0 : t - ts[k][i]);
+            if (stratus_partition_offset_for_time(ps[k], t, &off, &got_ts, &eb) != 0 ||
+                off != want) {
+                fprintf(stderr, "offset_for_time(p%d, batch %d): %lld, want %lld\n", k, j,
+                        (long long)off, (long long)want);
+                ok = 0;
+            }
+        }
+        CHECK(ok);
+        stratus_partition_release(ps[k]);
+    }
+    stratus_stream_close(s);
+    free(e[0].buf);
+    free(e[1].buf);
+    free(e);
+}
+
 int main(void)
 {
     if (fx_env_open("stream") != 0 || fx_env_open_cache() != 0)
@@ -1272,6 +1353,7 @@ int main(void)
     test_retention_and_time();
     test_readahead();
     test_cold_pieces();
+    test_upload_inplace();
     fx_env_close();
     TEST_REPORT();
 }
