@@ -150,7 +150,7 @@ stratus_new() { # name: fresh data dir (a later round replaces the earlier one's
 }
 metric() { # NAME -> the broker's unlabelled metric NAME (0 when unreachable)
   curl -s --max-time 2 "http://127.0.0.1:$SMPORT/metrics" 2>/dev/null \
-    | awk -v n="$1" '$1 == n {v = $2} END {printf "%d", v + 0}'
+    | awk -v n="$1" '$1 == n {v = $2} END {printf "%.0f", v + 0}'
 }
 cold_bytes() { metric stratus_cold_read_bytes_total; } # bytes served from objects
 heap_kb() { # STATE -> the allocator's bytes in that state, in KiB (0 when not reported)
