@@ -1018,10 +1018,11 @@ int stratus_meta_register(struct stratus_meta *m,
         }
         m->ka_started = 1;
     }
+    ttl = m->ttl_ms / 1000; /* the keepalive thread may change m->ttl_ms once unlocked */
     pthread_cond_broadcast(&m->reg_cond);
     pthread_mutex_unlock(&m->reg_mu);
     LOG_INFO("meta", "registered node=%d lease=%" PRId64 " ttl=%" PRId64 "s inc=%" PRIu64,
-             m->node_id, lease, m->ttl_ms / 1000, inc);
+             m->node_id, lease, ttl, inc);
     return 0;
 }
 
