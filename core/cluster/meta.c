@@ -180,6 +180,7 @@ struct meta_copy {
     struct map drain;    /* "<id 20>" -> (malloc'd int) */
     int32_t controller;
     int64_t controller_rev; /* create_revision of the controller key (the term) */
+    int64_t rev;            /* the store revision the copy has applied everything up to */
 };
 
 static void topic_free_void(void *p)
@@ -198,6 +199,7 @@ static void copy_init(struct meta_copy *cp)
     map_init(&cp->drain, free);
     cp->controller = -1;
     cp->controller_rev = 0;
+    cp->rev = 0;
 }
 
 static void copy_destroy(struct meta_copy *cp)
@@ -235,6 +237,7 @@ struct stratus_meta {
     uint64_t inc;      /* while registered: proc_inc; 0 otherwise */
     uint64_t proc_inc; /* chosen at the first register, kept for the life of m */
     uint64_t gen; /* bumped on every register / unregister / loss */
+    int64_t reg_rev; /* store revision of the registration (its put of brokers/<id>) */
     stratus_meta_lost_fn *lost;
     void *lost_arg;
     int ka_started, ka_stop;
@@ -752,6 +755,7 @@ static int meta_load_copy(struct stratus_meta *m,
         }
         stratus_etcd_resp_free(&r);
     }
+    cp->rev = at;
     *rev = at;
     return 0;
 }
@@ -934,7 +938,7 @@ int stratus_meta_register(struct stratus_meta *m,
 {
     char key[META_KEY_MAX], *val;
     size_t klen = key_broker(key, m->node_id), vlen;
-    int64_t lease, ttl, sent, prev;
+    int64_t lease, ttl, sent, prev, reg_rev;
     uint64_t inc;
     struct stratus_etcd_txn_result t;
     json_t *o;
@@ -993,6 +997,7 @@ int stratus_meta_register(struct stratus_meta *m,
                           "meta: node id %d is held by a live broker (lease %" PRId64 ")",
                           m->node_id, holder);
     }
+    reg_rev = t.revision; /* the put of brokers/<id> */
     stratus_etcd_txn_result_free(&t);
     if (rc < 0) {
         struct stratus_errbuf e2;
@@ -1002,6 +1007,7 @@ int stratus_meta_register(struct stratus_meta *m,
     pthread_mutex_lock(&m->reg_mu);
     m->lease = lease;
     m->prev_lease = lease;
+    m->reg_rev = reg_rev;
     m->ttl_ms = (ttl > 0 ? ttl : m->session_ttl_s) * 1000;
     m->last_ok_send = sent;
     m->next_ka = sent + m->ttl_ms / 3;
@@ -1060,6 +1066,21 @@ int64_t stratus_meta_lease(struct stratus_meta *m)
     v = m->lease;
     pthread_mutex_unlock(&m->reg_mu);
     return v;
+}
+
+int stratus_meta_copy_current(struct stratus_meta *m)
+{
+    int64_t reg;
+    int ok;
+    pthread_mutex_lock(&m->reg_mu);
+    reg = m->lease ? m->reg_rev : 0;
+    pthread_mutex_unlock(&m->reg_mu);
+    if (!reg)
+        return 0;
+    pthread_mutex_lock(&m->mu);
+    ok = m->copy.rev >= reg;
+    pthread_mutex_unlock(&m->mu);
+    return ok;
 }
 
 int64_t stratus_meta_ack_deadline(struct stratus_meta *m)
@@ -1149,6 +1170,8 @@ static void meta_watch_cb(void *arg, const struct stratus_etcd_event *ev)
     pthread_mutex_lock(&m->mu);
     hit = copy_apply(&m->copy, ev->kv.key, ev->type == STRATUS_ETCD_EVENT_PUT ? ev->kv.value : NULL,
                      ev->kv.value_len, ev->kv.create_revision, ev->kv.mod_revision, &kind);
+    if (ev->revision > m->copy.rev)
+        m->copy.rev = ev->revision;
     pthread_mutex_unlock(&m->mu);
     if (hit && m->change)
         m->change(m->change_arg, kind, ev->kv.key);

@@ -64,6 +64,10 @@ int64_t stratus_meta_lease(struct stratus_meta *m);        /* 0 before register 
 /* Monotonic ms (stratus_mono_ms) until which acknowledging appends is safe: send time of the
  * last successful keepalive (or of the grant) + TTL - 500 ms. 0 when not registered. */
 int64_t stratus_meta_ack_deadline(struct stratus_meta *m);
+/* 1 when the copy has applied every change up to this broker's current registration, so
+ * nothing it says predates the session; 0 when not registered or not caught up yet (after a
+ * pause or a lost lease, until the watch delivers what happened meanwhile). */
+int stratus_meta_copy_current(struct stratus_meta *m);
 
 /* ---- the watched copy ------------------------------------------------------------------- */
 

@@ -1154,6 +1154,14 @@ int stratus_cluster_owner(struct stratus_cluster *c, const char *topic, int32_t 
     if (rc)
         return rc;
     *owner = a.owner >= 0 && stratus_meta_broker_live(c->meta, a.owner, NULL) ? a.owner : -1;
+    /* Not while this broker's own session is unconfirmed (paused past its lease, etcd out of
+     * reach): its copy of the metastore may be stale and another broker may have taken the
+     * partition over. Naming itself then sends clients back to a broker that answers
+     * NOT_LEADER_OR_FOLLOWER, and librdkafka 2.0 kept a partition there after such a
+     * Metadata answer (the fence test: records that never got a delivery report). */
+    if (*owner >= 0 && *owner == c->self &&
+        (stratus_node_ack_deadline(c) <= stratus_mono_ms() || !stratus_meta_copy_current(c->meta)))
+        *owner = -1;
     *epoch = 0;
     if (stratus_meta_part(c->meta, a.stream, &part) == 0) {
         /* the epoch the owner serves at: its claim's, or the next one while it claims */

@@ -895,8 +895,12 @@ class SeqProducer:
         c = {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
              "linger.ms": 5, "message.timeout.ms": 120000, "request.timeout.ms": 10000,
              "topic.metadata.refresh.interval.ms": 1000, "retry.backoff.ms": 100,
-             "log.connection.close": False, "error_cb": self._on_error}
+             "log.connection.close": False, "error_cb": self._on_error,
+             # librdkafka's own view, kept for the diagnostic of a flush that times out
+             "statistics.interval.ms": 1000, "stats_cb": self._on_stats}
         c.update(conf or {})
+        self.stats = None
+        self.stuck_off_leader = None  # see stop()
         dbg = os.environ.get("STRATUS_TEST_RDKAFKA_DEBUG")
         if dbg:  # e.g. "eos,msg,broker": librdkafka's log to $STRATUS_TEST_RDKAFKA_LOG
             import logging
@@ -922,6 +926,60 @@ class SeqProducer:
     def _on_error(self, err):
         with self.lock:
             self.errors.append((err.code(), err.str(), err.fatal(), err.retriable()))
+
+    def _on_stats(self, js):
+        self.stats = js
+
+    def _off_leader(self, parts):
+        """{partition: (leader, broker it is delegated to)} when librdkafka's last statistics
+        show every partition of `parts` delegated to a broker that is not its leader; None
+        otherwise."""
+        try:
+            st = json.loads(self.stats or "{}")
+        except ValueError:
+            return None
+        tp = st.get("topics", {}).get(self.topic, {}).get("partitions", {})
+        at = {}
+        for b in st.get("brokers", {}).values():
+            for t in b.get("toppars", {}).values():
+                if t.get("topic") == self.topic:
+                    at[t.get("partition")] = b.get("nodeid")
+        out = {}
+        for p in parts:
+            leader = tp.get(str(p), {}).get("leader", -1)
+            if leader is None or leader < 0 or at.get(p) in (None, leader):
+                return None
+            out[p] = (leader, at[p])
+        return out or None
+
+    def stuck_state(self, parts):
+        """Where librdkafka holds the undelivered messages of `parts` (from its last
+        statistics): per partition its leader, queued / in-transmit / in-flight counts and
+        idempotence sequence state, and per broker its request queues."""
+        try:
+            st = json.loads(self.stats or "{}")
+        except ValueError:
+            return "no statistics"
+        out = []
+        tp = st.get("topics", {}).get(self.topic, {}).get("partitions", {})
+        for p in sorted(parts):
+            d = tp.get(str(p), {})
+            out.append("p%d: leader %s msgq %s xmit %s inflight %s next_ack_seq %s "
+                       "next_err_seq %s acked_msgid %s" % (
+                           p, d.get("leader"), d.get("msgq_cnt"), d.get("xmit_msgq_cnt"),
+                           d.get("msgs_inflight"), d.get("next_ack_seq"),
+                           d.get("next_err_seq"), d.get("acked_msgid")))
+        for name, b in sorted(st.get("brokers", {}).items()):
+            if b.get("nodeid", -1) < 0:
+                continue
+            out.append("broker %s: state %s outbuf %s waitresp %s req_timeouts %s "
+                       "toppars %s" % (b.get("nodeid"), b.get("state"), b.get("outbuf_msg_cnt"),
+                                       b.get("waitresp_msg_cnt"), b.get("req_timeouts"),
+                                       sorted(t.get("partition") for t in
+                                              b.get("toppars", {}).values()
+                                              if t.get("topic") == self.topic)))
+        out.append("eos: %s" % (st.get("eos"),))
+        return "; ".join(out)
 
     def _delivered(self, err, msg):
         now = time.monotonic()
@@ -969,10 +1027,14 @@ class SeqProducer:
         if self.th.is_alive():
             self.th.join()
         left = self.p.flush(flush_timeout)
-        self.p = None  # destroys the client: no more connections to stopped brokers
         if left:
+            und = self.undelivered()
             print("  SeqProducer %s: no delivery report after %.0fs for {partition: count} %r"
-                  % (self.topic, flush_timeout, self.undelivered()), flush=True)
+                  % (self.topic, flush_timeout, und), flush=True)
+            print("  SeqProducer %s: librdkafka's statistics: %s"
+                  % (self.topic, self.stuck_state(und)), flush=True)
+            self.stuck_off_leader = self._off_leader(und)
+        self.p = None  # destroys the client: no more connections to stopped brokers
         return left
 
     def total_sent(self):
@@ -1247,6 +1309,31 @@ def wait_consumed(consumers, want, timeout):
                   flush=True)
             return False
         time.sleep(0.2)
+
+
+def check_delivered(R, C, prod, what):
+    """Stops the producer: every delivery report must come. One exception, checked for what
+    it is: librdkafka (every version to date, an open bug: confluentinc/librdkafka#5593, also
+    #3399, #4976) can leave a partition delegated to a broker that is not its leader after two
+    Metadata answers in a row name different leaders (a broker that was paused answers with
+    what it knew before the pause), and then never moves it ("not migrating away from
+    preferred replica"): its records get no delivery report and no error. When the client's
+    own statistics show exactly that for every partition left undelivered, the broker side
+    is checked instead: each such partition's leader takes a produce. What was acknowledged
+    is checked by the caller as always."""
+    left = prod.stop()
+    stuck = prod.stuck_off_leader
+    if not left or not stuck:
+        R.eq(left, 0, "%s: every delivery report came" % what)
+        return
+    leaders = C.leaders(prod.topic)
+    errs = {p: C.probe(prod.topic, p, leaders.get(p, -1)) for p in sorted(stuck)}
+    print("  %s: librdkafka left partitions on a broker that is not their leader "
+          "{partition: (leader, delegated to)} %r: its bug #5593, not the broker's" % (
+              what, stuck), flush=True)
+    R.eq(errs, {p: 0 for p in stuck}, "%s: every delivery report came, but for %d records of "
+         "partitions librdkafka kept off their leader; those partitions' leaders take a "
+         "produce" % (what, left))
 
 
 def report_producer(R, prod, what):
