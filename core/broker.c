@@ -29,8 +29,14 @@
 #include "plugin/plugin.h"
 #include "stream/stream.h"
 #include "util/alloc.h"
+#include "util/hugeframes.h"
 #include "util/log.h"
 #include "util/sched.h"
+
+/* broker.huge_frames: address space reserved (MAP_NORESERVE: resident only as frames use it;
+ * past it frames come from malloc) and how far ahead of use the toucher populates it. */
+#define HUGEFRAMES_RESERVE ((size_t)64 << 30)
+#define HUGEFRAMES_AHEAD ((size_t)64 << 20)
 
 struct broker_conf {
     int64_t node_id;
@@ -42,6 +48,7 @@ struct broker_conf {
     int64_t io_threads;
     int64_t readahead_blocks;
     int cold_read_yield;
+    int huge_frames;
     int64_t sched_slice_us;
     uint64_t max_request_bytes;
     uint64_t fetch_max_bytes;
@@ -76,6 +83,9 @@ static const struct stratus_param broker_params[] = {
     STRATUS_PARAM_BOOL("cold_read_yield", "true", 0, struct broker_conf, cold_read_yield,
                        "Fewer cold reads at once while they slow the WAL's writes down (objects "
                        "on the WAL's disk); false = io_threads at once always"),
+    STRATUS_PARAM_BOOL("huge_frames", "false", 0, struct broker_conf, huge_frames,
+                       "Read large request frames into transparent huge pages populated ahead "
+                       "of use by an idle-priority thread (needs jemalloc: stratusd's default)"),
     STRATUS_PARAM_INT("sched_slice_us", "100", 0, struct broker_conf, sched_slice_us, 0, 100000,
                       "Scheduler slice asked for by the network and WAL threads, in us (Linux "
                       ">= 6.12; 0 = the kernel's; under 100 counts as 100)"),
@@ -569,6 +579,15 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     if ((rc = apply_confs(conf, b, eb)))
         goto out_free;
     stratus_log_level = stratus_log_parse_level(b->bc.log_level);
+    if (b->bc.huge_frames) {
+        struct stratus_errbuf he = {{0}};
+        if (stratus_hugeframes_start(HUGEFRAMES_RESERVE, HUGEFRAMES_AHEAD, &he) == 0)
+            LOG_INFO("broker", "huge frames: frames of %zu KiB and more in transparent huge "
+                     "pages, populated %zu MiB ahead", STRATUS_HUGEFRAMES_MIN >> 10,
+                     (size_t)HUGEFRAMES_AHEAD >> 20);
+        else
+            LOG_INFO("broker", "huge frames off: %s", he.msg);
+    }
     parse_listeners(b->bc.listeners, "listeners", ls, STRATUS_NET_MAX_LISTENERS, &nls, eb);
     if (b->bc.advertised_listeners)
         parse_listeners(b->bc.advertised_listeners, "advertised_listeners", adv,
@@ -774,6 +793,15 @@ void stratus_broker_stop(struct stratus_broker *b, long timeout_ms)
     stratus_stream_close(b->stream);
     stratus_node_close(b->cluster); /* unregisters: anything still here fails over */
     stratus_net_free(b->net);
+    if (b->bc.huge_frames) {
+        struct stratus_hugeframes_stats hs;
+        stratus_hugeframes_stats(&hs);
+        stratus_hugeframes_stop();
+        if (hs.reserved)
+            LOG_INFO("broker", "huge frames: %llu MiB of the region used, %llu allocations "
+                     "it could not take", (unsigned long long)(hs.used >> 20),
+                     (unsigned long long)hs.fallbacks);
+    }
     stratus_cache_close(b->cache);
     stratus_storage_close(b->storage);
     free_confs(b);

@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "alloc.h"
+#include "hugeframes.h"
 
 #include <malloc.h>
 #include <stdatomic.h>
@@ -99,7 +100,8 @@ unsigned char *stratus_rcbuf_new_aligned(size_t n, size_t align)
         n > SIZE_MAX - 2 * align)
         return NULL;
     size_t room = (n + align - 1) / align * align;
-    if (posix_memalign(&base, align, align + room) != 0)
+    base = n >= STRATUS_HUGEFRAMES_MIN ? stratus_hugeframes_alloc(align + room, align) : NULL;
+    if (!base && posix_memalign(&base, align, align + room) != 0)
         return NULL;
     unsigned char *buf = (unsigned char *)base + align;
     struct rcbuf_hdr *h = rcbuf_hdr(buf);

@@ -36,7 +36,9 @@ def parse_seq(v):
 
 
 def main():
-    B = R.broker("crash")
+    # frames in the huge-page arena (where stratusd runs on jemalloc): what the WAL wrote
+    # from them must replay after each kill
+    B = R.broker("crash", sets={"broker.huge_frames": "true"})
     try:
         B.start()
     except Exception as e:  # noqa: BLE001
