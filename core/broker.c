@@ -83,7 +83,7 @@ static const struct stratus_param broker_params[] = {
     STRATUS_PARAM_BOOL("cold_read_yield", "true", 0, struct broker_conf, cold_read_yield,
                        "Fewer cold reads at once while they slow the WAL's writes down (objects "
                        "on the WAL's disk); false = io_threads at once always"),
-    STRATUS_PARAM_BOOL("huge_frames", "false", 0, struct broker_conf, huge_frames,
+    STRATUS_PARAM_BOOL("huge_frames", "true", 0, struct broker_conf, huge_frames,
                        "Read large request frames into transparent huge pages populated ahead "
                        "of use by an idle-priority thread (needs jemalloc: stratusd's default)"),
     STRATUS_PARAM_INT("sched_slice_us", "100", 0, struct broker_conf, sched_slice_us, 0, 100000,

@@ -10,8 +10,9 @@
  * How: a jemalloc arena whose extent hooks bump-allocate from one reserved region
  * (MAP_NORESERVE, 2 MiB aligned, MADV_HUGEPAGE). jemalloc keeps what it is given (dalloc and
  * the purges opt out; the broker runs with decay off anyway), so the region is used front to
- * back, and a toucher thread (SCHED_IDLE: only when a CPU is idle) populates the next `ahead`
- * bytes past the used end with MADV_POPULATE_WRITE, which maps pages without writing them
+ * back, and a toucher thread (SCHED_IDLE: only when a CPU is idle) populates the next bytes
+ * past the used end (as many as are in use, at least 2 MiB, at most `ahead`) with
+ * MADV_POPULATE_WRITE, which maps pages without writing them
  * (no race with a frame being written). When the region is used up, allocations fall back to
  * malloc. jemalloc's functions are looked up at run time (dlsym), so the core libraries do
  * not link it and the tests' builds keep working without it.
@@ -152,7 +153,10 @@ static void *toucher_main(void *arg)
     (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
     pthread_mutex_lock(&hf.mu);
     while (!hf.stop) {
-        size_t want = hf.used + hf.ahead;
+        /* the margin grows with the arena: a broker that never reads large frames keeps
+         * one huge page populated, not `ahead` */
+        size_t margin = hf.used > HF_HUGE ? hf.used : HF_HUGE;
+        size_t want = hf.used + (margin < hf.ahead ? margin : hf.ahead);
         if (want > hf.reserve)
             want = hf.reserve;
         if (hf.populated < hf.used) /* handed out before we got there: its users touch it */

@@ -15,7 +15,8 @@
 #include <stdint.h>
 
 /* Reserves `reserve` bytes of address space (nothing is resident until used) and starts the
- * toucher, which keeps `ahead` bytes past the arena's end in use populated. Once per process
+ * toucher, which keeps the bytes past the arena's end in use populated: as many as are in
+ * use, at least 2 MiB and at most `ahead`. Once per process
  * (later calls return 0 and change nothing). STRATUS_ENOTSUP when the process does not run on
  * jemalloc 5 (the caller logs it and goes on without). */
 int stratus_hugeframes_start(size_t reserve, size_t ahead, struct stratus_errbuf *eb);

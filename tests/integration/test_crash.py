@@ -36,9 +36,9 @@ def parse_seq(v):
 
 
 def main():
-    # frames in the huge-page arena (where stratusd runs on jemalloc): what the WAL wrote
-    # from them must replay after each kill
-    B = R.broker("crash", sets={"broker.huge_frames": "true"})
+    # frames in the huge-page arena (broker.huge_frames, on by default where stratusd runs on
+    # jemalloc): what the WAL wrote from them must replay after each kill
+    B = R.broker("crash")
     try:
         B.start()
     except Exception as e:  # noqa: BLE001
