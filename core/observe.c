@@ -145,6 +145,10 @@ static void observe_stream(struct stratus_observe *o, struct stratus_metrics_sin
 
     emit(s, C, "stratus_uploader_objects_total", "Objects uploaded to storage",
          (double)st.objects_uploaded);
+    emit(s, C, "stratus_uploader_bulk_objects_total",
+         "Objects put marked bulk: another object's worth of data was waiting (the uploader "
+         "was behind)",
+         (double)st.objects_bulk);
     emit(s, C, "stratus_uploader_bytes_total", "Object bytes uploaded to storage",
          (double)st.object_bytes_uploaded);
     emit(s, C, "stratus_uploader_failures_total",

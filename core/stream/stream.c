@@ -369,6 +369,7 @@ void stratus_stream_get_stats(struct stratus_stream *s, struct stratus_stream_st
     out->log_cache_bytes = atomic_load(&s->lc_bytes);
     out->log_cache_evictions = atomic_load(&s->lc_evictions);
     out->objects_uploaded = atomic_load(&s->objects_uploaded);
+    out->objects_bulk = atomic_load(&s->objects_bulk);
     out->object_bytes_uploaded = atomic_load(&s->object_bytes_uploaded);
     out->upload_failures = atomic_load(&s->upload_failures);
     out->pending_upload_bytes = atomic_load(&s->pending_bytes);

@@ -452,6 +452,7 @@ const char *stratus_stream_storage_name(struct stratus_stream *s);
 struct stratus_stream_stats {
     uint64_t log_cache_bytes, log_cache_evictions;
     uint64_t objects_uploaded, object_bytes_uploaded, upload_failures;
+    uint64_t objects_bulk; /* of objects_uploaded: put marked bulk (another object waited) */
     uint64_t pending_upload_bytes;
     uint64_t cold_reads, cold_read_bytes;
     uint64_t readahead_blocks, readahead_used; /* blocks read ahead; of them taken by a read */

@@ -178,6 +178,7 @@ struct stratus_stream {
     atomic_uint_fast64_t settled_bytes;  /* monotonic: uploaded or discarded */
     atomic_int_fast64_t oldest_pending_ms; /* mono ms of the oldest pending data, 0 = none */
     atomic_uint_fast64_t objects_uploaded, object_bytes_uploaded, upload_failures;
+    atomic_uint_fast64_t objects_bulk;
     atomic_uint_fast64_t cold_reads, cold_read_bytes, retention_deleted_objects;
 
     /* cold reads in flight, limited while they slow the WAL down (coldgate.h) */

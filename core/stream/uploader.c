@@ -9,7 +9,8 @@
  * storage plugin with putv, single node), builds the object as pieces in which batches of
  * 64 KiB or more stay where they were received, referenced until the put is done,
  * allocates the object id from the index counter BEFORE the put, puts it through
- * stratus_storage_put or _putv (which retry), then commits every range to the offset index
+ * stratus_storage_put or _putv (which retry; marked bulk when another object's worth waits
+ * behind it), then commits every range to the offset index
  * (a partition may have several ranges in a gather-mode object; with its
  * time index entry when it raises the stream's running maximum timestamp, see index.c) and the
  * object to the objects table in ONE synced write batch. Only then are the batches marked
@@ -388,7 +389,8 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
     struct stratus_index_batch *ib = NULL;
     uint8_t *obj = NULL;
     size_t n = 0, objlen = 0, ncommitted = 0;
-    uint64_t limit = max_object_bytes(s), total = 0, oid = 0;
+    uint64_t limit = max_object_bytes(s), total = 0, oid = 0, waiting;
+    struct stratus_put_opts po = {.size = sizeof po};
     int64_t started = stratus_mono_ms();
     int cluster = STRATUS_CLUSTER(s);
     /* Gather mode: the object is put as pieces, large batches from where they are, so that
@@ -507,8 +509,12 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
         if (rc)
             goto fail;
     }
-    rc = gather ? stratus_storage_putv(s->st, okey, iov, niov, NULL, NULL, eb)
-                : stratus_storage_put(s->st, okey, obj, objlen, NULL, NULL, eb);
+    /* bulk: another object's worth is already waiting behind this one, so the plugin may put
+     * throughput first (storage-local's larger writes; docs/benchmarks.md round 24) */
+    waiting = atomic_load(&s->pending_bytes);
+    po.bulk = waiting >= total && waiting - total >= s->conf.object_target_bytes;
+    rc = gather ? stratus_storage_putv(s->st, okey, iov, niov, &po, NULL, eb)
+                : stratus_storage_put(s->st, okey, obj, objlen, &po, NULL, eb);
     if (rc)
         goto fail;
     for (size_t i = 0; i < n; i++) { /* put: the batches are no longer referenced by it */
@@ -616,6 +622,8 @@ int stratus_uploader_round(struct stratus_stream *s, struct stratus_errbuf *eb)
         pthread_mutex_unlock(&p->lock);
     }
     atomic_fetch_add(&s->objects_uploaded, 1);
+    if (po.bulk)
+        atomic_fetch_add(&s->objects_bulk, 1);
     atomic_fetch_add(&s->object_bytes_uploaded, objlen);
     LOG_DEBUG("stream", "uploaded object=%s bytes=%zu ranges=%zu committed=%zu", okey, objlen,
               b.nranges, ncommitted);

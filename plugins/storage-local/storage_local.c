@@ -21,9 +21,13 @@
  * buffered; then fsync as before. Measured (docs/benchmarks.md, workload 1): buffered write()
  * of 32 MiB objects spent half the broker's CPU copying into fresh page-cache pages that only a
  * later cold read might use (the cache plugin serves those). A filesystem that refuses
- * O_DIRECT (tmpfs: EINVAL) gets the buffered write, decided per put. Direct writes go 512 KiB
- * per call: one 16 MiB write fills the device queue for ~25 ms, and a broker's WAL write on
- * the same disk waited behind it (workload 5's produce p99); in chunks it waits for one chunk.
+ * O_DIRECT (tmpfs: EINVAL) gets the buffered write, decided per put. Direct writes go
+ * write_chunk (512 KiB) per call: one 16 MiB write fills the device queue for ~25 ms, and a
+ * broker's WAL write on the same disk waited behind it (workload 5's produce p99); in chunks
+ * it waits for one chunk. A put the broker marks bulk (stratus_put_opts_bulk: its uploader is
+ * an object or more behind) goes bulk_write_chunk (4 MiB) per call: a write costs about the
+ * same CPU and device time whatever its size up to that, so an uploader that is behind
+ * catches up (docs/benchmarks.md, round 24).
  * putv (the uploader's objects) writes the pieces with O_DIRECT straight from the caller's
  * memory while they are aligned to what statx says the file needs (512 bytes on most disks,
  * 4 KiB where it does not say), with no bounce buffer: see local_write_pieces.
@@ -56,12 +60,13 @@
 #define LOCAL_DIO_ALIGN 4096u            /* O_DIRECT offset/length/buffer alignment */
 #define LOCAL_DIO_MIN (64u * 1024)        /* smaller bodies: buffered is cheaper */
 #define LOCAL_DIO_BOUNCE (1u << 20)       /* bounce buffer for an unaligned caller buffer */
-#define LOCAL_DIO_CHUNK (512u * 1024)     /* bytes per direct write() call, see below */
 
 struct local_conf {
     char *path;
     int fsync;
     int direct_io;
+    uint64_t write_chunk;
+    uint64_t bulk_write_chunk;
     /* Puts hold it shared from making a key's directory until their temp file is in it (a
      * directory with a file in it cannot be pruned); deletes hold it exclusive while they
      * prune the directories they emptied. Within one process a put then never loses its
@@ -79,6 +84,14 @@ static const struct stratus_param local_params[] = {
                        "write object bodies of 64 KiB or more with O_DIRECT, and read aligned "
                        "ranges of 64 KiB or more with it (bypassing the page cache); falls back "
                        "to buffered I/O where refused"),
+    STRATUS_PARAM_SIZE("write_chunk", "512KiB", 0, struct local_conf, write_chunk, 64 * 1024,
+                       64 * 1024 * 1024,
+                       "Bytes per direct write() call (rounded down to 4 KiB): larger costs "
+                       "less CPU per GiB, smaller lets a WAL write on the same disk wait less"),
+    STRATUS_PARAM_SIZE("bulk_write_chunk", "4MiB", 0, struct local_conf, bulk_write_chunk,
+                       64 * 1024, 64 * 1024 * 1024,
+                       "Bytes per direct write() call of a put the broker marks bulk (its "
+                       "uploader is an object or more behind): throughput first"),
     STRATUS_PARAM_END,
 };
 
@@ -88,6 +101,9 @@ struct local {
     int rootfd; /* O_DIRECTORY */
     int fsync;
     int direct_io;
+    /* bytes per direct write() call, multiples of LOCAL_DIO_ALIGN: write_chunk, and
+     * bulk_write_chunk for puts marked bulk */
+    size_t chunk, bulk_chunk;
     /* Puts hold it shared from making a key's directory until their temp file is in it (a
      * directory with a file in it cannot be pruned); deletes hold it exclusive while they
      * prune the directories they emptied. Within one process a put then never loses its
@@ -278,11 +294,13 @@ static int local_set_direct(int fd, int on)
 }
 
 /* Writes data to fd (a new, empty file at offset 0): the 4 KiB-aligned body with O_DIRECT when
- * allowed, the rest buffered. Any O_DIRECT refusal (EINVAL: the filesystem, or a short direct
+ * allowed, `chunk` bytes per call (at most the bounce buffer's when bouncing), the rest
+ * buffered. Any O_DIRECT refusal (EINVAL: the filesystem, or a short direct
  * write leaving the offset unaligned) falls back to buffered writes from where it stopped,
  * which is always correct: a failed write() writes nothing, and the file offset tells where
  * the buffered remainder starts. 0 or -1 with errno. */
-static int local_write_data(const struct local *l, int fd, const void *data, size_t len)
+static int
+local_write_data(const struct local *l, int fd, const void *data, size_t len, size_t chunk)
 {
     const unsigned char *p = data;
     size_t done = 0, body = len / LOCAL_DIO_ALIGN * LOCAL_DIO_ALIGN;
@@ -299,8 +317,10 @@ static int local_write_data(const struct local *l, int fd, const void *data, siz
     while (done < body && (bounce || (uintptr_t)p % LOCAL_DIO_ALIGN == 0)) {
         size_t n = body - done;
         const void *src = p + done;
-        if (n > LOCAL_DIO_CHUNK)
-            n = LOCAL_DIO_CHUNK;
+        if (n > chunk)
+            n = chunk;
+        if (bounce && n > LOCAL_DIO_BOUNCE)
+            n = LOCAL_DIO_BOUNCE;
         if (bounce) {
             memcpy(bounce, p + done, n);
             src = bounce;
@@ -345,12 +365,12 @@ static size_t local_dio_align(int fd)
 
 /* Writes pieces iov[0..n) to fd (a new, empty file at offset 0), in order. With direct_io and
  * 64 KiB or more in all, the pieces go with O_DIRECT, straight from the caller's memory (the
- * uploader's request frames: no copy at all), up to LOCAL_DIO_CHUNK per writev(), as long as
+ * uploader's request frames: no copy at all), up to write_chunk bytes per writev(), as long as
  * each piece's base and length are multiples of the file's alignment (local_dio_align); the
  * first that is not ends the direct part after its aligned prefix, and the rest goes buffered.
  * Refusals fall back as in local_write_data. 0 or -1 with errno. */
 static int local_write_pieces(const struct local *l, int fd, const struct stratus_iov *iov,
-                              size_t n)
+                              size_t n, size_t max_chunk)
 {
     size_t total = 0, i = 0, off = 0; /* cursor: byte off of piece i */
     for (size_t k = 0; k < n; k++)
@@ -361,7 +381,7 @@ static int local_write_pieces(const struct local *l, int fd, const struct stratu
             struct iovec v[64];
             int nv = 0, gap = 0;
             size_t chunk = 0, ci = i, coff = off;
-            while (ci < n && nv < 64 && chunk < LOCAL_DIO_CHUNK && !gap) {
+            while (ci < n && nv < 64 && chunk < max_chunk && !gap) {
                 const unsigned char *b = (const unsigned char *)iov[ci].base + coff;
                 size_t left = iov[ci].len - coff, take;
                 if (left == 0) {
@@ -372,8 +392,8 @@ static int local_write_pieces(const struct local *l, int fd, const struct stratu
                 if ((uintptr_t)b % a != 0)
                     break;
                 take = left - left % a;
-                if (take > LOCAL_DIO_CHUNK - chunk)
-                    take = LOCAL_DIO_CHUNK - chunk;
+                if (take > max_chunk - chunk)
+                    take = max_chunk - chunk;
                 if (take == 0)
                     break;
                 gap = take == left - left % a && left % a != 0; /* an unaligned end follows */
@@ -461,6 +481,8 @@ static int local_open(const struct stratus_host *host, const void *confp, void *
     l->host = host;
     l->fsync = conf->fsync;
     l->direct_io = conf->direct_io;
+    l->chunk = (size_t)conf->write_chunk / LOCAL_DIO_ALIGN * LOCAL_DIO_ALIGN;
+    l->bulk_chunk = (size_t)conf->bulk_write_chunk / LOCAL_DIO_ALIGN * LOCAL_DIO_ALIGN;
     if (conf->path[0] == '/') {
         l->root = strdup(conf->path);
     } else {
@@ -502,8 +524,10 @@ static int local_open(const struct stratus_host *host, const void *confp, void *
         goto out_close;
     }
     if (host && host->log)
-        host->log(host->hctx, STRATUS_LOG_INFO, "objects under %s (fsync %s, direct_io %s)",
-                  l->root, l->fsync ? "on" : "off", l->direct_io ? "on" : "off");
+        host->log(host->hctx, STRATUS_LOG_INFO,
+                  "objects under %s (fsync %s, direct_io %s, write_chunk %zu KiB, bulk %zu KiB)",
+                  l->root, l->fsync ? "on" : "off", l->direct_io ? "on" : "off", l->chunk >> 10,
+                  l->bulk_chunk >> 10);
     *inst = l;
     return 0;
 
@@ -523,6 +547,7 @@ static int local_put_pieces(void *inst, const char *key, const struct stratus_io
     int if_absent = 0, dfd = -1, fd = -1, rc, locked = 0;
     const char *if_match = NULL;
     struct stat sb;
+    size_t chunk;
 
     rc = local_check_key(key, eb);
     if (rc < 0)
@@ -550,8 +575,9 @@ static int local_put_pieces(void *inst, const char *key, const struct stratus_io
         }
     }
     pthread_rwlock_unlock(&l->prune);
-    if ((n == 1 ? local_write_data(l, fd, iov[0].base, iov[0].len)
-                : local_write_pieces(l, fd, iov, n)) < 0) {
+    chunk = stratus_put_opts_bulk(opts) ? l->bulk_chunk : l->chunk;
+    if ((n == 1 ? local_write_data(l, fd, iov[0].base, iov[0].len, chunk)
+                : local_write_pieces(l, fd, iov, n, chunk)) < 0) {
         rc = stratus_errf(eb, local_errno(errno), "write %s: %s", key, strerror(errno));
         goto out_unlink_tmp;
     }

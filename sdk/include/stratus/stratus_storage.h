@@ -28,6 +28,11 @@ struct stratus_put_opts {
     uint32_t size;         /* sizeof(struct stratus_put_opts) */
     int if_absent;         /* fail with STRATUS_EEXIST when the key exists */
     const char *if_match;  /* fail with STRATUS_EEXIST unless the current etag equals this */
+    /* A hint, added in ABI 1.2 (read it through stratus_put_opts_bulk): non-zero when the
+     * caller already has at least another put's worth of data waiting behind this one (the
+     * uploader is behind). The plugin may then favour its own throughput over the latency of
+     * other I/O on the same device, e.g. with larger writes. Never changes what is stored. */
+    int bulk;
 };
 
 /* Reads the options a caller passed, honouring the struct's own size (a caller built against
@@ -43,6 +48,13 @@ static inline void stratus_put_opts_read(const struct stratus_put_opts *o, int *
         *if_absent = o->if_absent;
     if (sz >= offsetof(struct stratus_put_opts, if_match) + sizeof o->if_match)
         *if_match = o->if_match && *o->if_match ? o->if_match : NULL;
+}
+
+/* The bulk hint of the options a caller passed (0 where its struct has no such field). */
+static inline int stratus_put_opts_bulk(const struct stratus_put_opts *o)
+{
+    size_t sz = o ? (o->size ? o->size : sizeof *o) : 0;
+    return sz >= offsetof(struct stratus_put_opts, bulk) + sizeof o->bulk && o->bulk;
 }
 
 /* What head() and list() report of one object. */
