@@ -9,11 +9,15 @@
  *           file) and into a new 32 MiB object file (storage-local's put: 512 KiB direct
  *           writes, fsync, rename, directory fsync), the two kept in step (neither more than
  *           64 MiB ahead), so the figure is the rate at which both streams carry the bytes.
+ *   memory  the first touch of fresh anonymous memory (512 MiB, one write per 4 KiB page),
+ *           in 4 KiB pages and in transparent huge pages: what a process pays for memory it
+ *           has not used before (a broker's warm-up, a WAL replay's log cache). On a VM whose
+ *           host maps guest memory lazily, or takes freed guest memory back, this is dear.
  *   paced RATE SIZE  (only when asked) one thread making RATE O_DIRECT|O_DSYNC writes a
  *           second of SIZE bytes for -t seconds: a WAL's group-commit traffic with no broker,
  *           which the harness runs beside the mock as a reference for workload 5.
- * Usage: stratus-limits [-d DIR] [-t SECONDS] [tcp] [disk] [paced RATE SIZE]
- *        (tcp and disk by default; DIR=/var/tmp)
+ * Usage: stratus-limits [-d DIR] [-t SECONDS] [tcp] [disk] [memory] [paced RATE SIZE]
+ *        (tcp, disk and memory by default; DIR=/var/tmp)
  * Prints a human line per figure on stderr and one `RESULT {json}` line per figure on stdout.
  * The scratch file (DIR/stratus-limits.<pid>, 1 GiB) is removed at exit.
  * SPDX-License-Identifier: Apache-2.0
@@ -29,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -435,6 +440,47 @@ static int run_disk(const char *dir)
     return rc;
 }
 
+/* ---- first touch of fresh memory --------------------------------------------------------- */
+#define TOUCH_BYTES ((size_t)512 << 20)
+#define TOUCH_HUGE ((size_t)2 << 20)
+
+static int run_touch_case(int huge)
+{
+    uint8_t *m = mmap(NULL, TOUCH_BYTES + TOUCH_HUGE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        fprintf(stderr, "stratus-limits: memory: %s\n", strerror(errno));
+        return -1;
+    }
+    /* 2 MiB aligned, so that every huge page can be one */
+    uint8_t *p = (uint8_t *)(((uintptr_t)m + TOUCH_HUGE - 1) & ~(uintptr_t)(TOUCH_HUGE - 1));
+    (void)madvise(p, TOUCH_BYTES, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    double c0 = thread_cpu_s();
+    uint64_t t0 = mono_ns();
+    for (size_t off = 0; off < TOUCH_BYTES; off += 4096)
+        p[off] = 1;
+    double secs = (double)(mono_ns() - t0) / 1e9, cpu = thread_cpu_s() - c0;
+    uint64_t t1 = mono_ns();
+    for (size_t off = 0; off < TOUCH_BYTES; off += 4096)
+        p[off] = 2;
+    double again = (double)(mono_ns() - t1) / 1e9;
+    double mbs = (double)TOUCH_BYTES / 1e6 / secs, gib = (double)TOUCH_BYTES / (1u << 30);
+    fprintf(stderr,
+            "limits first touch of %zu MiB in %s: %.0f MB/s (%.3f s), CPU s/GiB %.3f; "
+            "touched again: %.3f s\n",
+            TOUCH_BYTES >> 20, huge ? "huge pages" : "4 KiB pages", mbs, secs, cpu / gib, again);
+    printf("RESULT {\"limit\":\"touch\",\"pages\":\"%s\",\"mb_s\":%.1f,\"secs\":%.3f,"
+           "\"cpu_s_gib\":%.3f,\"again_secs\":%.3f}\n",
+           huge ? "huge" : "4k", mbs, secs, cpu / gib, again);
+    munmap(m, TOUCH_BYTES + TOUCH_HUGE);
+    return 0;
+}
+
+static int run_memory(void)
+{
+    return run_touch_case(0) || run_touch_case(1) ? -1 : 0;
+}
+
 /* ---- paced durable writes (a reference for workload 5) ---------------------------------- */
 /* One thread making `rate` O_DIRECT|O_DSYNC writes a second of `bs` bytes, each due at a fixed
  * time (a late write is not made up in a burst), sequentially through a 64 MiB file, for
@@ -507,7 +553,7 @@ static int run_paced(const char *dir, double rate, size_t bs)
 int main(int argc, char **argv)
 {
     const char *dir = "/var/tmp";
-    int ch, want_tcp = 0, want_disk = 0, want_paced = 0, rc = 0;
+    int ch, want_tcp = 0, want_disk = 0, want_mem = 0, want_paced = 0, rc = 0;
     double rate = 0;
     size_t size = 0;
     while ((ch = getopt(argc, argv, "d:t:h")) != -1) {
@@ -515,7 +561,7 @@ int main(int argc, char **argv)
         case 'd': dir = optarg; break;
         case 't': g_secs = atof(optarg); break;
         default:
-            fprintf(stderr, "usage: stratus-limits [-d DIR] [-t SECONDS] [tcp] [disk] "
+            fprintf(stderr, "usage: stratus-limits [-d DIR] [-t SECONDS] [tcp] [disk] [memory] "
                             "[paced WRITES_PER_S BYTES]\n");
             return 2;
         }
@@ -525,6 +571,8 @@ int main(int argc, char **argv)
             want_tcp = 1;
         else if (!strcmp(argv[i], "disk"))
             want_disk = 1;
+        else if (!strcmp(argv[i], "memory"))
+            want_mem = 1;
         else if (!strcmp(argv[i], "paced") && i + 2 < argc) {
             want_paced = 1;
             rate = atof(argv[i + 1]);
@@ -537,11 +585,13 @@ int main(int argc, char **argv)
     }
     if (want_paced)
         return run_paced(dir, rate, size) ? 1 : 0;
-    if (!want_tcp && !want_disk)
-        want_tcp = want_disk = 1;
+    if (!want_tcp && !want_disk && !want_mem)
+        want_tcp = want_disk = want_mem = 1;
     if (want_tcp && run_tcp())
         rc = 1;
     if (want_disk && run_disk(dir))
+        rc = 1;
+    if (want_mem && run_memory())
         rc = 1;
     return rc;
 }

@@ -11,7 +11,8 @@
 #   tests/bench/run.sh [options] [WORKLOAD...]
 # Workloads (default: all, in this order):
 #   limits      loopback TCP; O_DIRECT|O_DSYNC writes at 256 KiB / 1 MiB on the data disk; the
-#               durable-ingest ceiling (WAL + object files on that disk, each byte twice)
+#               durable-ingest ceiling (WAL + object files on that disk, each byte twice); the
+#               first touch of fresh memory (what a replay or a warm-up pays per byte)
 #   startup     start-up with an empty WAL; WAL replay rate after kill -9 (upload held back)
 #   produce     1: 1 KiB, acks=all, 8 partitions, 2 producers, linger 5, batch 1 MiB, flat out;
 #               also PUTs per GiB and PUTs while idle
@@ -244,7 +245,7 @@ W1=(produce -t w1 -p 8 -n 2 -s 1024 --acks all --linger 5 --batch 1048576)
 
 # ---- workloads ----------------------------------------------------------------------------------
 wl_limits() {
-  log "limits: loopback TCP, O_DIRECT|O_DSYNC writes on /var/tmp"
+  log "limits: loopback TCP, O_DIRECT|O_DSYNC writes on /var/tmp, first touch of memory"
   "$BIN/stratus-limits" -d /var/tmp -t 3 | sed -n 's/^RESULT //p' | while read -r l; do
     record "$(printf '{"kind":"limit","limit":%s}' "$l")"
   done
