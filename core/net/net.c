@@ -17,7 +17,9 @@
  * its own allocation (the request body must outlive the read buffer while parked); a frame of
  * BIG_FRAME bytes or more that is not all there yet is read straight into its own allocation,
  * and after one the next read stops at HEAD_READ bytes, so that only the head of the next
- * frame is copied when it is a large one too (a producer's connection). Frames are stratus_rcbufs
+ * frame is copied when it is a large one too (a producer's connection). While a large frame is
+ * read, the socket's low-water mark keeps the thread asleep until a good part of the rest is
+ * there (BIG_LOWAT). Frames are stratus_rcbufs
  * (util/alloc.h): produce's log-cache batches keep a reference instead of a copy. Each thread keeps two spent
  * large response buffers for the next Fetch responses (page faults, see NET_SPARE_BUFS).
  * SPDX-License-Identifier: Apache-2.0
@@ -55,6 +57,10 @@
  * otherwise copied out of the buffer for most of their length: 64 KiB read with the header. */
 #define BIG_FRAME (16 * 1024)
 #define HEAD_READ (4 * 1024)
+/* While a large frame is read, the socket's low-water mark (SO_RCVLOWAT) asks the kernel to
+ * wake the thread only once this much of the rest (or all of it, if less) has arrived,
+ * instead of for each segment: every wake-up is a context switch, dear in a VM. */
+#define BIG_LOWAT (256 * 1024)
 /* Fetch responses run to tens of MiB; each one in a fresh buffer cost a page fault per 4 KiB
  * (mmap'd by malloc, grown by realloc): ~20% of the broker's CPU serving cached data. Each
  * thread keeps a few spent response buffers and hands them to the next Fetch requests. */
@@ -85,6 +91,7 @@ struct conn {
     uint8_t *big;      /* a frame of BIG_FRAME bytes or more being read into its own buffer */
     size_t big_len, big_have;
     int after_big;     /* the last frame was read as big: read HEAD_READ bytes next */
+    int lowat;         /* SO_RCVLOWAT set on the socket (1: the kernel's default) */
     struct preq *head, *tail; /* requests in arrival order, not yet sent */
     int inflight;
     size_t woff;       /* bytes of head's response already written */
@@ -578,6 +585,21 @@ static void conn_handle_frame(struct conn *c, uint8_t *frame, size_t len)
     }
 }
 
+/* Sets the socket's low-water mark to what is left of the large frame being read, at most
+ * BIG_LOWAT, or back to 1 with no large frame; never above what is left (the client may wait
+ * for the answer before it sends more). A refusal leaves reads as they were. */
+static void conn_set_lowat(struct conn *c)
+{
+    size_t left = c->big ? c->big_len - c->big_have : 0;
+    int want;
+
+    if (c->lowat > 1 && (size_t)c->lowat <= left)
+        return; /* still under what is left: it wakes no later than the frame's end */
+    want = left > BIG_LOWAT ? BIG_LOWAT : left >= BIG_FRAME ? (int)left : 1;
+    if (want != c->lowat && setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof want) == 0)
+        c->lowat = want;
+}
+
 /* Extracts and handles every complete frame in the read buffer. */
 static void conn_process(struct conn *c)
 {
@@ -690,6 +712,8 @@ static void conn_on_event(void *arg, uint32_t events)
                     break; /* paused with a full buffer */
             }
         }
+        if (!c->closed)
+            conn_set_lowat(c);
     }
 out:
     conn_unref(c);
@@ -721,6 +745,7 @@ static void conn_setup(struct nthread *t, int fd, const struct sockaddr_storage 
     c->t = t;
     c->refs = 1;
     c->rbuf = xmalloc(RBUF_SIZE);
+    c->lowat = 1;
     c->last_active_ms = stratus_mono_ms();
     char host[NI_MAXHOST], serv[NI_MAXSERV];
     if (getnameinfo((const struct sockaddr *)ss, sl, host, sizeof host, serv, sizeof serv,

@@ -3,10 +3,12 @@
 requests (kwire.py): Produce acks=0 gets no response, errors for unknown topics/partitions,
 Fetch out of range, Fetch long polls (max_wait_ms honoured when empty, woken by a produce),
 KIP-74 (a batch bigger than partition_max_bytes still comes back whole), the broker's own cap
-on a Fetch response ([broker] fetch_max_bytes), and offsets continuing across a restart.
+on a Fetch response ([broker] fetch_max_bytes), a large frame arriving in pieces (answered, and
+the network thread not woken for each piece), and offsets continuing across a restart.
 SPDX-License-Identifier: Apache-2.0
 """
 import os
+import socket
 import sys
 import threading
 import time
@@ -324,6 +326,77 @@ def case_fetch_topic_ids():
     c.close()
 
 
+def net_wakeups():
+    """Voluntary context switches of the broker's network threads so far (each is a sleep in
+    epoll_wait ended by a wake-up)."""
+    total = 0
+    task_dir = "/proc/%d/task" % B.pid
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, "comm")) as f:
+                if f.read().strip() != "net":
+                    continue
+            with open(os.path.join(task_dir, tid, "status")) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def send_produce_in_pieces(c, topic, batch, pieces):
+    """Sends one Produce frame as the given (bytes, pause in s) pieces; returns the error."""
+    body = (kwire.string(None) + kwire.i16(-1) + kwire.i32(10000) +
+            kwire.array([kwire.string(topic) + kwire.array([kwire.i32(0) + kwire.kbytes(batch)])]))
+    corr, fr = c.frame(kwire.API_PRODUCE, 3, body)
+    pos = 0
+    for n, pause in pieces:
+        c.send_raw(fr[pos:pos + n])
+        pos += n
+        if pause:
+            time.sleep(pause)
+    c.send_raw(fr[pos:])
+    got, payload = c.recv_frame()
+    R.eq(got, corr, "the Produce's own response")
+    r = kwire.Reader(payload)
+    r.i32()
+    r.string()
+    r.i32()
+    r.i32()
+    return r.i16()
+
+
+def case_big_frame_pieces():
+    R.section("a large frame arriving in pieces: answered, with few network-thread wake-ups")
+    c = kwire.Conn(B.host, B.port, timeout=20.0)
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each piece its own segment
+    c.metadata(["pieces"])
+    big = kwire.record_batch([(b"k%d" % i, os.urandom(1000), []) for i in range(1000)])
+    # 1 MiB in 16 KiB pieces, 5 ms apart: a thread woken for each piece wakes about 60 times;
+    # with the socket's low-water mark (SO_RCVLOWAT, 256 KiB while a large frame is read) a
+    # handful of times
+    w0 = net_wakeups()
+    err = send_produce_in_pieces(c, "pieces", big, [(16384, 0.005)] * (len(big) // 16384))
+    w1 = net_wakeups()
+    R.eq(err, 0, "1 MiB Produce sent as 16 KiB pieces 5 ms apart: stored")
+    R.check(w1 - w0 <= 24, "network threads woke %d times for its %d pieces (at most 24)" %
+            (w1 - w0, len(big) // 16384))
+    # the mark is lowered to what is left of the frame: 300 KiB, a pause, then the last
+    # ~700 KiB, of which the last 20 KiB come after another pause, must all be answered
+    err = send_produce_in_pieces(c, "pieces", big, [(300 << 10, 0.3), (len(big) - (320 << 10),
+                                                                      0.3)])
+    R.eq(err, 0, "1 MiB Produce with pauses before its last 720 KiB and 20 KiB: stored")
+    small = kwire.record_batch([(b"s", os.urandom(20000), [])])
+    err = send_produce_in_pieces(c, "pieces", small, [(10000, 0.3)])
+    R.eq(err, 0, "a 20 KiB Produce split 10 KiB + pause + rest: stored")
+    err = send_produce_in_pieces(c, "pieces", kwire.record_batch(recs(3, b"p")), [])
+    R.eq(err, 0, "a small Produce after them: stored")
+    hw = c.fetch("pieces", 0, 0)[("pieces", 0)]["high_watermark"]
+    R.eq(hw, 2004, "all 2004 records are there")
+    c.close()
+
+
 def main():
     global B
     B = R.broker("raw")
@@ -334,7 +407,7 @@ def main():
         R.finish()
     for fn in (case_acks0, case_errors, case_longpoll, case_kip74, case_fetch_cap,
                case_concurrent_producers,
-               case_restart_offsets, case_fetch_topic_ids):
+               case_big_frame_pieces, case_restart_offsets, case_fetch_topic_ids):
         R.run(fn)
         if not B.alive():
             R.check(False, "broker died after %s" % fn.__name__)
