@@ -84,8 +84,9 @@ static const struct stratus_param broker_params[] = {
                        "Fewer cold reads at once while they slow the WAL's writes down (objects "
                        "on the WAL's disk); false = io_threads at once always"),
     STRATUS_PARAM_BOOL("huge_frames", "true", 0, struct broker_conf, huge_frames,
-                       "Read large request frames into transparent huge pages populated ahead "
-                       "of use by an idle-priority thread (needs jemalloc: stratusd's default)"),
+                       "Read Produce and large request frames into transparent huge pages "
+                       "populated ahead of use by an idle-priority thread (needs jemalloc: "
+                       "stratusd's default)"),
     STRATUS_PARAM_INT("sched_slice_us", "100", 0, struct broker_conf, sched_slice_us, 0, 100000,
                       "Scheduler slice asked for by the network and WAL threads, in us (Linux "
                       ">= 6.12; 0 = the kernel's; under 100 counts as 100)"),
@@ -582,8 +583,9 @@ int stratus_broker_start(const struct stratus_conf *conf, struct stratus_broker 
     if (b->bc.huge_frames) {
         struct stratus_errbuf he = {{0}};
         if (stratus_hugeframes_start(HUGEFRAMES_RESERVE, HUGEFRAMES_AHEAD, &he) == 0)
-            LOG_INFO("broker", "huge frames: frames of %zu KiB and more in transparent huge "
-                     "pages, populated %zu MiB ahead", STRATUS_HUGEFRAMES_MIN >> 10,
+            LOG_INFO("broker",
+                     "huge frames: Produce frames, and any of %zu KiB and more, in transparent "
+                     "huge pages, populated %zu MiB ahead", STRATUS_HUGEFRAMES_MIN >> 10,
                      (size_t)HUGEFRAMES_AHEAD >> 20);
         else
             LOG_INFO("broker", "huge frames off: %s", he.msg);

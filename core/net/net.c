@@ -19,9 +19,10 @@
  * and after one the next read stops at HEAD_READ bytes, so that only the head of the next
  * frame is copied when it is a large one too (a producer's connection). While a large frame is
  * read, the socket's low-water mark keeps the thread asleep until a good part of the rest is
- * there (BIG_LOWAT). Frames are stratus_rcbufs
- * (util/alloc.h): produce's log-cache batches keep a reference instead of a copy. Each thread keeps two spent
- * large response buffers for the next Fetch responses (page faults, see NET_SPARE_BUFS).
+ * there (BIG_LOWAT). Frames are stratus_rcbufs (util/alloc.h): produce's log-cache batches
+ * keep a reference instead of a copy, so Produce frames come from the huge-frame arena (kept
+ * memory, populated ahead: util/hugeframes.h). Each thread keeps two spent large response
+ * buffers for the next Fetch responses (page faults, see NET_SPARE_BUFS).
  * SPDX-License-Identifier: Apache-2.0
  */
 #include "net.h"
@@ -633,7 +634,10 @@ static void conn_process(struct conn *c)
             }
             break;
         }
-        uint8_t *frame = stratus_rcbuf_new((size_t)size);
+        /* a Produce frame is kept (its batches stay in the log cache): from the arena */
+        int api = (int)((uint32_t)p[4] << 8 | p[5]);
+        uint8_t *frame = api == KAPI_Produce ? stratus_rcbuf_new_kept((size_t)size)
+                                                  : stratus_rcbuf_new((size_t)size);
         if (!frame) {
             c->close_when_sent = 1;
             break;

@@ -93,6 +93,19 @@ unsigned char *stratus_rcbuf_new(size_t n)
     return (unsigned char *)(h + 1);
 }
 
+unsigned char *stratus_rcbuf_new_kept(size_t n)
+{
+    if (n > SIZE_MAX - sizeof(struct rcbuf_hdr))
+        return NULL;
+    struct rcbuf_hdr *h = stratus_hugeframes_alloc(sizeof *h + n, 16);
+    if (!h)
+        return stratus_rcbuf_new(n);
+    atomic_init(&h->refs, 1);
+    h->align = 0;
+    h->len = n;
+    return (unsigned char *)(h + 1);
+}
+
 unsigned char *stratus_rcbuf_new_aligned(size_t n, size_t align)
 {
     void *base = NULL;

@@ -18,6 +18,10 @@ char *xstrndup(const char *s, size_t n);
  * count, 1 when created. stratus_rcbuf_new returns NULL when out of memory (sizes a peer
  * controls); unref of NULL does nothing; the last unref frees. Any thread. */
 unsigned char *stratus_rcbuf_new(size_t n);
+/* The same for bytes that will be kept long (a Produce frame, whose batches the log cache
+ * holds): from the huge-frame arena when it runs (util/hugeframes.h), whose pages are
+ * populated ahead, so the thread filling it takes no page fault on fresh memory. */
+unsigned char *stratus_rcbuf_new_kept(size_t n);
 void stratus_rcbuf_ref(const void *buf);
 void stratus_rcbuf_unref(const void *buf);
 /* The n the buffer was created with, and the bytes of memory its allocation takes (the

@@ -1,11 +1,13 @@
-/* hugeframes.c - the huge-page arena for large request frames (hugeframes.h).
+/* hugeframes.c - the huge-page arena for kept and large request frames (hugeframes.h).
  *
  * Why: on a VM with nested paging every TLB miss walks the guest's and the host's page
  * tables, and the first touch of a page also faults in the host. Workload 1 spent a third of
  * the CPU with the heap in 2 MiB pages that it spent in 4 KiB ones (docs/benchmarks.md, round
  * 23), but putting the whole heap in huge pages made the produce tail wait for 2 MiB first
  * touches on the request path. Here only the frames get huge pages, and a thread populates
- * them before they are handed out.
+ * them before they are handed out. Small Produce frames come here too: the log cache keeps
+ * them, so until it is full each one is fresh memory, a page fault on the network thread for
+ * every few (round 25).
  *
  * How: a jemalloc arena whose extent hooks bump-allocate from one reserved region
  * (MAP_NORESERVE, 2 MiB aligned, MADV_HUGEPAGE). jemalloc keeps what it is given (dalloc and
@@ -263,6 +265,12 @@ void *stratus_hugeframes_alloc(size_t size, size_t align)
     if (!p)
         atomic_fetch_add(&hf.fallbacks, 1);
     return p;
+}
+
+int stratus_hugeframes_owns(const void *p)
+{
+    const unsigned char *b = hf.base;
+    return b && (const unsigned char *)p >= b && (const unsigned char *)p < b + hf.reserve;
 }
 
 void stratus_hugeframes_stats(struct stratus_hugeframes_stats *st)

@@ -1,4 +1,4 @@
-/* hugeframes.h - the arena large request frames come from: one region of transparent huge
+/* hugeframes.h - the arena kept and large request frames come from: one region of transparent huge
  * pages, touched ahead of use by a background thread, so that the network thread neither
  * waits for a page fault nor walks 4 KiB page tables through the hypervisor for the frames
  * it reads into (and the log cache keeps). It needs jemalloc in the process (stratusd links
@@ -23,12 +23,16 @@ int stratus_hugeframes_start(size_t reserve, size_t ahead, struct stratus_errbuf
 /* Stops the toucher (the region stays: frames may still live in it). */
 void stratus_hugeframes_stop(void);
 /* Frames from this size up come from the arena (stratus_rcbuf_new_aligned): the large ones a
- * produce request is read into; small frames stay in malloc's thread caches. */
+ * produce request is read into. Smaller frames come from it only when they will be kept
+ * (stratus_rcbuf_new_kept: Produce frames, which the log cache holds); the rest stay in
+ * malloc's thread caches. */
 #define STRATUS_HUGEFRAMES_MIN ((size_t)64 << 10)
 
 /* size bytes aligned to align (a power of two) from the arena; NULL when it is not started
  * or its region is used up (the caller falls back to malloc). free() releases it. Any thread. */
 void *stratus_hugeframes_alloc(size_t size, size_t align);
+/* 1 when p lies in the arena's region, else 0. */
+int stratus_hugeframes_owns(const void *p);
 
 struct stratus_hugeframes_stats {
     uint64_t reserved, used, populated; /* bytes of the region */

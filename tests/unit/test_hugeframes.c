@@ -3,7 +3,8 @@
  * sanitizers): frames come from the region, aligned as asked, hold what was written while the
  * toucher populates around them, the toucher keeps a margin populated past the used end (2 MiB
  * while the arena is empty, up to `ahead` as it grows), a used-up region falls back (NULL,
- * counted) and freed frames are handed out again; rcbuf frames of 64 KiB and more come from it.
+ * counted) and freed frames are handed out again; rcbuf frames of 64 KiB and more come from it,
+ * and kept ones (Produce frames) of any size.
  * Without jemalloc: start says ENOTSUP and alloc returns NULL, so frames come from malloc.
  * SPDX-License-Identifier: Apache-2.0
  */
@@ -52,6 +53,10 @@ int main(void)
         CHECK(stratus_hugeframes_alloc(MIB, 512) == NULL);
         unsigned char *b = stratus_rcbuf_new_aligned(200000, 512);
         CHECK(b != NULL);
+        stratus_rcbuf_unref(b);
+        b = stratus_rcbuf_new_kept(3000); /* from malloc */
+        CHECK(b != NULL);
+        CHECK_EQ(stratus_hugeframes_owns(b), 0);
         stratus_rcbuf_unref(b);
         TEST_REPORT();
     }
@@ -132,6 +137,22 @@ int main(void)
     }
     stratus_hugeframes_stats(&st);
     CHECK_EQ(st.fallbacks, fb1);
+
+    /* kept frames of any size come from it too (a Produce frame of a few KiB); others not */
+    unsigned char *kept = stratus_rcbuf_new_kept(3000), *plain = stratus_rcbuf_new(3000);
+    CHECK(kept != NULL && plain != NULL);
+    if (kept && plain) {
+        CHECK_EQ(stratus_hugeframes_owns(kept), 1);
+        CHECK_EQ(stratus_hugeframes_owns(plain), 0);
+        fill(kept, 3000, 9);
+        CHECK(intact(kept, 3000, 9));
+        CHECK_EQ(stratus_rcbuf_align(kept), 0);
+        stratus_rcbuf_ref(kept);
+        stratus_rcbuf_unref(kept);
+        CHECK(intact(kept, 3000, 9)); /* still held once */
+    }
+    stratus_rcbuf_unref(kept);
+    stratus_rcbuf_unref(plain);
     stratus_hugeframes_stop();
     stratus_hugeframes_stop(); /* twice: nothing */
     TEST_REPORT();
