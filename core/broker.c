@@ -182,9 +182,10 @@ static const struct stratus_param upload_params[] = {
                        1073741824, "Upload when this much data is pending"),
     STRATUS_PARAM_MS("interval", "2s", 0, struct upload_conf, interval_ms, 10, INT64_MAX,
                      "... or when the oldest pending data is this old"),
-    STRATUS_PARAM_BOOL("in_place", "false", 0, struct upload_conf, in_place,
+    STRATUS_PARAM_BOOL("in_place", "true", 0, struct upload_conf, in_place,
                        "Put batches of 64 KiB or more from where they were received, "
-                       "without copying them into the object (storage plugins with putv)"),
+                       "without copying them into the object (storage plugins with putv; "
+                       "not in cluster mode)"),
     STRATUS_PARAM_END,
 };
 

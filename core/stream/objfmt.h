@@ -80,7 +80,8 @@ void stratus_objfmt_set_gather(struct stratus_objfmt_builder *b);
  * with the end of the range in the object, the range ends and a new one of the same stream
  * starts at the batch, after zero padding (so a stream may have several ranges in an object:
  * its ranges are b->ranges[first..nranges), first read before the first add). A batch with no
- * whole block is copied. Same return codes. */
+ * whole block, or whose padding would be more than 1/32 of its size, is copied. Same return
+ * codes. */
 int stratus_objfmt_add_inplace(struct stratus_objfmt_builder *b, const uint8_t *batch, size_t len,
                                int64_t base_offset, int64_t last_offset,
                                int64_t max_timestamp);

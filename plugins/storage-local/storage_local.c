@@ -30,7 +30,9 @@
  * catches up (docs/benchmarks.md, round 24).
  * putv (the uploader's objects) writes the pieces with O_DIRECT straight from the caller's
  * memory while they are aligned to what statx says the file needs (512 bytes on most disks,
- * 4 KiB where it does not say), with no bounce buffer: see local_write_pieces.
+ * 4 KiB where it does not say), with no bounce buffer: see local_write_pieces. The uploader's
+ * pieces are 4 KiB-aligned (STRATUS_IOV_ALIGN): ext4 writes 512-aligned ones correctly, but
+ * through its unaligned path, 6x slower into a new file (docs/benchmarks.md, round 26).
  * Gets of 64 KiB or more at 4 KiB-aligned offsets into 4 KiB-aligned buffers (the cold reads'
  * blocks: the host allocates them page-aligned) read with O_DIRECT too (local_get_direct).
  * Deleting a key removes the directories it leaves empty. The instance holds nothing mutable

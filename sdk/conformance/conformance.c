@@ -425,7 +425,7 @@ out_free:
  * pieces), then unaligned ones, an empty one, a small object and if_absent. */
 static void case_putv(void)
 {
-    const size_t A = STRATUS_IOV_ALIGN, cap = 4u << 20;
+    const size_t A = STRATUS_IOV_ALIGN, cap = 8u << 20;
     struct stratus_errbuf eb = {{0}};
     struct stratus_iov iov[200];
     struct stratus_put_opts o = {.size = sizeof o, .if_absent = 1};
@@ -437,8 +437,8 @@ static void case_putv(void)
         goto out_free;
     }
     fill(src, cap, 9);
-    for (unsigned i = 0; i < 150; i++) { /* aligned pieces of 1..40 blocks, out of order */
-        size_t l = A * (1 + i * 7 % 40), off = (size_t)(i * 2654435761u % (cap / A - 41)) * A;
+    for (unsigned i = 0; i < 150; i++) { /* aligned pieces of 1..10 blocks, out of order */
+        size_t l = A * (1 + i * 7 % 10), off = (size_t)(i * 2654435761u % (cap / A - 11)) * A;
         iov[n++] = (struct stratus_iov){src + off, l};
     }
     iov[n++] = (struct stratus_iov){src + 3, 0};           /* empty */

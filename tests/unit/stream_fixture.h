@@ -304,7 +304,7 @@ FX_UNUSED static void fx_env_close(void)
 
 /* The engine settings the tests start from: data in <dir>/data, a 64 MiB buffered WAL,
  * uploads only on flush (10 min interval, 64 MiB object target) as pieces (upload_in_place,
- * as upload.in_place = true: every test's objects go through it; the broker's default copies),
+ * as the broker's default upload.in_place = true),
  * a 256 MiB log cache, two I/O threads, retention checked hourly. */
 FX_UNUSED static void fx_stream_conf(struct stratus_stream_conf *c)
 {

@@ -200,7 +200,7 @@ int main(void)
         }
         CHECK(aligned);
         CHECK_EQ(jl, glen);
-        CHECK(inplace_bytes > 3 * 6 * 60000);
+        CHECK(inplace_bytes > 3 * 60000); /* some stayed in place (others needed padding) */
         CHECK_EQ(stratus_objfmt_parse_footer(joined + jl - STRATUS_OBJFMT_FOOTER_SIZE, jl, &ipos,
                                              &ilen, &icrc, &eb), 0);
         CHECK_EQ(stratus_objfmt_parse_index(joined + ipos, ilen, icrc, ipos, &r, &n, &eb), 0);
@@ -219,6 +219,8 @@ int main(void)
                 ok &= memcmp(joined + r[i].position, want[s] + got[s], r[i].length) == 0;
                 for (size_t z = prev_end; z < r[i].position; z++) /* padding is zeros */
                     zeros &= joined[z] == 0;
+                /* padding only before a batch at least 32 times its size (the range's first) */
+                ok &= r[i].position - prev_end <= r[i].length / 32;
                 prev_end = r[i].position + r[i].length;
                 got[s] += r[i].length;
                 next[s] = r[i].last_offset + 1;
@@ -233,6 +235,36 @@ int main(void)
             CHECK(zeros);
         }
         free(r);
+        /* padding against copying: after 100 copied bytes, a 70000-byte batch that would need
+         * 3996 bytes of padding (more than 1/32 of it) is copied, one that needs 20 goes in
+         * place in a new range, and 300 KB batches at any address always go in place */
+        stratus_objfmt_free(&b);
+        stratus_objfmt_init(&b);
+        stratus_objfmt_set_gather(&b);
+        stratus_objfmt_begin_range(&b, 7);
+        CHECK_EQ(stratus_objfmt_add_batch(&b, src, 100, 0, 0, 0), 0);
+        CHECK_EQ(stratus_objfmt_add_inplace(&b, src + 10 * A, 70000, 1, 1, 0), 0);
+        CHECK_EQ(b.nranges, 1);
+        /* at 70100 in the object, 3608 bytes before its first whole page: 70100 + 3608 is 20
+         * short of a page */
+        CHECK_EQ(stratus_objfmt_add_inplace(&b, src + 40 * A + 488, 70000, 2, 2, 0), 0);
+        CHECK_EQ(b.nranges, 2);
+        for (int k = 0; k < 4; k++)
+            CHECK_EQ(stratus_objfmt_add_inplace(&b, src + (100 + (size_t)k * 80) * A + 777 * k,
+                                                300000, 3 + k, 3 + k, 0), 0);
+        CHECK_EQ(stratus_objfmt_finish_pieces(&b, &iov, &niov, &glen), 0);
+        {
+            size_t in_first = 0, in_second = 0, in_big = 0;
+            for (size_t i = 0; i < niov; i++) {
+                const uint8_t *p = iov[i].base;
+                in_first += p >= src + 10 * A && p < src + 10 * A + 70000 ? iov[i].len : 0;
+                in_second += p >= src + 41 * A && p < src + 41 * A + 70000 ? iov[i].len : 0;
+                in_big += p >= src + 100 * A && p < src + 420 * A ? iov[i].len : 0;
+            }
+            CHECK_EQ(in_first, 0);                     /* copied */
+            CHECK_EQ(in_second, 16 * A); /* its whole pages: 41 * A to 57 * A */
+            CHECK(in_big >= 4 * (300000 - 2 * A));
+        }
         /* finish is for the other mode, add_inplace without gather copies */
         CHECK_EQ(stratus_objfmt_finish(&b, &obj, &len), STRATUS_EINVAL);
         stratus_objfmt_free(&b);

@@ -64,6 +64,7 @@ static int hook_calls(void)
 }
 
 static int g_small; /* small log cache and object target: the uploader runs by itself */
+static int g_copy;  /* objects built by copying every batch (upload.in_place = false) */
 
 static struct stratus_stream *open_stream(void)
 {
@@ -76,6 +77,8 @@ static struct stratus_stream *open_stream(void)
         c.object_target_bytes = 64 << 10;
         c.upload_interval_ms = 50;
     }
+    if (g_copy)
+        c.upload_in_place = 0;
     s = fx_stream_open(&c, g_small ? fx_env.cache : NULL);
     if (s)
         stratus_stream_set_commit_hook(s, on_hook, NULL);
@@ -1271,13 +1274,14 @@ static void test_readahead(void)
     }
 }
 
-/* Gather mode (upload_in_place, on in the fixture): batches of 64 KiB or more go into the
- * object from where the log cache holds them, at whatever address the allocator gave them,
- * and start a new range of their partition when they do not line up. After a restart every
- * byte reads back from the objects, and offset_for_time finds the first record at or after a
- * time, also where timestamps go back (the time index is stepped over all of a partition's
- * ranges in the object, in offset order). */
-static void test_upload_inplace(void)
+/* Gather mode (upload_in_place, on in the fixture and by default): batches of 64 KiB or more
+ * go into the object from where the log cache holds them, at whatever address the allocator
+ * gave them, and start a new range of their partition when they do not line up. After a
+ * restart every byte reads back from the objects, and offset_for_time finds the first record
+ * at or after a time, also where timestamps go back (the time index is stepped over all of a
+ * partition's ranges in the object, in offset order). With copy set, the same through the
+ * copying uploader (upload.in_place = false, and what cluster mode does). */
+static void test_upload_inplace(const char *topic, int copy)
 {
     static uint8_t buf[400000];
     struct expect *e = calloc(2, sizeof *e);
@@ -1287,15 +1291,20 @@ static void test_upload_inplace(void)
     struct stratus_errbuf eb = {{0}};
     char msg[256];
     int before, nb = 60;
-    struct stratus_stream *s = open_stream();
+    struct stratus_stream *s;
 
+    g_copy = copy;
+    s = open_stream();
     CHECK(s != NULL && e != NULL);
-    if (!s || !e)
+    if (!s || !e) {
+        g_copy = 0;
+        free(e);
         return;
-    CHECK_EQ(stratus_stream_create_topic(s, "gather", 2, NULL, 0, 0, NULL, msg, sizeof msg),
+    }
+    CHECK_EQ(stratus_stream_create_topic(s, topic, 2, NULL, 0, 0, NULL, msg, sizeof msg),
              KAFKA_ERR_NONE);
     for (int i = 0; i < 2; i++)
-        ps[i] = stratus_stream_partition(s, "gather", i);
+        ps[i] = stratus_stream_partition(s, topic, i);
     before = fx_acks_done();
     for (int i = 0; i < nb; i++) {
         for (int k = 0; k < 2; k++) {
@@ -1324,12 +1333,13 @@ static void test_upload_inplace(void)
     s = open_stream();
     CHECK(s != NULL);
     if (!s) {
+        g_copy = 0;
         free(e);
         return;
     }
     for (int k = 0; k < 2; k++) {
         int ok = 1;
-        ps[k] = stratus_stream_partition(s, "gather", k);
+        ps[k] = stratus_stream_partition(s, topic, k);
         check_read_all(ps[k], &e[k], 1);
         for (int j = 0; j < nb; j += 3) { /* the first record with a timestamp >= ts[k][j] */
             int64_t t = ts[k][j], off = -2, got_ts = 0, want = -1;
@@ -1347,6 +1357,7 @@ static void test_upload_inplace(void)
         stratus_partition_release(ps[k]);
     }
     stratus_stream_close(s);
+    g_copy = 0;
     free(e[0].buf);
     free(e[1].buf);
     free(e);
@@ -1365,7 +1376,8 @@ int main(void)
     test_retention_and_time();
     test_readahead();
     test_cold_pieces();
-    test_upload_inplace();
+    test_upload_inplace("gather", 0);
+    test_upload_inplace("copied", 1);
     fx_env_close();
     TEST_REPORT();
 }

@@ -70,8 +70,12 @@ struct stratus_object_info {
 typedef int stratus_list_fn(void *arg, const struct stratus_object_info *info);
 
 /* The alignment of the pieces the uploader gives putv (bases and lengths, but the last
- * length): the sector size, enough for O_DIRECT on most disks. */
-#define STRATUS_IOV_ALIGN 512u
+ * length): the page size and the usual filesystem block. O_DIRECT needs only the sector
+ * (512) on most disks, but ext4 takes its slow path for a direct write whose memory, length
+ * or file offset is not a multiple of its block: 6x slower into a new file, measured
+ * (docs/benchmarks.md, round 26). It was 512 before 2026-11-28; pieces aligned to this are
+ * aligned to that too, so a plugin written then works unchanged. */
+#define STRATUS_IOV_ALIGN 4096u
 
 /* One piece of an object given to putv (ABI 1.2): len bytes at base. */
 struct stratus_iov {
